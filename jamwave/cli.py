@@ -1,0 +1,76 @@
+"""The ``jamwave`` command: one entry point, a subcommand group per package, and ``demo``.
+
+Each group's subcommands live in :mod:`jamwave.commands` (one module per package); this module
+wires them together and turns bad input into exit status 2 with a single line that names the
+parameter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from jamwave import __version__
+from jamwave.files import OutputExistsError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr and exit status 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the full ``jamwave`` argument parser."""
+    from jamwave.commands import demo, granular, surrogate, wavefe
+
+    parser = OneLineParser(
+        prog="jamwave",
+        description="Granular jamming (DEM) -> waves (FE) -> compressed neural surrogates.",
+    )
+    parser.add_argument("--version", action="version", version=f"jamwave {__version__}")
+    groups = parser.add_subparsers(dest="group", metavar="{granular,wavefe,surrogate,demo}")
+    groups.required = True
+    for module in (granular, wavefe, surrogate, demo):
+        module.register(groups)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        # A group given without a subcommand: show its help.
+        args.group_parser.print_help()
+        return 2
+    try:
+        status = func(args)
+    except OutputExistsError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        # Library functions raise ValueError for bad input, with a message naming the parameter.
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted; finished outputs are kept, rerun to resume", file=sys.stderr)
+        return 130
+    return int(status or 0)
+
+
+def add_group(groups, name: str, help_text: str) -> argparse._SubParsersAction:
+    """Add a subcommand group ``name`` and return its subparsers action.
+
+    Used by the modules in :mod:`jamwave.commands`.
+    """
+    group = groups.add_parser(name, help=help_text, description=help_text)
+    group.set_defaults(group_parser=group, func=None)
+    sub = group.add_subparsers(dest="command", metavar="COMMAND")
+    return sub
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

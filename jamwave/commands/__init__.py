@@ -1,0 +1,1 @@
+"""Subcommand groups of the ``jamwave`` command line, one module per package."""

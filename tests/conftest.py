@@ -1,0 +1,39 @@
+"""Test configuration shared by the whole suite.
+
+Numba's CUDA simulator must be chosen before numba is first imported, so this happens here, at
+the top of the first module pytest loads. On a machine with an NVIDIA GPU the real device is used
+(unless ``NUMBA_ENABLE_CUDASIM`` is set explicitly); everywhere else the CUDA kernels run under
+the simulator, so every CI run exercises them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+
+def _gpu_present() -> bool:
+    return os.path.exists("/dev/nvidia0") or shutil.which("nvidia-smi") is not None
+
+
+if "NUMBA_ENABLE_CUDASIM" not in os.environ and not _gpu_present():
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+
+# Keep the suite light on the 2-core CI machine: one BLAS/torch thread per process, and
+# matplotlib never looks for a display.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _torch_threads():
+    """Make torch single-threaded and deterministic across the suite (when torch is imported)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        yield
+        return
+    torch.set_num_threads(1)
+    yield
