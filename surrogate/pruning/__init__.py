@@ -1,0 +1,62 @@
+"""PQ Index and SAP pruning (Diao et al., ICLR 2023), with lottery-ticket and one-shot baselines.
+
+The reference implementation used by :mod:`surrogate`: :mod:`.pqi` (the index and SAP's count),
+:mod:`.methods` (``torch.nn.utils.prune`` methods in the scopes global, layer, neuron),
+:mod:`.schedule` (train, measure, prune, rewind, repeat; checkpointed) and :mod:`.plots`.
+"""
+
+from .methods import (
+    METHODS,
+    LotteryTicketPruning,
+    OneShotPruning,
+    SAPPruning,
+    ScopedMagnitudePruning,
+    global_prune,
+    lottery_ticket_unstructured,
+    make_permanent,
+    one_shot_unstructured,
+    prune_model,
+    remaining_weights,
+    sap_unstructured,
+    smallest_alive,
+)
+from .pqi import (
+    SCOPES,
+    alive_mask,
+    masked_weight,
+    pq_index,
+    pq_index_model,
+    pq_index_rows,
+    prunable_parameters,
+    robust_floor,
+    sap_prune_count,
+    sap_prune_counts,
+    sap_retained_bound,
+)
+
+__all__ = [
+    "METHODS",
+    "SCOPES",
+    "LotteryTicketPruning",
+    "OneShotPruning",
+    "SAPPruning",
+    "ScopedMagnitudePruning",
+    "alive_mask",
+    "global_prune",
+    "lottery_ticket_unstructured",
+    "make_permanent",
+    "masked_weight",
+    "one_shot_unstructured",
+    "pq_index",
+    "pq_index_model",
+    "pq_index_rows",
+    "prunable_parameters",
+    "prune_model",
+    "remaining_weights",
+    "robust_floor",
+    "sap_prune_count",
+    "sap_prune_counts",
+    "sap_retained_bound",
+    "sap_unstructured",
+    "smallest_alive",
+]
