@@ -1,0 +1,47 @@
+"""surrogate: CNN surrogates of 2D wave datasets with a priori compressed (CP) convolutions.
+
+Reads ``jamwave.wave2d/1`` HDF5 files by schema (never imports ``wavefe`` or ``granular``).
+
+API tour
+--------
+>>> import surrogate                                                      # doctest: +SKIP
+>>> model = surrogate.build_model(conv="cp", rank=2, width=32, depth=3, kernel_size=5, seed=0)
+>>> history = surrogate.fit(model, "train.h5", "val.h5", epochs=20, seed=0)
+>>> surrogate.save(model, "cp2.pt"); model = surrogate.load("cp2.pt")
+>>> metrics, result = surrogate.evaluate(model, "test.h5", horizon=20)   # nrmse, vrmse, bands, costs
+>>> surrogate.train("train.h5", "val.h5", "dense.pt", conv="dense", epochs=20)  # build, fit, save
+
+Modules: :mod:`surrogate.data` (datasets, normalisation), :mod:`surrogate.layers` (``CPConv2d``,
+``LayerCPConv2d``, ``CPConv1d``), :mod:`surrogate.models` (``WaveSurrogate``, ``build_model``),
+:mod:`surrogate.train` (``fit``, ``train``), :mod:`surrogate.evaluate` (``rollout``,
+``rollout_metrics``, ``evaluate``), :mod:`surrogate.costs`, :mod:`surrogate.io` (``save``, ``load``),
+:mod:`surrogate.plots`, and :mod:`surrogate.pruning` (PQ Index, SAP and baselines; its names
+``pq_index``, ``pq_index_model``, ``sap_prune_count`` and ``prune_iteratively`` are reachable here too).
+"""
+
+from __future__ import annotations
+
+from surrogate import train
+from surrogate.data import Normalisation, WaveWindows, load_trajectories, read_info
+from surrogate.evaluate import Rollout, evaluate, rollout, rollout_metrics
+from surrogate.io import load, save
+from surrogate.layers import CPConv1d, CPConv2d, LayerCPConv2d
+from surrogate.models import WaveSurrogate, build_model
+from surrogate.train import fit
+
+_PRUNING_NAMES = ("pq_index", "pq_index_model", "sap_prune_count", "prune_iteratively")
+
+__all__ = [
+    "CPConv1d", "CPConv2d", "LayerCPConv2d", "Normalisation", "Rollout", "WaveSurrogate", "WaveWindows",
+    "build_model", "evaluate", "fit", "load", "load_trajectories", "read_info", "rollout",
+    "rollout_metrics", "save", "train", *_PRUNING_NAMES,
+]
+
+
+def __getattr__(name: str):
+    # Pruning lives in its own module (loaded on first use, so importing surrogate stays light).
+    if name in _PRUNING_NAMES:
+        from surrogate import pruning
+
+        return getattr(pruning, name)
+    raise AttributeError(f"module 'surrogate' has no attribute {name!r}")

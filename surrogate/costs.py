@@ -1,0 +1,125 @@
+"""What a surrogate costs: parameters, stored bytes, multiply-adds, training memory, time per frame.
+
+All functions take a model mapping (N, 3, ny, nx) to (N, 1, ny, nx) and work on pruned models
+(``torch.nn.utils.prune`` reparametrisations): :func:`count_parameters` then counts the alive
+entries of each mask, while multiply-adds stay those of the dense structure (pruning to unstructured
+sparsity does not make PyTorch's convolutions cheaper).
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def count_parameters(model: torch.nn.Module, *, alive_only: bool = True) -> int:
+    """Trainable parameters; for a pruned tensor (``X_orig`` with buffer ``X_mask``) its alive entries."""
+    buffers = dict(model.named_buffers())
+    total = 0
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if alive_only and name.endswith("_orig") and f"{name[:-5]}_mask" in buffers:
+            total += int(buffers[f"{name[:-5]}_mask"].count_nonzero())
+        else:
+            total += param.numel()
+    return total
+
+
+def stored_bytes(model: torch.nn.Module) -> int:
+    """Size in bytes of the serialised ``state_dict`` (weights, masks and buffers)."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getbuffer().nbytes
+
+
+def _example(model: torch.nn.Module, batch: int, ny: int, nx: int) -> torch.Tensor:
+    param = next(model.parameters())
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 3, ny, nx, generator=gen, dtype=param.dtype)
+    x[:, 2] = x[:, 2].abs() + 1.0  # a positive wave speed
+    return x.to(param.device)
+
+
+def multiply_adds(model: torch.nn.Module, ny: int, nx: int) -> int:
+    """Multiply-adds of one frame (batch 1, ny x nx grid), counted by ``torch.utils.flop_counter``.
+
+    Counts convolutions and matrix products (flops / 2); elementwise operations are not counted.
+    """
+    x = _example(model, 1, ny, nx)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(x)
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops() // 2)
+
+
+def train_activation_bytes(model: torch.nn.Module, batch: int, ny: int, nx: int) -> int:
+    """Bytes of the tensors autograd keeps for backward in one training forward pass.
+
+    Measured with ``torch.autograd.graph.saved_tensors_hooks`` (each storage counted once,
+    parameters and buffers excluded): the peak activation memory of training at this batch size,
+    independent of the allocator.
+    """
+    x = _example(model, batch, ny, nx)
+    param_ptrs = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
+    seen: dict[int, int] = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        ptr = storage.data_ptr()
+        if ptr not in param_ptrs:
+            seen[ptr] = storage.nbytes()
+        return tensor
+
+    was_training = model.training
+    model.train()
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = model(x)
+            loss = out.square().mean()
+        del loss, out
+    finally:
+        model.train(was_training)
+    return int(sum(seen.values()))
+
+
+def seconds_per_frame(model: torch.nn.Module, ny: int, nx: int, *, repeats: int = 20, warmup: int = 3,
+                      batch: int = 1) -> float:
+    """Median wall time of one inference step, divided by ``batch`` (s per frame)."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    x = _example(model, batch, ny, nx)
+    was_training = model.training
+    model.eval()
+    times = []
+    try:
+        with torch.no_grad():
+            for i in range(warmup + repeats):
+                start = time.perf_counter()
+                model(x)
+                if i >= warmup:
+                    times.append(time.perf_counter() - start)
+    finally:
+        model.train(was_training)
+    return statistics.median(times) / batch
+
+
+def model_costs(model: torch.nn.Module, ny: int, nx: int, *, timing_repeats: int = 20,
+                memory_batch: int = 8) -> dict:
+    """All costs of ``model`` on an ``ny x nx`` grid, as a dict."""
+    return {
+        "parameters": count_parameters(model),
+        "stored_bytes": stored_bytes(model),
+        "macs_per_frame": multiply_adds(model, ny, nx),
+        "train_activation_bytes": train_activation_bytes(model, memory_batch, ny, nx),
+        "train_activation_batch": memory_batch,
+        "seconds_per_frame": seconds_per_frame(model, ny, nx, repeats=timing_repeats),
+    }

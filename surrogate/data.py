@@ -1,0 +1,352 @@
+"""Wave datasets for the surrogates: windows ``(u^{n-1}, u^n, c) -> u^{n+1}`` read from HDF5 by schema.
+
+The files are the ``jamwave.wave2d/1`` datasets that ``wavefe`` writes (one file per split), but this
+module never imports ``wavefe``: it reads them with plain h5py and the layout alone:
+
+- root attribute ``schema = "jamwave.wave2d/1"``; ``dt`` (s), ``save_every`` (solver steps per saved
+  frame), ``h`` (grid spacing, m) when present;
+- ``/fields/u`` of shape ``(n_samples, n_frames, ny, nx)`` (float32, displacement);
+- ``/fields/c`` of shape ``(n_samples, ny, nx)`` (wave speed, m/s).
+
+Public API
+----------
+``read_info(path) -> WaveFileInfo``
+    Check the schema and shapes of a file (``ValueError`` naming the problem) and return its sizes.
+``WaveWindows(path, *, samples=None, frames=None, preload=False)``
+    A torch ``Dataset`` of training windows in physical units: item ``i`` is ``(x, y)`` with ``x`` of
+    shape ``(3, ny, nx)`` (``u^{n-1}``, ``u^n``, ``c``) and ``y`` of shape ``(1, ny, nx)`` (``u^{n+1}``),
+    float32. Lazy: one h5py handle per process (so per DataLoader worker), opened on first access.
+``load_trajectories(source, *, samples=None, frames=None) -> (u, c)``
+    Whole trajectories as numpy arrays, ``u`` (S, F, ny, nx) and ``c`` (S, ny, nx), for rollouts.
+``Normalisation``
+    Scales computed on the training split (RMS of ``u``, mean and spread of ``c``, RMS of the
+    second time difference ``u^{n+1} - 2 u^n + u^{n-1}``) that a model stores as buffers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+SCHEMA = "jamwave.wave2d/1"
+
+# h5py chunk cache per open file: windows of neighbouring frames hit the same decompressed chunk.
+_CHUNK_CACHE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class WaveFileInfo:
+    """Sizes and time step of a wave dataset file.
+
+    Attributes
+    ----------
+    path : str
+    n_samples, n_frames, ny, nx : int
+        Shape of ``/fields/u``.
+    dt : float
+        Solver time step (s); ``nan`` when the file does not say.
+    save_every : int
+        Solver steps between saved frames (1 when the file does not say).
+    h : float
+        Grid spacing (m), from the ``h`` attribute or from ``/x``; ``nan`` when neither exists.
+    """
+
+    path: str
+    n_samples: int
+    n_frames: int
+    ny: int
+    nx: int
+    dt: float
+    save_every: int
+    h: float
+
+    @property
+    def frame_dt(self) -> float:
+        """Time between saved frames (s)."""
+        return self.dt * self.save_every
+
+
+def _attr_str(value) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.ndarray) and value.shape == ():
+        return _attr_str(value.item())
+    return str(value)
+
+
+def _check_file(handle: h5py.File, path) -> WaveFileInfo:
+    schema = handle.attrs.get("schema")
+    if schema is None or _attr_str(schema) != SCHEMA:
+        found = "no schema attribute" if schema is None else f"schema {_attr_str(schema)!r}"
+        raise ValueError(f"data file {str(path)!r} has {found}; expected schema {SCHEMA!r}")
+    if "fields/u" not in handle or "fields/c" not in handle:
+        raise ValueError(f"data file {str(path)!r} lacks /fields/u or /fields/c")
+    u, c = handle["fields/u"], handle["fields/c"]
+    if u.ndim != 4:
+        raise ValueError(f"data file {str(path)!r}: /fields/u must be (n_samples, n_frames, ny, nx), "
+                         f"got shape {u.shape}")
+    n_samples, n_frames, ny, nx = u.shape
+    if c.shape != (n_samples, ny, nx):
+        raise ValueError(f"data file {str(path)!r}: /fields/c must have shape {(n_samples, ny, nx)}, "
+                         f"got {c.shape}")
+    if n_frames < 3 or n_samples < 1:
+        raise ValueError(f"data file {str(path)!r}: need >= 1 sample and >= 3 frames, got {u.shape}")
+    dt = float(handle.attrs.get("dt", np.nan))
+    save_every = int(handle.attrs.get("save_every", 1))
+    h = float(handle.attrs.get("h", np.nan))
+    if not np.isfinite(h) and "x" in handle and handle["x"].shape[0] > 1:
+        x = handle["x"][:2]
+        h = float(x[1] - x[0])
+    return WaveFileInfo(str(path), n_samples, n_frames, ny, nx, dt, save_every, h)
+
+
+def read_info(path: str | os.PathLike) -> WaveFileInfo:
+    """Check that ``path`` is a ``jamwave.wave2d/1`` file and return its sizes.
+
+    Raises
+    ------
+    ValueError
+        If the file does not exist, has another schema, or fields of the wrong shape.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"data file {str(path)!r} does not exist")
+    try:
+        with h5py.File(path, "r") as handle:
+            return _check_file(handle, path)
+    except OSError as exc:
+        raise ValueError(f"data file {str(path)!r} is not a readable HDF5 file ({exc})") from None
+
+
+def _select(n: int, selection, name: str) -> np.ndarray:
+    """Turn ``None``, an int (the first k), a slice or a sequence into sorted unique indices."""
+    if selection is None:
+        return np.arange(n)
+    if isinstance(selection, int | np.integer):
+        if not 1 <= selection <= n:
+            raise ValueError(f"{name} must be in [1, {n}], got {selection}")
+        return np.arange(int(selection))
+    if isinstance(selection, slice):
+        idx = np.arange(n)[selection]
+    else:
+        idx = np.asarray(list(selection), dtype=np.int64)
+    if idx.size == 0:
+        raise ValueError(f"{name} selects nothing")
+    if idx.min() < 0 or idx.max() >= n:
+        raise ValueError(f"{name} indices must be in [0, {n - 1}], got {idx.min()}..{idx.max()}")
+    return np.unique(idx)
+
+
+class WaveWindows(Dataset):
+    """Windows ``(u^{n-1}, u^n, c) -> u^{n+1}`` of a wave dataset file, in physical units.
+
+    Parameters
+    ----------
+    path : path-like
+        A ``jamwave.wave2d/1`` HDF5 file.
+    samples : int, slice or sequence of int, optional
+        Samples to use (an int means the first ``samples``); all by default.
+    frames : int, optional
+        Use only the first ``frames`` frames of each sample (>= 3); all by default.
+    preload : bool
+        Read the selected fields into memory at construction (fast for small files); otherwise
+        every item is read lazily through one h5py handle per process.
+
+    Notes
+    -----
+    ``len(ds) = n_samples * (n_frames - 2)``. Item ``i`` returns ``(x, y)``: ``x`` float32
+    ``(3, ny, nx)`` stacking ``u^{n-1}``, ``u^n`` and ``c``; ``y`` float32 ``(1, ny, nx)``.
+    """
+
+    def __init__(self, path, *, samples=None, frames=None, preload: bool = False):
+        self.path = str(path)
+        self.info = read_info(path)
+        self.samples = _select(self.info.n_samples, samples, "samples")
+        if frames is None:
+            frames = self.info.n_frames
+        if not 3 <= int(frames) <= self.info.n_frames:
+            raise ValueError(f"frames must be in [3, {self.info.n_frames}], got {frames}")
+        self.frames = int(frames)
+        self._handle = None
+        self._pid = None
+        self._u = self._c = None
+        if preload:
+            self._u, self._c = self._read_all()
+
+    @property
+    def windows_per_sample(self) -> int:
+        return self.frames - 2
+
+    def __len__(self) -> int:
+        return len(self.samples) * self.windows_per_sample
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_handle"] = None  # h5py handles do not cross process boundaries
+        state["_pid"] = None
+        return state
+
+    def _file(self) -> h5py.File:
+        if self._handle is None or self._pid != os.getpid():
+            self._handle = h5py.File(self.path, "r", rdcc_nbytes=_CHUNK_CACHE_BYTES)
+            self._pid = os.getpid()
+        return self._handle
+
+    def close(self) -> None:
+        """Close this process's file handle (it reopens on the next access)."""
+        if self._handle is not None and self._pid == os.getpid():
+            self._handle.close()
+        self._handle = None
+
+    def _read_all(self) -> tuple[np.ndarray, np.ndarray]:
+        with h5py.File(self.path, "r") as handle:
+            u = np.stack([handle["fields/u"][s, : self.frames] for s in self.samples]).astype(np.float32)
+            c = np.stack([handle["fields/c"][s] for s in self.samples]).astype(np.float32)
+        return u, c
+
+    def trajectories(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the selected fields: ``u`` (S, frames, ny, nx) and ``c`` (S, ny, nx), float32."""
+        if self._u is not None:
+            return self._u, self._c
+        return self._read_all()
+
+    def __getitem__(self, index: int):
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"window index {index} out of range for {len(self)} windows")
+        index %= len(self)
+        row, n = divmod(index, self.windows_per_sample)
+        n += 1
+        if self._u is not None:
+            frames = self._u[row, n - 1 : n + 2]
+            c = self._c[row]
+        else:
+            handle = self._file()
+            s = int(self.samples[row])
+            frames = handle["fields/u"][s, n - 1 : n + 2].astype(np.float32)
+            c = handle["fields/c"][s].astype(np.float32)
+        x = torch.from_numpy(np.stack([frames[0], frames[1], c]))
+        y = torch.from_numpy(np.ascontiguousarray(frames[2:3]))
+        return x, y
+
+
+def load_trajectories(source, *, samples=None, frames=None) -> tuple[np.ndarray, np.ndarray]:
+    """Return whole trajectories for rollouts.
+
+    Parameters
+    ----------
+    source : path-like, WaveWindows or tuple (u, c)
+        A dataset file, a window dataset (its selection is used), or arrays ``u`` (S, F, ny, nx)
+        and ``c`` (S, ny, nx).
+    samples, frames
+        Further selection, as in :class:`WaveWindows` (applied after the source's own).
+
+    Returns
+    -------
+    u : ndarray, float32, shape (S, F, ny, nx)
+    c : ndarray, float32, shape (S, ny, nx)
+    """
+    if isinstance(source, tuple | list) and len(source) == 2:
+        u, c = (np.asarray(a, dtype=np.float32) for a in source)
+        if u.ndim != 4 or c.shape != (u.shape[0], *u.shape[2:]):
+            raise ValueError(f"trajectories must be u (S, F, ny, nx) and c (S, ny, nx), "
+                             f"got {u.shape} and {c.shape}")
+    elif isinstance(source, WaveWindows):
+        u, c = source.trajectories()
+    elif isinstance(source, str | os.PathLike):
+        u, c = WaveWindows(source).trajectories()
+    else:
+        raise ValueError(f"data must be a file path, a WaveWindows or a (u, c) tuple, "
+                         f"got {type(source).__name__}")
+    rows = _select(u.shape[0], samples, "samples")
+    if frames is None:
+        frames = u.shape[1]
+    if not 3 <= int(frames) <= u.shape[1]:
+        raise ValueError(f"frames must be in [3, {u.shape[1]}], got {frames}")
+    return u[rows, : int(frames)], c[rows]
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Scales of the training split, stored with a model (as buffers) and in its file.
+
+    Attributes
+    ----------
+    u_scale : float
+        RMS of ``u`` over all training frames (m).
+    c_mean, c_scale : float
+        Mean and standard deviation of ``c`` (m/s); ``c_scale`` falls back to ``c_mean`` (or 1)
+        for a uniform medium so the speed channel is finite.
+    du_scale : float
+        RMS of the second time difference ``u^{n+1} - 2 u^n + u^{n-1}`` (m): the model predicts
+        this correction to the leapfrog extrapolation, in units of ``du_scale``.
+    """
+
+    u_scale: float
+    c_mean: float
+    c_scale: float
+    du_scale: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Normalisation:
+        return cls(**{k: float(values[k]) for k in ("u_scale", "c_mean", "c_scale", "du_scale")})
+
+    @classmethod
+    def from_arrays(cls, u: np.ndarray, c: np.ndarray) -> Normalisation:
+        """Compute the scales from ``u`` (S, F, ny, nx) and ``c`` (S, ny, nx), in float64."""
+        u = np.asarray(u)
+        sq = du_sq = 0.0
+        for s in range(u.shape[0]):
+            us = u[s].astype(np.float64)
+            sq += float(np.sum(us * us))
+            d2 = us[2:] - 2.0 * us[1:-1] + us[:-2]
+            du_sq += float(np.sum(d2 * d2))
+        n_u = u.size
+        n_du = u.shape[0] * (u.shape[1] - 2) * u.shape[2] * u.shape[3]
+        u_scale = float(np.sqrt(sq / n_u))
+        du_scale = float(np.sqrt(du_sq / n_du))
+        c64 = np.asarray(c, dtype=np.float64)
+        c_mean = float(c64.mean())
+        c_std = float(c64.std())
+        if c_std <= 1e-6 * max(abs(c_mean), 1e-30):
+            c_std = abs(c_mean) if c_mean != 0 else 1.0
+        if not (np.isfinite(u_scale) and u_scale > 0 and np.isfinite(du_scale) and du_scale > 0):
+            raise ValueError("training data has all-zero or non-finite fields u; cannot normalise")
+        return cls(u_scale, c_mean, c_std, du_scale)
+
+    @classmethod
+    def from_dataset(cls, data) -> Normalisation:
+        """Compute the scales from a training split: a path, a :class:`WaveWindows` or ``(u, c)``."""
+        if isinstance(data, str | os.PathLike | WaveWindows | tuple | list):
+            return cls.from_arrays(*load_trajectories(data))
+        raise ValueError(f"cannot compute normalisation from {type(data).__name__}; pass a path, "
+                         f"a WaveWindows or (u, c) arrays")
+
+
+def as_windows(data, *, preload: bool | str = "auto") -> WaveWindows | Dataset:
+    """Return ``data`` as a window dataset: a path becomes a :class:`WaveWindows`.
+
+    With ``preload="auto"`` a file whose selected fields take less than 512 MiB is read into memory.
+    """
+    if isinstance(data, str | os.PathLike):
+        if preload == "auto":
+            info = read_info(data)
+            preload = info.n_samples * info.n_frames * info.ny * info.nx * 4 < 512 * 2**20
+        return WaveWindows(data, preload=bool(preload))
+    if isinstance(data, Dataset):
+        return data
+    raise ValueError(f"training data must be a file path or a torch Dataset, got {type(data).__name__}")
+
+
+def select_samples(n: int, selection: Sequence[int] | int | slice | None) -> np.ndarray:
+    """Indices picked by a ``samples`` argument (see :class:`WaveWindows`)."""
+    return _select(n, selection, "samples")

@@ -1,0 +1,77 @@
+"""Model files: weights, architecture, normalisation, masks and histories in one torch file.
+
+``save(model, path, *, overwrite=False, extra=None)`` writes (atomically) a dict
+
+- ``format``: ``"jamwave.surrogate/1"``;
+- ``config``: the :class:`~surrogate.models.WaveSurrogate` constructor arguments;
+- ``state_dict``: weights and buffers, including the normalisation buffers and, for a model pruned
+  with ``torch.nn.utils.prune``, the ``X_orig`` parameters and ``X_mask`` buffers;
+- ``normalisation``: the training split's scales (also in the buffers), for readers without torch models;
+- ``history``: ``model.history`` (the training history of :func:`surrogate.train.fit`);
+- ``extra``: any JSON-like dict (e.g. the pruning history).
+
+``load(path) -> WaveSurrogate`` rebuilds the model, re-applies the saved masks with
+``torch.nn.utils.prune.custom_from_mask`` and loads the state; ``model.history`` and ``model.extra``
+are set. The file is read with ``torch.load(weights_only=True)``: it holds only tensors and plain data.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch.nn.utils import prune
+
+from jamwave.files import atomic_path
+from surrogate.models import WaveSurrogate
+
+FORMAT = "jamwave.surrogate/1"
+
+
+def save(model: WaveSurrogate, path: str | os.PathLike, *, overwrite: bool = False,
+         extra: dict | None = None) -> Path:
+    """Save ``model`` to ``path`` (see the module docstring); returns the path."""
+    if not isinstance(model, WaveSurrogate):
+        raise ValueError(f"model must be a WaveSurrogate, got {type(model).__name__}")
+    norm = model.normalisation
+    payload = {
+        "format": FORMAT,
+        "config": dict(model.config),
+        "state_dict": model.state_dict(),
+        "normalisation": None if norm is None else norm.to_dict(),
+        "history": model.history,
+        "extra": dict(extra or getattr(model, "extra", None) or {}),
+    }
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def load(path: str | os.PathLike) -> WaveSurrogate:
+    """Load a model saved by :func:`save`, masks included."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"model file {str(path)!r} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our file"
+        raise ValueError(f"model file {str(path)!r} is not a readable jamwave model ({exc})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"model file {str(path)!r} is not a {FORMAT!r} file")
+    model = WaveSurrogate(**payload["config"])
+    state = payload["state_dict"]
+    modules = dict(model.named_modules())
+    for key, mask in state.items():
+        if not key.endswith("_mask"):
+            continue
+        module_name, _, param_name = key[: -len("_mask")].rpartition(".")
+        module = modules.get(module_name)
+        if module is None or f"{key[:-5]}_orig" not in state:
+            continue
+        prune.custom_from_mask(module, param_name, mask)
+    model.load_state_dict(state)
+    model.history = payload.get("history")
+    model.extra = payload.get("extra") or {}
+    model.eval()
+    return model

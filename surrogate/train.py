@@ -1,0 +1,232 @@
+"""Training: Adam on one-step windows, early stopping on the validation rollout error.
+
+``fit(model, train_data, val_data=None, *, epochs=20, lr=1e-3, batch_size=16, seed=0, patience=5,
+val_horizon=None, val_samples=None, lr_factor=0.5, lr_patience=2, min_lr=1e-5, checkpoint=None,
+progress=False) -> history``
+    Trains an existing model in place and leaves it holding the weights of its best validation epoch.
+    Works on models whose parameters are reparametrised by ``torch.nn.utils.prune`` (``X_orig`` +
+    ``X_mask``): only ``X_orig`` is optimised, so pruned entries stay pruned. Each call makes a
+    fresh optimiser (so rewinding and re-fitting starts clean) unless it resumes from ``checkpoint``.
+    The model's normalisation is computed from ``train_data`` when not yet set.
+``train(train_data, val_data, out, *, conv="dense", rank=None, width=32, depth=3, kernel_size=5,
+seed=0, overwrite=False, checkpoint=None, progress=False, **fit_options) -> WaveSurrogate``
+    Build, fit and save (the command line path). The module itself is callable as this function:
+    ``surrogate.train(...)`` is ``surrogate.train.train(...)``.
+
+Loss: mean squared error of ``(u_hat^{n+1} - u^{n+1}) / du_scale`` over windows (teacher forcing).
+Validation metric: nRMSE of a rollout over ``val_horizon`` frames (:func:`surrogate.evaluate.rollout`)
+on the validation split; without ``val_data`` the training loss stands in. Learning rate: reduced by
+``lr_factor`` after ``lr_patience`` epochs without improvement (``ReduceLROnPlateau``); training stops
+after ``patience`` epochs without improvement.
+
+Determinism: with the same ``seed`` and data, training on the CPU gives bit-identical weights: the
+window order of epoch ``e`` comes from a generator seeded by ``(seed, e)``, so a run resumed from a
+checkpoint (written atomically after every epoch, with optimiser, scheduler and early-stopping state)
+ends exactly where an uninterrupted run ends.
+
+The history is a dict: per epoch lists ``epoch``, ``train_loss``, ``val_nrmse``, ``lr``, ``seconds``;
+and ``best_epoch``, ``best_val_nrmse``, ``stopped_early``, ``settings``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import sys
+import time
+import types
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from jamwave.files import atomic_path, check_writable
+from surrogate.data import Normalisation, WaveWindows, as_windows, load_trajectories
+from surrogate.evaluate import rollout, rollout_metrics
+from surrogate.io import save
+from surrogate.models import build_model
+
+
+def _check_positive(name: str, value, integer: bool = False, allow_zero: bool = False) -> None:
+    bad = not isinstance(value, int | float) or not math.isfinite(value)
+    if not bad and integer and int(value) != value:
+        bad = True
+    if bad or (value < 0 if allow_zero else value <= 0):
+        kind = "an integer" if integer else "a number"
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {kind} {bound}, got {value!r}")
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (int(seed) * 1_000_003 + int(epoch)) % (2**63)
+
+
+def _validation_metric(model, val, horizon) -> float:
+    result = rollout(model, val, horizon, h=math.nan, frame_dt=math.nan)
+    value = rollout_metrics(result)["nrmse"]
+    return value if math.isfinite(value) else math.inf
+
+
+def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, lr: float = 1e-3,
+        batch_size: int = 16, seed: int = 0, patience: int = 5, val_horizon: int | None = None,
+        val_samples=None, lr_factor: float = 0.5, lr_patience: int = 2, min_lr: float = 1e-5,
+        checkpoint: str | os.PathLike | None = None, progress: bool = False, num_workers: int = 0) -> dict:
+    """Train ``model`` in place; return the history (see the module docstring).
+
+    Parameters
+    ----------
+    model : WaveSurrogate
+    train_data : path-like or Dataset
+        Training windows (a ``jamwave.wave2d/1`` file or a :class:`~surrogate.data.WaveWindows`).
+    val_data : path-like, WaveWindows, (u, c) or None
+        Validation trajectories for the rollout error.
+    epochs : int
+        Maximum epochs (total, counting those done before a resume).
+    lr : float
+        Initial Adam learning rate.
+    batch_size : int
+    seed : int
+        Seeds the window order (and torch's global generator at each epoch start).
+    patience : int
+        Epochs without improvement of the validation metric before stopping.
+    val_horizon : int, optional
+        Rollout length for validation (all available frames by default).
+    val_samples : optional
+        Validation samples used (all by default).
+    lr_factor, lr_patience, min_lr
+        Plateau schedule of the learning rate.
+    checkpoint : path-like, optional
+        Resume from this file if it exists; write it after every epoch.
+    progress : bool
+        Show a tqdm bar over epochs.
+    num_workers : int
+        DataLoader worker processes (each opens its own file handle).
+    """
+    _check_positive("epochs", epochs, integer=True)
+    _check_positive("lr", lr)
+    _check_positive("batch_size", batch_size, integer=True)
+    _check_positive("patience", patience, integer=True)
+    _check_positive("lr_patience", lr_patience, integer=True, allow_zero=True)
+    _check_positive("num_workers", num_workers, integer=True, allow_zero=True)
+    if not 0 < lr_factor < 1:
+        raise ValueError(f"lr_factor must be in (0, 1), got {lr_factor}")
+    dataset = as_windows(train_data)
+    if len(dataset) == 0:
+        raise ValueError("training data holds no windows")
+    if hasattr(model, "normalised") and not bool(model.normalised):
+        source = dataset if isinstance(dataset, WaveWindows) else train_data
+        model.set_normalisation(Normalisation.from_dataset(source))
+    du_scale = float(getattr(model, "du_scale", 1.0))
+    val = None if val_data is None else load_trajectories(val_data, samples=val_samples)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.Adam(params, lr=lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, mode="min", factor=lr_factor,
+                                                           patience=lr_patience, min_lr=min_lr)
+    settings = {"epochs": int(epochs), "lr": float(lr), "batch_size": int(batch_size), "seed": int(seed),
+                "patience": int(patience), "val_horizon": val_horizon, "lr_factor": float(lr_factor),
+                "lr_patience": int(lr_patience), "min_lr": float(min_lr)}
+    history = {"epoch": [], "train_loss": [], "val_nrmse": [], "lr": [], "seconds": [],
+               "best_epoch": None, "best_val_nrmse": math.inf, "stopped_early": False,
+               "settings": settings}
+    best_state = None
+    bad_epochs = 0
+    start = 0
+    if checkpoint is not None and Path(checkpoint).is_file():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        if set(state["model"]) != set(model.state_dict()):
+            raise ValueError(f"checkpoint {str(checkpoint)!r} belongs to another model; delete it "
+                             f"or pass another checkpoint path")
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        scheduler.load_state_dict(state["scheduler"])
+        history, best_state, bad_epochs = state["history"], state["best_state"], state["bad_epochs"]
+        start = len(history["epoch"])
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=epochs, initial=min(start, epochs), desc="training", unit="epoch",
+                   file=sys.stderr, dynamic_ncols=True)
+    try:
+        for epoch in range(start, epochs):
+            if history["stopped_early"]:
+                break
+            tick = time.perf_counter()
+            torch.manual_seed(_epoch_seed(seed, epoch))
+            order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(
+                _epoch_seed(seed, epoch))).tolist()
+            loader = DataLoader(dataset, batch_size=batch_size, sampler=order, num_workers=num_workers)
+            model.train()
+            total, count = 0.0, 0
+            for x, y in loader:
+                optimiser.zero_grad(set_to_none=True)
+                loss = ((model(x) - y) / du_scale).square().mean()
+                loss.backward()
+                optimiser.step()
+                total += float(loss.detach()) * len(x)
+                count += len(x)
+            train_loss = total / count
+            metric = train_loss if val is None else _validation_metric(model, val, val_horizon)
+            if not math.isfinite(metric):
+                metric = math.inf
+            scheduler.step(metric)
+            if metric < history["best_val_nrmse"]:
+                history["best_val_nrmse"] = float(metric)
+                history["best_epoch"] = epoch
+                best_state = copy.deepcopy(model.state_dict())
+                bad_epochs = 0
+            else:
+                bad_epochs += 1
+            history["epoch"].append(epoch)
+            history["train_loss"].append(train_loss)
+            history["val_nrmse"].append(float(metric) if val is not None else math.nan)
+            history["lr"].append(optimiser.param_groups[0]["lr"])
+            history["seconds"].append(time.perf_counter() - tick)
+            history["stopped_early"] = bad_epochs >= patience and epoch + 1 < epochs
+            if checkpoint is not None:
+                with atomic_path(checkpoint, overwrite=True) as tmp:
+                    torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                                "scheduler": scheduler.state_dict(), "history": history,
+                                "best_state": best_state, "bad_epochs": bad_epochs}, tmp)
+            if bar is not None:
+                bar.set_postfix(loss=f"{train_loss:.3g}", val_nrmse=f"{metric:.3g}")
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    model.history = history
+    return history
+
+
+def train(train_data, val_data, out: str | os.PathLike, *, conv: str = "dense", rank: int | None = None,
+          width: int = 32, depth: int = 3, kernel_size: int = 5, seed: int = 0, overwrite: bool = False,
+          checkpoint: str | os.PathLike | None = None, progress: bool = False, **fit_options):
+    """Build a model, :func:`fit` it and save it to ``out``; return the model.
+
+    The checkpoint defaults to ``<out>.ckpt``: rerunning an interrupted call resumes there. It is
+    deleted once the model file is written. ``fit_options`` go to :func:`fit`.
+    """
+    check_writable(out, overwrite=overwrite)
+    checkpoint = Path(f"{out}.ckpt") if checkpoint is None else Path(checkpoint)
+    model = build_model(conv, rank, width=width, depth=depth, kernel_size=kernel_size, seed=seed)
+    fit(model, train_data, val_data, seed=seed, checkpoint=checkpoint, progress=progress, **fit_options)
+    model.extra = {"train_data": str(train_data), "val_data": None if val_data is None else str(val_data)}
+    save(model, out, overwrite=overwrite)
+    checkpoint.unlink(missing_ok=True)
+    return model
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``surrogate.train(...)`` call :func:`train` while ``surrogate.train.fit`` stays reachable."""
+
+    def __call__(self, *args, **kwargs):
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
