@@ -5,6 +5,7 @@ The reference implementation used by :mod:`surrogate`: :mod:`.pqi` (the index an
 :mod:`.schedule` (train, measure, prune, rewind, repeat; checkpointed) and :mod:`.plots`.
 """
 
+from .history import HISTORY_FORMAT, history_entry, load_history, pqi_trend, summarise_history
 from .methods import (
     METHODS,
     LotteryTicketPruning,
@@ -20,6 +21,7 @@ from .methods import (
     sap_unstructured,
     smallest_alive,
 )
+from .plots import plot_histories
 from .pqi import (
     SCOPES,
     alive_mask,
@@ -33,8 +35,10 @@ from .pqi import (
     sap_prune_counts,
     sap_retained_bound,
 )
+from .schedule import prune_iteratively, rewind
 
 __all__ = [
+    "HISTORY_FORMAT",
     "METHODS",
     "SCOPES",
     "LotteryTicketPruning",
@@ -43,20 +47,27 @@ __all__ = [
     "ScopedMagnitudePruning",
     "alive_mask",
     "global_prune",
+    "history_entry",
+    "load_history",
     "lottery_ticket_unstructured",
     "make_permanent",
     "masked_weight",
     "one_shot_unstructured",
+    "plot_histories",
     "pq_index",
     "pq_index_model",
     "pq_index_rows",
+    "pqi_trend",
     "prunable_parameters",
+    "prune_iteratively",
     "prune_model",
     "remaining_weights",
+    "rewind",
     "robust_floor",
     "sap_prune_count",
     "sap_prune_counts",
     "sap_retained_bound",
     "sap_unstructured",
     "smallest_alive",
+    "summarise_history",
 ]

@@ -1,0 +1,77 @@
+"""Pictures of pruning runs: PQ Index and validation nRMSE against the remaining weights."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from jamwave.files import atomic_path
+
+__all__ = ["plot_histories", "run_label"]
+
+
+def run_label(history: dict) -> str:
+    """Short legend label of a run, e.g. ``sap/global`` or ``lt/layer seed 1``."""
+    label = f"{history['method']}/{history['scope']}"
+    if history.get("seed"):
+        label += f" seed {history['seed']}"
+    return label
+
+
+def plot_histories(histories, path: str | os.PathLike, *, labels=None, tolerance: float | None = 1.1,
+                   title: str | None = None, overwrite: bool = False) -> Path:
+    """Write a PNG with two panels against the remaining fraction of prunable weights (log axis).
+
+    Left: global PQ Index of each trained model; right: validation nRMSE, with the band
+    ``tolerance`` x the first run's dense nRMSE dashed.
+
+    Parameters
+    ----------
+    histories : sequence of dict
+        Histories (:func:`~surrogate.pruning.load_history`); several runs share the axes.
+    path : path-like
+        PNG file.
+    labels : sequence of str, optional
+        Legend labels (default :func:`run_label`).
+    tolerance : float or None
+        Draw ``tolerance * dense nRMSE`` of the first history; None draws nothing.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    histories = list(histories)
+    if not histories:
+        raise ValueError("histories is empty")
+    labels = list(labels) if labels is not None else [run_label(h) for h in histories]
+    if len(labels) != len(histories):
+        raise ValueError(f"labels must have one entry per history ({len(histories)}), got {len(labels)}")
+    fig, (ax_pqi, ax_err) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    markers = "osD^v<>ph*"
+    for i, (history, label) in enumerate(zip(histories, labels)):
+        entries = history["entries"]
+        frac = [e["remaining_fraction"] for e in entries]
+        pqi = [e["pqi"]["global"] if e["pqi"]["global"] is not None else float("nan") for e in entries]
+        err = [e["val_nrmse"] for e in entries]
+        style = {"marker": markers[i % len(markers)], "markersize": 4, "label": label}
+        ax_pqi.plot(frac, pqi, **style)
+        ax_err.plot(frac, err, **style)
+    if tolerance is not None and histories[0]["entries"]:
+        ax_err.axhline(tolerance * histories[0]["entries"][0]["val_nrmse"], color="0.4", linestyle="--",
+                       linewidth=1, label=f"{tolerance:g} x dense")
+    for ax in (ax_pqi, ax_err):
+        ax.set_xscale("log")
+        ax.invert_xaxis()
+        ax.set_xlabel("remaining fraction of prunable weights")
+        ax.grid(True, which="both", alpha=0.3)
+    ax_pqi.set_ylabel("PQ Index (global scope)")
+    ax_err.set_ylabel("validation nRMSE (rollout)")
+    ax_err.set_yscale("log")
+    ax_err.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+    return Path(path)
