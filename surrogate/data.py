@@ -12,10 +12,11 @@ Public API
 ----------
 ``read_info(path) -> WaveFileInfo``
     Check the schema and shapes of a file (``ValueError`` naming the problem) and return its sizes.
-``WaveWindows(path, *, samples=None, frames=None, preload=False)``
+``WaveWindows(path, *, samples=None, frames=None, preload=False, steps=1)``
     A torch ``Dataset`` of training windows in physical units: item ``i`` is ``(x, y)`` with ``x`` of
-    shape ``(3, ny, nx)`` (``u^{n-1}``, ``u^n``, ``c``) and ``y`` of shape ``(1, ny, nx)`` (``u^{n+1}``),
-    float32. Lazy: one h5py handle per process (so per DataLoader worker), opened on first access.
+    shape ``(3, ny, nx)`` (``u^{n-1}``, ``u^n``, ``c``) and ``y`` of shape ``(steps, ny, nx)``
+    (``u^{n+1} .. u^{n+steps}``, for unrolled training), float32. Lazy: one h5py handle per process
+    (so per DataLoader worker), opened on first access.
 ``load_trajectories(source, *, samples=None, frames=None) -> (u, c)``
     Whole trajectories as numpy arrays, ``u`` (S, F, ny, nx) and ``c`` (S, ny, nx), for rollouts.
 ``Normalisation``
@@ -158,14 +159,16 @@ class WaveWindows(Dataset):
     preload : bool
         Read the selected fields into memory at construction (fast for small files); otherwise
         every item is read lazily through one h5py handle per process.
+    steps : int
+        Target frames per window (>= 1): 1 for next-frame training, more for unrolled training.
 
     Notes
     -----
-    ``len(ds) = n_samples * (n_frames - 2)``. Item ``i`` returns ``(x, y)``: ``x`` float32
-    ``(3, ny, nx)`` stacking ``u^{n-1}``, ``u^n`` and ``c``; ``y`` float32 ``(1, ny, nx)``.
+    ``len(ds) = n_samples * (n_frames - 1 - steps)``. Item ``i`` returns ``(x, y)``: ``x`` float32
+    ``(3, ny, nx)`` stacking ``u^{n-1}``, ``u^n`` and ``c``; ``y`` float32 ``(steps, ny, nx)``.
     """
 
-    def __init__(self, path, *, samples=None, frames=None, preload: bool = False):
+    def __init__(self, path, *, samples=None, frames=None, preload: bool = False, steps: int = 1):
         self.path = str(path)
         self.info = read_info(path)
         self.samples = _select(self.info.n_samples, samples, "samples")
@@ -174,6 +177,9 @@ class WaveWindows(Dataset):
         if not 3 <= int(frames) <= self.info.n_frames:
             raise ValueError(f"frames must be in [3, {self.info.n_frames}], got {frames}")
         self.frames = int(frames)
+        if int(steps) != steps or not 1 <= steps <= self.frames - 2:
+            raise ValueError(f"steps must be an integer in [1, {self.frames - 2}], got {steps}")
+        self.steps = int(steps)
         self._handle = None
         self._pid = None
         self._u = self._c = None
@@ -182,7 +188,7 @@ class WaveWindows(Dataset):
 
     @property
     def windows_per_sample(self) -> int:
-        return self.frames - 2
+        return self.frames - 1 - self.steps
 
     def __len__(self) -> int:
         return len(self.samples) * self.windows_per_sample
@@ -223,16 +229,17 @@ class WaveWindows(Dataset):
         index %= len(self)
         row, n = divmod(index, self.windows_per_sample)
         n += 1
+        stop = n + 1 + self.steps
         if self._u is not None:
-            frames = self._u[row, n - 1 : n + 2]
+            frames = self._u[row, n - 1 : stop]
             c = self._c[row]
         else:
             handle = self._file()
             s = int(self.samples[row])
-            frames = handle["fields/u"][s, n - 1 : n + 2].astype(np.float32)
+            frames = handle["fields/u"][s, n - 1 : stop].astype(np.float32)
             c = handle["fields/c"][s].astype(np.float32)
         x = torch.from_numpy(np.stack([frames[0], frames[1], c]))
-        y = torch.from_numpy(np.ascontiguousarray(frames[2:3]))
+        y = torch.from_numpy(np.ascontiguousarray(frames[2:]))
         return x, y
 
 
@@ -332,7 +339,7 @@ class Normalisation:
                          f"a WaveWindows or (u, c) arrays")
 
 
-def as_windows(data, *, preload: bool | str = "auto") -> WaveWindows | Dataset:
+def as_windows(data, *, preload: bool | str = "auto", steps: int = 1) -> WaveWindows | Dataset:
     """Return ``data`` as a window dataset: a path becomes a :class:`WaveWindows`.
 
     With ``preload="auto"`` a file whose selected fields take less than 512 MiB is read into memory.
@@ -341,7 +348,10 @@ def as_windows(data, *, preload: bool | str = "auto") -> WaveWindows | Dataset:
         if preload == "auto":
             info = read_info(data)
             preload = info.n_samples * info.n_frames * info.ny * info.nx * 4 < 512 * 2**20
-        return WaveWindows(data, preload=bool(preload))
+        return WaveWindows(data, preload=bool(preload), steps=steps)
+    if isinstance(data, WaveWindows) and data.steps != steps:
+        return WaveWindows(data.path, samples=data.samples, frames=data.frames,
+                           preload=data._u is not None, steps=steps)
     if isinstance(data, Dataset):
         return data
     raise ValueError(f"training data must be a file path or a torch Dataset, got {type(data).__name__}")

@@ -1,8 +1,8 @@
 """Training: Adam on one-step windows, early stopping on the validation rollout error.
 
 ``fit(model, train_data, val_data=None, *, epochs=20, lr=1e-3, batch_size=16, seed=0, patience=5,
-val_horizon=None, val_samples=None, lr_factor=0.5, lr_patience=2, min_lr=1e-5, checkpoint=None,
-progress=False) -> history``
+val_horizon=None, val_samples=None, unroll=1, noise=0.0, lr_factor=0.5, lr_patience=2, min_lr=1e-5,
+checkpoint=None, progress=False) -> history``
     Trains an existing model in place and leaves it holding the weights of its best validation epoch.
     Works on models whose parameters are reparametrised by ``torch.nn.utils.prune`` (``X_orig`` +
     ``X_mask``): only ``X_orig`` is optimised, so pruned entries stay pruned. Each call makes a
@@ -13,7 +13,10 @@ seed=0, overwrite=False, checkpoint=None, progress=False, **fit_options) -> Wave
     Build, fit and save (the command line path). The module itself is callable as this function:
     ``surrogate.train(...)`` is ``surrogate.train.train(...)``.
 
-Loss: mean squared error of ``(u_hat^{n+1} - u^{n+1}) / du_scale`` over windows (teacher forcing).
+Loss: mean squared error of ``(u_hat^{n+j} - u^{n+j}) / du_scale`` over windows and the ``unroll``
+steps ``j = 1 .. unroll`` of an autoregressive unroll from the true ``u^{n-1}, u^n`` (backpropagated
+through; ``unroll=1`` is teacher forcing). ``noise`` adds Gaussian noise of standard deviation
+``noise * u_scale`` to the two input frames (a standard remedy for rollout drift).
 Validation metric: nRMSE of a rollout over ``val_horizon`` frames (:func:`surrogate.evaluate.rollout`)
 on the validation split; without ``val_data`` the training loss stands in. Learning rate: reduced by
 ``lr_factor`` after ``lr_patience`` epochs without improvement (``ReduceLROnPlateau``); training stops
@@ -68,9 +71,23 @@ def _validation_metric(model, val, horizon) -> float:
     return value if math.isfinite(value) else math.inf
 
 
+def _unrolled_loss(model, x, y, du_scale: float, u_noise: float) -> torch.Tensor:
+    prev, cur, speed = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+    if u_noise > 0:
+        prev = prev + u_noise * torch.randn_like(prev)
+        cur = cur + u_noise * torch.randn_like(cur)
+    loss = 0.0
+    for j in range(y.shape[1]):
+        nxt = model(torch.cat([prev, cur, speed], dim=1))
+        loss = loss + ((nxt - y[:, j : j + 1]) / du_scale).square().mean()
+        prev, cur = cur, nxt
+    return loss / y.shape[1]
+
+
 def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, lr: float = 1e-3,
         batch_size: int = 16, seed: int = 0, patience: int = 5, val_horizon: int | None = None,
-        val_samples=None, lr_factor: float = 0.5, lr_patience: int = 2, min_lr: float = 1e-5,
+        val_samples=None, unroll: int = 1, noise: float = 0.0, lr_factor: float = 0.5,
+        lr_patience: int = 2, min_lr: float = 1e-5,
         checkpoint: str | os.PathLike | None = None, progress: bool = False, num_workers: int = 0) -> dict:
     """Train ``model`` in place; return the history (see the module docstring).
 
@@ -94,6 +111,10 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, 
         Rollout length for validation (all available frames by default).
     val_samples : optional
         Validation samples used (all by default).
+    unroll : int
+        Autoregressive steps per training window (1: next-frame teacher forcing).
+    noise : float
+        Input noise, relative to the model's ``u_scale`` (0: none).
     lr_factor, lr_patience, min_lr
         Plateau schedule of the learning rate.
     checkpoint : path-like, optional
@@ -109,15 +130,18 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, 
     _check_positive("patience", patience, integer=True)
     _check_positive("lr_patience", lr_patience, integer=True, allow_zero=True)
     _check_positive("num_workers", num_workers, integer=True, allow_zero=True)
+    _check_positive("unroll", unroll, integer=True)
+    _check_positive("noise", noise, allow_zero=True)
     if not 0 < lr_factor < 1:
         raise ValueError(f"lr_factor must be in (0, 1), got {lr_factor}")
-    dataset = as_windows(train_data)
+    dataset = as_windows(train_data, steps=int(unroll))
     if len(dataset) == 0:
         raise ValueError("training data holds no windows")
     if hasattr(model, "normalised") and not bool(model.normalised):
         source = dataset if isinstance(dataset, WaveWindows) else train_data
         model.set_normalisation(Normalisation.from_dataset(source))
     du_scale = float(getattr(model, "du_scale", 1.0))
+    u_noise = float(noise) * float(getattr(model, "u_scale", 1.0))
     val = None if val_data is None else load_trajectories(val_data, samples=val_samples)
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -125,7 +149,8 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, 
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, mode="min", factor=lr_factor,
                                                            patience=lr_patience, min_lr=min_lr)
     settings = {"epochs": int(epochs), "lr": float(lr), "batch_size": int(batch_size), "seed": int(seed),
-                "patience": int(patience), "val_horizon": val_horizon, "lr_factor": float(lr_factor),
+                "patience": int(patience), "val_horizon": val_horizon, "unroll": int(unroll),
+                "noise": float(noise), "lr_factor": float(lr_factor),
                 "lr_patience": int(lr_patience), "min_lr": float(min_lr)}
     history = {"epoch": [], "train_loss": [], "val_nrmse": [], "lr": [], "seconds": [],
                "best_epoch": None, "best_val_nrmse": math.inf, "stopped_early": False,
@@ -163,7 +188,7 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, 
             total, count = 0.0, 0
             for x, y in loader:
                 optimiser.zero_grad(set_to_none=True)
-                loss = ((model(x) - y) / du_scale).square().mean()
+                loss = _unrolled_loss(model, x, y, du_scale, u_noise)
                 loss.backward()
                 optimiser.step()
                 total += float(loss.detach()) * len(x)

@@ -101,3 +101,15 @@ def test_normalisation_matches_numpy(wave_file):
     assert uniform.c_scale == pytest.approx(2.0)
     with pytest.raises(ValueError, match="all-zero"):
         Normalisation.from_arrays(np.zeros_like(u), c)
+
+
+def test_multi_step_windows(wave_file):
+    ds = WaveWindows(wave_file, steps=3, preload=True)
+    assert len(ds) == 3 * (7 - 1 - 3)
+    x, y = ds[4]  # sample 1, n = 2
+    with h5py.File(wave_file) as f:
+        u = f["fields/u"][1]
+    np.testing.assert_array_equal(x[1].numpy(), u[2])
+    np.testing.assert_array_equal(y.numpy(), u[3:6])
+    with pytest.raises(ValueError, match="steps"):
+        WaveWindows(wave_file, steps=6)

@@ -78,6 +78,20 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(splits, tmp_path):
         fit(build_model("dense", **SMALL), train, val, epochs=5, checkpoint=ckpt)
 
 
+def test_unrolled_and_noisy_training_is_deterministic_and_differs(splits):
+    train, val = splits
+    plain = build_model("dense", seed=0, **SMALL)
+    fit(plain, train, val, epochs=1, batch_size=8, seed=0)
+    runs = []
+    for _ in range(2):
+        model = build_model("dense", seed=0, **SMALL)
+        history = fit(model, train, val, epochs=1, batch_size=8, seed=0, unroll=3, noise=0.05)
+        runs.append(model)
+    assert history["settings"]["unroll"] == 3 and history["settings"]["noise"] == 0.05
+    assert states_equal(runs[0], runs[1])
+    assert not states_equal(runs[0], plain)
+
+
 def test_early_stopping_on_the_validation_rollout(splits):
     train, val = splits
     model = build_model("dense", seed=0, **SMALL)
@@ -137,7 +151,8 @@ def test_train_builds_fits_saves_and_the_module_is_callable(splits, tmp_path):
 
 @pytest.mark.parametrize("kwargs,word", [({"epochs": 0}, "epochs"), ({"lr": -1.0}, "lr"),
                                          ({"batch_size": 2.5}, "batch_size"),
-                                         ({"lr_factor": 1.0}, "lr_factor")])
+                                         ({"lr_factor": 1.0}, "lr_factor"),
+                                         ({"unroll": 0}, "unroll"), ({"noise": -0.1}, "noise")])
 def test_bad_fit_arguments(splits, kwargs, word):
     with pytest.raises(ValueError, match=word):
         fit(build_model(**SMALL), splits[0], splits[1], **kwargs)
