@@ -70,9 +70,9 @@ def resolve_backend(name: str = "auto") -> str:
 def launch_layer(name: str):
     """The kernel module of a resolved backend name (``"cpu"`` or ``"cuda"``)."""
     if name == "cpu":
-        from granular import kernels_cpu
+        from granular import loops_cpu
 
-        return kernels_cpu
+        return loops_cpu
     if name == "cuda":
         from granular import kernels_cuda
 
