@@ -53,6 +53,16 @@ def test_layout_and_content(tmp_path):
     assert (tmp_path / "d.xdmf").exists()
 
 
+def test_uncompressed_equals_compressed(tmp_path):
+    a = dataset.generate_dataset(tmp_path / "a.h5", 2, workers=1, **SMALL)
+    b = dataset.generate_dataset(tmp_path / "b.h5", 2, workers=1, compression=None, **SMALL)
+    with h5py.File(a) as f, h5py.File(b) as g:
+        assert g["fields/u"].compression is None and f["fields/u"].compression == "gzip"
+        np.testing.assert_array_equal(f["fields/u"][:], g["fields/u"][:])
+    with pytest.raises(ValueError, match="compression"):
+        dataset.generate_dataset(tmp_path / "c.h5", 2, compression=12, **SMALL)
+
+
 def test_existing_output_is_kept_and_bad_input(tmp_path):
     path = dataset.generate_dataset(tmp_path / "d.h5", 1, workers=1, **SMALL)
     with pytest.raises(OutputExistsError):

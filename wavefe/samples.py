@@ -8,6 +8,7 @@ three splits never share a random stream.
 
 from __future__ import annotations
 
+import functools
 import json
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -118,8 +119,13 @@ class DatasetConfig:
     def dt(self) -> float:
         """``cfl`` times the stable step of the uniform medium at ``c_max``; the Gershgorin bound
         grows with ``c^2`` element by element, so it bounds every admissible medium."""
-        m = self.mesh()
-        return self.cfl * stable_dt(m, np.full(m.n_nodes, self.c_max()), self.boundary)
+        return _dt(self.grid, self.length, self.c_max(), self.boundary, self.cfl)
+
+
+@functools.lru_cache(maxsize=16)
+def _dt(grid: int, length: float, c_max: float, boundary: str, cfl: float) -> float:
+    m = mesh.rectangle(grid, grid, length, length)
+    return cfl * stable_dt(m, np.full(m.n_nodes, c_max), boundary)
 
 
 def sample_inputs(config: DatasetConfig, points: np.ndarray, rng: np.random.Generator):
@@ -181,19 +187,23 @@ def sample_inputs(config: DatasetConfig, points: np.ndarray, rng: np.random.Gene
     return c, ricker, u0, params
 
 
-def shuffle_deflate(block: np.ndarray, level: int) -> bytes:
-    """Bytes of one HDF5 chunk through the shuffle and deflate filters (in that order)."""
+def shuffle_deflate(block: np.ndarray, level: int | None) -> bytes:
+    """Bytes of one HDF5 chunk through the shuffle and deflate filters (in that order);
+    ``level=None``: the raw bytes (an uncompressed dataset)."""
+    if level is None:
+        return np.ascontiguousarray(block).tobytes()
     raw = np.ascontiguousarray(block).view(np.uint8).reshape(-1, block.dtype.itemsize)
     return zlib.compress(np.ascontiguousarray(raw.T).tobytes(), level)
 
 
 def simulate(config_json: str, seed: int, split: int, indices, frames_per_chunk: int,
-             level: int = 1) -> list[dict]:
+             level: int | None = 1) -> list[dict]:
     """Simulate samples ``indices`` together (one batched stencil run); the executor task.
 
     Returns one dict per sample with ``index``, ``c`` (ny, nx) float32, ``params`` and ``chunks``:
-    the compressed chunks of ``u`` (n_frames, ny, nx) float32, ``frames_per_chunk`` frames each
-    (the last one zero-padded, as HDF5 stores edge chunks whole).
+    the chunks of ``u`` (n_frames, ny, nx) float32 through shuffle + deflate at ``level`` (raw
+    when None), ``frames_per_chunk`` frames each (the last one zero-padded, as HDF5 stores edge
+    chunks whole).
     """
     config = DatasetConfig.from_json(config_json)
     m = config.mesh()

@@ -81,25 +81,19 @@ def apply_stencil(u: np.ndarray, wx: np.ndarray, wy: np.ndarray) -> np.ndarray:
 
 @njit(parallel=True, fastmath=True, cache=True, boundscheck=False)
 def _interior(u, u_old, wx, wy, s):
+    # Plain 3D indexing in the inner loop vectorises best (AVX2, measured against row views).
     nb, NY, NX = u.shape
-    shared = wx.shape[0] == 1
+    nbw = wx.shape[0]
     rows = NY - 2
     for r in prange(nb * rows):
         b = r // rows
         j = r - b * rows + 1
-        bw = 0 if shared else b
-        uc = u[b, j]
-        un = u[b, j + 1]
-        us = u[b, j - 1]
-        uo = u_old[b, j]
-        wr = wx[bw, j]
-        wn = wy[bw, j]
-        ws = wy[bw, j - 1]
+        bw = b if nbw > 1 else 0
         for i in range(1, NX - 1):
-            up = uc[i]
-            lap = (wr[i - 1] * (uc[i - 1] - up) + wr[i] * (uc[i + 1] - up)
-                   + ws[i] * (us[i] - up) + wn[i] * (un[i] - up))
-            uo[i] = (up + up) - uo[i] + s * lap
+            up = u[b, j, i]
+            lap = (wx[bw, j, i - 1] * (u[b, j, i - 1] - up) + wx[bw, j, i] * (u[b, j, i + 1] - up)
+                   + wy[bw, j - 1, i] * (u[b, j - 1, i] - up) + wy[bw, j, i] * (u[b, j + 1, i] - up))
+            u_old[b, j, i] = (up + up) - u_old[b, j, i] + s * lap
 
 
 @njit(cache=True, boundscheck=False)

@@ -31,6 +31,9 @@ def register(groups) -> None:
     ds.add_argument("--batch", type=bounded_int(1), default=4, help="samples per task (default 4)")
     ds.add_argument("--dask", metavar="ADDRESS", default=None,
                     help="run the tasks on a Dask distributed scheduler at ADDRESS instead")
+    ds.add_argument("--gzip-level", type=bounded_int(0, 9), default=1,
+                    help="deflate level of /fields/u after the shuffle filter (0-9, default 1)")
+    ds.add_argument("--no-compression", action="store_true", help="store /fields/u uncompressed")
     ds.add_argument("--force", action="store_true", help="overwrite an existing output")
     ds.set_defaults(func=run_dataset)
 
@@ -117,7 +120,8 @@ def run_dataset(args) -> int:
     try:
         path = generate_dataset(args.out, args.samples, config=config, seed=args.seed, split=args.split,
                                 workers=args.workers, executor=executor, batch=args.batch,
-                                overwrite=args.force, progress=True)
+                                overwrite=args.force, progress=True,
+                                compression=None if args.no_compression else args.gzip_level)
     finally:
         if client is not None:
             client.close()
