@@ -123,3 +123,15 @@ def test_against_scikit_fem(make):
     C = assemble.boundary_damping(m, c, "absorbing")
     for ours, ref in ((K, K_ref), (M, M_ref), (C, C_ref)):
         assert abs(ours - ref).max() < 1e-12 * abs(ref).max()
+
+
+def test_read_mesh_with_meshio(tmp_path):
+    meshio = pytest.importorskip("meshio")
+    m = _jittered()
+    path = tmp_path / "m.vtu"
+    pts3 = np.column_stack([m.points, np.zeros(m.n_nodes)])
+    meshio.write(path, meshio.Mesh(pts3, [("triangle", m.cells)]))
+    back = mesh.read_mesh(path)
+    np.testing.assert_allclose(back.points, m.points)
+    np.testing.assert_array_equal(back.cells, m.cells)
+    assert len(back.boundary_edges) == len(m.boundary_edges)

@@ -12,12 +12,16 @@ Public API::
 """
 
 from wavefe import assemble, media, sources
+from wavefe.dataset import SCHEMA, generate_dataset, generate_splits, read_sample
 from wavefe.explicit import ExplicitWave, stable_dt
 from wavefe.mesh import TriMesh, from_arrays, read_mesh, rectangle
 from wavefe.newmark import NewmarkWave
+from wavefe.samples import DatasetConfig
+from wavefe.xdmf import write_xdmf
 from wavefe.sources import GaussianPulse, RickerSource, ricker
 
 __all__ = [
-    "ExplicitWave", "GaussianPulse", "NewmarkWave", "RickerSource", "TriMesh", "assemble",
-    "from_arrays", "media", "read_mesh", "rectangle", "ricker", "sources", "stable_dt",
+    "SCHEMA", "DatasetConfig", "ExplicitWave", "GaussianPulse", "NewmarkWave", "RickerSource",
+    "TriMesh", "assemble", "from_arrays", "generate_dataset", "generate_splits", "media",
+    "read_mesh", "read_sample", "rectangle", "ricker", "sources", "stable_dt", "write_xdmf",
 ]
