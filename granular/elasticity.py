@@ -228,3 +228,145 @@ def linear_response(packing, law=None) -> LinearResponse:
     return linear_response_from_contacts(
         packing.n, packing.volume, c.i, c.j, c.normal, c.distance, c.overlap, c.pair_type, law
     )
+
+
+@dataclass(frozen=True)
+class BulkModulus:
+    """Bulk modulus of a jammed packing (units k_n / d_L for linear contacts).
+
+    Attributes
+    ----------
+    K, K_SS, K_SL, K_LL : float
+        Strain method: dP/d(epsilon_v) and its split by contact type (NaN if not computed).
+    K_star : float
+        K d_L / k_n (from the strain method, else from linear response).
+    K_linear_response, K_linear_response_SS, K_linear_response_SL, K_linear_response_LL : float
+        Hessian linear response (NaN if not computed).
+    strain : float
+        Volumetric strain amplitude epsilon_v of the strain method.
+    pressure, pressure_SS, pressure_SL, pressure_LL : float
+        Pressure split of the relaxed reference state.
+    phi : float
+        Packing fraction of the reference state.
+    z_backbone : float
+        Mean contact number of the backbone.
+    """
+
+    K: float
+    K_SS: float
+    K_SL: float
+    K_LL: float
+    K_star: float
+    K_linear_response: float
+    K_linear_response_SS: float
+    K_linear_response_SL: float
+    K_linear_response_LL: float
+    strain: float
+    pressure: float
+    pressure_SS: float
+    pressure_SL: float
+    pressure_LL: float
+    phi: float
+    z_backbone: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {name: float(getattr(self, name)) for name in self.__dataclass_fields__}
+
+
+METHODS = ("both", "strain", "linear_response")
+
+
+def bulk_modulus(
+    packing,
+    law: ContactLaw | None = None,
+    *,
+    strain: float = 1e-5,
+    method: str = "both",
+    force_tol: float = 1e-13,
+    max_steps: int = 10**6,
+    backend: str = "auto",
+) -> BulkModulus:
+    """Bulk modulus K = dP/d(epsilon_v) of a packing above jamming, with partial moduli.
+
+    The packing is first relaxed with FIRE (the reference state). The strain method compresses and
+    dilates it by a volumetric strain ``strain`` (V = V0 (1 -+ strain), affine rescaling of box and
+    positions), relaxes both states with FIRE, and takes central differences of P, P_SS, P_SL and
+    P_LL. The linear-response method (:func:`linear_response`) uses the Hessian of the reference.
+
+    Parameters
+    ----------
+    packing : granular.space.Packing
+        A jammed packing (e.g. from ``find_jamming`` compressed by ``excess_phi``).
+    law : ContactLaw, optional
+        Default linear, k_n = 1.
+    strain : float
+        Volumetric strain amplitude, in (0, 1e-2].
+    method : {"both", "strain", "linear_response"}
+    force_tol : float
+        FIRE convergence, max |F_i| in units of k_n d_L.
+    max_steps : int
+        Step cap of one FIRE relaxation (reaching it raises RuntimeError).
+    backend : {"auto", "cpu", "cuda"}
+
+    Raises
+    ------
+    ValueError
+        For a strain outside (0, 1e-2], an unknown method, a packing below jamming (no
+        force-bearing backbone), or a strain large enough to unjam the dilated state.
+    """
+    from granular.backend import resolve_backend
+    from granular.jamming import relax
+    from granular.measure import backbone
+    from granular.space import scale_to_phi
+
+    law = ContactLaw() if law is None else law
+    if not (np.isfinite(strain) and 0 < strain <= 1e-2):
+        raise ValueError(f"strain must be a small volumetric strain in (0, 0.01], got {strain}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    backend = resolve_backend(backend)
+    tol = force_tol * law.k_n
+    ref = relax(packing, law, force_tol=tol, max_steps=max_steps, backend=backend)
+    bb = backbone(ref.packing, law)
+    if ref.pressure <= 0 or bb.z_backbone == 0:
+        raise ValueError(
+            f"the packing is below jamming (relaxed pressure {ref.pressure:.3g}, no force-bearing "
+            "backbone): compress it above phi_J first (e.g. `jamwave granular jam --excess-phi`)")
+    nan = float("nan")
+    k = k_split = None
+    if method in ("both", "strain"):
+        phi0 = ref.packing.packing_fraction
+        states = []
+        for sign in (1.0, -1.0):
+            state = relax(scale_to_phi(ref.packing, phi0 / (1.0 - sign * strain)), law, force_tol=tol,
+                          max_steps=max_steps, backend=backend)
+            states.append(state)
+        if states[1].pressure <= 0.0 or backbone(states[1].packing, law).z_backbone == 0:
+            raise ValueError(f"strain {strain:g} is not small for this state: the dilated packing unjams; "
+                             "use a smaller strain or a state further above jamming")
+        k = (states[0].pressure - states[1].pressure) / (2.0 * strain)
+        k_split = [(a - b) / (2.0 * strain) for a, b in zip(states[0].split, states[1].split)]
+    lr = None
+    if method in ("both", "linear_response"):
+        lr = linear_response(ref.packing, law)
+    large = ref.packing.radius[ref.packing.species == 0]
+    d_large = 2.0 * float(large.max() if large.size else ref.packing.radius.max())
+    k_main = k if k is not None else lr.K
+    return BulkModulus(
+        K=k if k is not None else nan,
+        K_SS=k_split[0] if k_split else nan,
+        K_SL=k_split[1] if k_split else nan,
+        K_LL=k_split[2] if k_split else nan,
+        K_star=k_main * d_large / law.k_n,
+        K_linear_response=lr.K if lr else nan,
+        K_linear_response_SS=lr.K_SS if lr else nan,
+        K_linear_response_SL=lr.K_SL if lr else nan,
+        K_linear_response_LL=lr.K_LL if lr else nan,
+        strain=float(strain),
+        pressure=ref.pressure,
+        pressure_SS=ref.split[0],
+        pressure_SL=ref.split[1],
+        pressure_LL=ref.split[2],
+        phi=ref.packing.packing_fraction,
+        z_backbone=bb.z_backbone,
+    )

@@ -87,6 +87,7 @@ def write_packing(
     observable_time: np.ndarray | None = None,
     parameters: Mapping | None = None,
     results: Mapping[str, float] | None = None,
+    groups: Mapping[str, Mapping] | None = None,
     step: int = 0,
     time: float = 0.0,
     author: str = "jamwave",
@@ -111,6 +112,8 @@ def write_packing(
         Every input of the run, nested mappings allowed; stored under ``/parameters/jamwave``.
     results : mapping of name -> float, optional
         Scalar results stored under ``/jamwave/results``.
+    groups : mapping of group name -> mapping, optional
+        Further result groups, stored as ``/jamwave/<group name>`` in the same atomic write.
     step, time : int, float
         Step and time of the stored frame.
     author : str
@@ -175,6 +178,8 @@ def write_packing(
             _write_mapping(params, parameters or {})
             res = f.create_group("jamwave/results")
             _write_mapping(res, results or {})
+            for name, values in (groups or {}).items():
+                _write_mapping(f.create_group(f"jamwave/{name}"), values)
     return Path(path)
 
 
