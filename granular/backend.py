@@ -74,7 +74,7 @@ def launch_layer(name: str):
 
         return loops_cpu
     if name == "cuda":
-        from granular import kernels_cuda
+        from granular import loops_cuda
 
-        return kernels_cuda
+        return loops_cuda
     raise ValueError(f"backend must be 'cpu' or 'cuda' after resolution, got {name!r}")

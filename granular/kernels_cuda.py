@@ -1,0 +1,296 @@
+"""CUDA launch layer (Numba-CUDA): cell grids, Verlet lists, forces, Verlet and FIRE passes.
+
+The pair law is the same Python source as on the CPU (:mod:`granular.contact`), compiled here as a
+device function. The neighbour scheme is the CPU one (size levels, one grid per level, half list
+owned by the smaller particle), with fixed capacities instead of two-pass CSR: cells hold at most
+``cell_cap`` particles (``cell_list[c * cell_cap + slot]``), particles at most ``max_nbr`` partners
+(``neighbours[k * N + i]``, coalesced). Kernels cannot raise: they write error flags
+(``flags[FLAG_CELL]`` / ``flags[FLAG_NBR]``: the count that did not fit, ``flags[FLAG_NONFINITE]``,
+``flags[FLAG_MOVED]``: a particle moved past the rebuild threshold) which the host reads after
+each step; on overflow it reallocates with the needed capacity and rebuilds, on a non-finite
+value it raises with the step number. Forces are accumulated with float64 atomics (each pair
+once); scalar sums use a block reduction in shared memory and one atomic per block.
+
+The host loops (:mod:`granular.loops_cuda`) launch a few kernels per step; each step reads the
+flags back (one small copy). Under ``NUMBA_ENABLE_CUDASIM=1`` the same code runs in Numba's
+simulator, which the tests use to check agreement with the CPU to 1e-10.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import config, cuda
+
+from granular.contact import pair_energy, pair_force
+
+pair_force_cuda = cuda.jit(device=True)(pair_force)
+pair_energy_cuda = cuda.jit(device=True)(pair_energy)
+
+# threads per block; the simulator runs every thread as a Python thread, so keep blocks small there
+THREADS = 32 if config.ENABLE_CUDASIM else 128
+FLAG_CELL, FLAG_NBR, FLAG_NONFINITE, FLAG_MOVED = 0, 1, 2, 3
+N_ACC = 5  # energy, virial LL, SL, SS, touching pairs (as in the CPU layer)
+
+
+@cuda.jit(device=True, inline=True)
+def _image(dx, length):
+    half = 0.5 * length
+    if dx > half:
+        return dx - length
+    if dx < -half:
+        return dx + length
+    return dx
+
+
+@cuda.jit(device=True, inline=True)
+def _cell_coord(x, length, n):
+    c = int(x / length * n)
+    if c < 0:
+        c = 0
+    if c > n - 1:
+        c = n - 1
+    return c
+
+
+@cuda.jit
+def bin_kernel(position, level, dims, offset, lx, ly, lz, cell_count, cell_list, cell_cap, flags):
+    i = cuda.grid(1)
+    if i >= position.shape[0]:
+        return
+    b = level[i]
+    nx, ny, nz = dims[b, 0], dims[b, 1], dims[b, 2]
+    c = offset[b] + (_cell_coord(position[i, 0], lx, nx) * ny + _cell_coord(position[i, 1], ly, ny)) * nz \
+        + _cell_coord(position[i, 2], lz, nz)
+    slot = cuda.atomic.add(cell_count, c, 1)
+    if slot < cell_cap:
+        cell_list[c * cell_cap + slot] = i
+    else:
+        cuda.atomic.max(flags, FLAG_CELL, slot + 1)
+
+
+@cuda.jit
+def neighbour_kernel(position, radius, level, dims, offset, lx, ly, lz, skin, cell_count, cell_list,
+                     cell_cap, neighbours, counts, max_nbr, flags):
+    i = cuda.grid(1)
+    n = position.shape[0]
+    if i >= n:
+        return
+    a = level[i]
+    xi = position[i, 0]
+    yi = position[i, 1]
+    zi = position[i, 2]
+    count = 0
+    for b in range(a + 1):
+        nx, ny, nz = dims[b, 0], dims[b, 1], dims[b, 2]
+        cx = _cell_coord(xi, lx, nx)
+        cy = _cell_coord(yi, ly, ny)
+        cz = _cell_coord(zi, lz, nz)
+        lox, hix = (-1, 2) if nx >= 3 else (0, nx)
+        loy, hiy = (-1, 2) if ny >= 3 else (0, ny)
+        loz, hiz = (-1, 2) if nz >= 3 else (0, nz)
+        for ox in range(lox, hix):
+            for oy in range(loy, hiy):
+                for oz in range(loz, hiz):
+                    c = offset[b] + (((cx + ox) % nx) * ny + (cy + oy) % ny) * nz + (cz + oz) % nz
+                    m = min(cell_count[c], cell_cap)
+                    for s in range(m):
+                        j = cell_list[c * cell_cap + s]
+                        if b == a and j <= i:
+                            continue
+                        dx = _image(position[j, 0] - xi, lx)
+                        dy = _image(position[j, 1] - yi, ly)
+                        dz = _image(position[j, 2] - zi, lz)
+                        cut = radius[i] + radius[j] + skin
+                        if dx * dx + dy * dy + dz * dz < cut * cut:
+                            if count < max_nbr:
+                                neighbours[count * n + i] = j
+                            count += 1
+    counts[i] = count
+    if count > max_nbr:
+        cuda.atomic.max(flags, FLAG_NBR, count)
+
+
+@cuda.jit(device=True, inline=True)
+def _block_sum(shared, value, tid):
+    """Sum ``value`` over the block (THREADS threads); the result is valid in thread 0."""
+    shared[tid] = value
+    cuda.syncthreads()
+    stride = THREADS // 2
+    while stride > 0:
+        if tid < stride:
+            shared[tid] += shared[tid + stride]
+        cuda.syncthreads()
+        stride //= 2
+    return shared[0]
+
+
+@cuda.jit
+def zero_kernel(array):
+    i = cuda.grid(1)
+    if i < array.shape[0]:
+        for d in range(array.shape[1]):
+            array[i, d] = 0.0
+
+
+@cuda.jit
+def force_kernel(position, velocity, radius, species, lx, ly, lz, neighbours, counts, k_n, gamma_n, model,
+                 force, acc, flags):
+    """Half-list forces with atomics; force must be zeroed first; sums added into ``acc`` (5,)."""
+    shared = cuda.shared.array(THREADS, dtype=np.float64)
+    i = cuda.grid(1)
+    tid = cuda.threadIdx.x
+    n = position.shape[0]
+    sums = cuda.local.array(N_ACC, dtype=np.float64)
+    for q in range(N_ACC):
+        sums[q] = 0.0
+    if i < n:
+        xi = position[i, 0]
+        yi = position[i, 1]
+        zi = position[i, 2]
+        ri = radius[i]
+        fx = 0.0
+        fy = 0.0
+        fz = 0.0
+        for k in range(counts[i]):
+            j = neighbours[k * n + i]
+            dx = _image(position[j, 0] - xi, lx)
+            dy = _image(position[j, 1] - yi, ly)
+            dz = _image(position[j, 2] - zi, lz)
+            rsum = ri + radius[j]
+            r2 = dx * dx + dy * dy + dz * dz
+            if r2 >= rsum * rsum:
+                continue
+            r = math.sqrt(r2)
+            overlap = rsum - r
+            nx = dx / r
+            ny = dy / r
+            nz = dz / r
+            rate = 0.0
+            if gamma_n != 0.0:
+                rate = -((velocity[j, 0] - velocity[i, 0]) * nx + (velocity[j, 1] - velocity[i, 1]) * ny
+                         + (velocity[j, 2] - velocity[i, 2]) * nz)
+            f = pair_force_cuda(overlap, rate, k_n, gamma_n, model)
+            fx -= f * nx
+            fy -= f * ny
+            fz -= f * nz
+            cuda.atomic.add(force, (j, 0), f * nx)
+            cuda.atomic.add(force, (j, 1), f * ny)
+            cuda.atomic.add(force, (j, 2), f * nz)
+            sums[0] += pair_energy_cuda(overlap, k_n, model)
+            sums[1 + species[i] + species[j]] += f * r
+            sums[4] += 1.0
+        cuda.atomic.add(force, (i, 0), fx)
+        cuda.atomic.add(force, (i, 1), fy)
+        cuda.atomic.add(force, (i, 2), fz)
+        if not (math.isfinite(fx) and math.isfinite(fy) and math.isfinite(fz)):
+            flags[FLAG_NONFINITE] = 1
+    for q in range(N_ACC):
+        total = _block_sum(shared, sums[q], tid)
+        if tid == 0:
+            cuda.atomic.add(acc, q, total)
+        cuda.syncthreads()
+
+
+@cuda.jit
+def verlet_kernel(position, velocity, force, inv_mass, reference, sx, sy, sz, lx, ly, lz, dt, kick,
+                  ke_kick, damping, scale, threshold, kinetic, flags):
+    """The fused pass of :func:`granular.kernels_cpu.verlet_pass`, one thread per particle."""
+    shared = cuda.shared.array(THREADS, dtype=np.float64)
+    i = cuda.grid(1)
+    tid = cuda.threadIdx.x
+    ke = 0.0
+    if i < position.shape[0]:
+        m_inv = inv_mass[i]
+        v2 = 0.0
+        for d in range(3):
+            v = velocity[i, d]
+            a = (force[i, d] - damping * v) * m_inv
+            w = v + ke_kick * a
+            v2 += w * w
+            v += kick * a
+            velocity[i, d] = v
+            position[i, d] = scale * (position[i, d] + dt * v)
+        ke = 0.5 * v2 / m_inv
+        dx = position[i, 0] - reference[i, 0] * sx
+        dy = position[i, 1] - reference[i, 1] * sy
+        dz = position[i, 2] - reference[i, 2] * sz
+        dx -= lx * math.floor(dx / lx + 0.5)
+        dy -= ly * math.floor(dy / ly + 0.5)
+        dz -= lz * math.floor(dz / lz + 0.5)
+        d2 = dx * dx + dy * dy + dz * dz
+        if not d2 <= threshold * threshold:
+            flags[FLAG_MOVED] = 1
+            if not (math.isfinite(d2) and math.isfinite(ke)):
+                flags[FLAG_NONFINITE] = 1
+    total = _block_sum(shared, ke, tid)
+    if tid == 0:
+        cuda.atomic.add(kinetic, 0, total)
+
+
+@cuda.jit
+def wrap_kernel(position, lx, ly, lz, reference):
+    """Wrap into the box and store the build positions."""
+    i = cuda.grid(1)
+    if i < position.shape[0]:
+        for d in range(3):
+            length = lx if d == 0 else (ly if d == 1 else lz)
+            x = position[i, d] - length * math.floor(position[i, d] / length)
+            if x >= length:
+                x -= length
+            position[i, d] = x
+            reference[i, d] = x
+
+
+@cuda.jit
+def fire_norms_kernel(force, velocity, out):
+    """out += (F.v, |F|^2); out[2] = max |F_i|^2 (atomic max)."""
+    shared = cuda.shared.array(THREADS, dtype=np.float64)
+    i = cuda.grid(1)
+    tid = cuda.threadIdx.x
+    p = 0.0
+    f2 = 0.0
+    if i < force.shape[0]:
+        for d in range(3):
+            p += force[i, d] * velocity[i, d]
+            f2 += force[i, d] * force[i, d]
+        if not math.isfinite(f2):
+            f2 = math.inf
+        cuda.atomic.max(out, 2, f2)
+    total_p = _block_sum(shared, p, tid)
+    if tid == 0:
+        cuda.atomic.add(out, 0, total_p)
+    cuda.syncthreads()
+    total_f = _block_sum(shared, f2, tid)
+    if tid == 0:
+        cuda.atomic.add(out, 1, total_f)
+
+
+@cuda.jit
+def fire_kick_kernel(position, velocity, force, inv_mass, dt, back, out):
+    """Optional half step back with velocity reset (back=1), then v += dt F/m; out[0] += |v|^2."""
+    shared = cuda.shared.array(THREADS, dtype=np.float64)
+    i = cuda.grid(1)
+    tid = cuda.threadIdx.x
+    v2 = 0.0
+    if i < position.shape[0]:
+        for d in range(3):
+            v = velocity[i, d]
+            if back:
+                position[i, d] -= 0.5 * dt * v
+                v = 0.0
+            v += dt * force[i, d] * inv_mass[i]
+            velocity[i, d] = v
+            v2 += v * v
+    total = _block_sum(shared, v2, tid)
+    if tid == 0:
+        cuda.atomic.add(out, 0, total)
+
+
+@cuda.jit
+def fire_mix_kernel(velocity, force, alpha, ratio):
+    i = cuda.grid(1)
+    if i < velocity.shape[0]:
+        for d in range(3):
+            velocity[i, d] = (1.0 - alpha) * velocity[i, d] + alpha * ratio * force[i, d]
