@@ -1,12 +1,210 @@
-"""``jamwave granular ...``: DEM of bidisperse sphere packings, jamming, bulk modulus, diagram."""
+"""``jamwave granular ...``: DEM of bidisperse sphere packings, jamming, bulk modulus, diagram.
+
+Subcommands: ``jam`` (jam a random packing, write an H5MD file), ``show`` (summary and slice PNG of
+a packing file), ``modulus`` (bulk modulus of a packing file, appended to it), ``diagram`` (the
+jamming diagram sweep over delta, X_S and seeds). Units are reduced: d_L = 1, grain density 1,
+k_n = 1 unless set.
+"""
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
+from jamwave.argtypes import bounded_float, bounded_int, float_list
 from jamwave.cli import add_group
+
+BACKENDS = ("auto", "cpu", "cuda")
 
 
 def register(groups) -> None:
     """Add the ``granular`` group and its subcommands to ``groups``."""
-    add_group(
+    sub = add_group(
         groups, "granular", "DEM of bidisperse sphere packings: jamming, bulk modulus, jamming diagram."
     )
+    _register_jam(sub)
+    _register_show(sub)
+    _register_modulus(sub)
+    _register_diagram(sub)
+
+
+def _mixture_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--delta", type=bounded_float(0, 1, lo_open=True), required=True,
+                   help="size ratio r_small / r_large, in (0, 1]")
+    p.add_argument("--xs", type=bounded_float(0, 1, hi_open=True), required=True,
+                   help="X_S, volume fraction of small particles among all solids, in [0, 1)")
+    size = p.add_mutually_exclusive_group(required=True)
+    size.add_argument("--n", type=bounded_int(2), help="total number of particles")
+    size.add_argument("--n-large", type=bounded_int(1), help="number of large particles")
+
+
+def _common_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--k-n", type=bounded_float(0, lo_open=True), default=1.0,
+                   help="normal contact stiffness k_n (default: 1; units force / d_L)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="DEM backend (default: auto, or $JAMWAVE_BACKEND)")
+    p.add_argument("--method", choices=("bisection", "compress"), default="bisection",
+                   help="jamming protocol: FIRE-relaxed bisection in phi (O'Hern et al. 2003) or "
+                        "compression-decompression with damped dynamics (default: bisection)")
+
+
+def _register_jam(sub) -> None:
+    p = sub.add_parser("jam", help="Jam a random bidisperse packing and write it as H5MD.",
+                       description="Generate a random packing at phi = 0.3, find its jamming point "
+                                   "phi_J, optionally compress it to phi_J + DPHI, and write an H5MD "
+                                   "1.1 file with the packing, the protocol and the results.")
+    _mixture_args(p)
+    p.add_argument("--seed", type=bounded_int(0), default=0, help="random seed (default: 0)")
+    p.add_argument("--out", required=True, help="output H5MD file (.h5)")
+    _common_args(p)
+    p.add_argument("--excess-phi", type=bounded_float(0, 0.2), default=0.0,
+                   help="after jamming, compress to phi_J + DPHI and relax (default: 0)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.set_defaults(func=_jam)
+
+
+def _jam(args) -> int:
+    from granular.contact import ContactLaw
+    from granular.protocol import jam_run, summary
+
+    results, _, jam = jam_run(
+        args.delta, args.xs, n=args.n, n_large=args.n_large, seed=args.seed, out=args.out,
+        method=args.method, excess_phi=args.excess_phi, law=ContactLaw(k_n=args.k_n),
+        backend=args.backend, overwrite=args.force, progress=True,
+    )
+    print(summary(results, args.out))
+    print(f"criterion         {jam.criterion} ({jam.method}, {len(jam.history['phi'])} relaxed states, "
+          f"backend {jam.backend})")
+    return 0
+
+
+def _register_show(sub) -> None:
+    p = sub.add_parser("show", help="Summary of a packing file and a PNG of a slice through it.",
+                       description="Print the results stored in a packing file and draw the spheres "
+                                   "cut by the plane z = L_z / 2 (large and small in two colours).")
+    p.add_argument("file", help="H5MD packing file")
+    p.add_argument("--png", default=None, help="slice image (default: FILE_slice.png beside the file)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing PNG")
+    p.set_defaults(func=_show)
+
+
+def _show(args) -> int:
+    from granular.h5md import read_group, read_packing, read_parameters
+    from granular.protocol import summary
+    from granular.slice_plot import plot_slice
+    from jamwave.files import check_writable
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise ValueError(f"file {str(path)!r} does not exist")
+    png = Path(args.png) if args.png else path.with_name(path.stem + "_slice.png")
+    check_writable(png, overwrite=args.force)
+    results = read_group(path, "results")
+    print(summary(results, path))
+    params = read_parameters(path)
+    print(f"parameters        seed {params.get('seed')}, method {params.get('method')}, "
+          f"backend {params.get('backend')}, jamwave {params.get('version')}")
+    try:
+        m = read_group(path, "modulus")
+        print(f"bulk modulus      K = {m['K']:.5g} (strain {m['strain']:g}), linear response "
+              f"{m['K_linear_response']:.5g}, K* = {m['K_star']:.5g}; K_SS {m['K_SS']:.4g}, "
+              f"K_SL {m['K_SL']:.4g}, K_LL {m['K_LL']:.4g}")
+    except KeyError:
+        print("bulk modulus      not measured (jamwave granular modulus --in FILE)")
+    plot_slice(read_packing(path), png, title=path.name)
+    print(f"slice image       {png}")
+    return 0
+
+
+def _register_modulus(sub) -> None:
+    p = sub.add_parser("modulus", help="Bulk modulus of a jammed packing file (appended to it).",
+                       description="K = dP/d(epsilon_v) from small isotropic strains of both signs "
+                                   "with FIRE relaxation, partial moduli K_SS, K_SL, K_LL from the "
+                                   "pressure split, K* = K d_L / k_n, and the Hessian linear response "
+                                   "as a cross-check; written to /jamwave/modulus of the file.")
+    p.add_argument("--in", dest="input", required=True, help="H5MD packing file above jamming")
+    p.add_argument("--strain", type=bounded_float(0, 1e-2, lo_open=True), default=1e-5,
+                   help="volumetric strain amplitude, in (0, 0.01] (default: 1e-5)")
+    p.add_argument("--method", choices=("both", "strain", "linear_response"), default="both",
+                   help="which method(s) to run (default: both)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto", help="DEM backend (default: auto)")
+    p.add_argument("--force", action="store_true", help="replace an existing /jamwave/modulus")
+    p.set_defaults(func=_modulus)
+
+
+def _modulus(args) -> int:
+    import h5py
+
+    from granular.contact import ContactLaw
+    from granular.elasticity import bulk_modulus
+    from granular.h5md import append_group, read_packing, read_parameters
+    from jamwave.files import OutputExistsError
+
+    path = Path(args.input)
+    if not path.is_file():
+        raise ValueError(f"--in: file {str(path)!r} does not exist")
+    with h5py.File(path, "r") as f:
+        if "jamwave/modulus" in f and not args.force:
+            raise OutputExistsError(f"{path} already holds /jamwave/modulus; pass --force to replace it")
+    law_params = read_parameters(path).get("law", {})
+    law = ContactLaw(**{k: law_params[k] for k in ("k_n", "gamma_n", "model") if k in law_params})
+    m = bulk_modulus(read_packing(path), law, strain=args.strain, method=args.method, backend=args.backend)
+    append_group(path, "modulus", m.as_dict(), overwrite=True)
+    print(f"packing file      {path}  (phi = {m.phi:.6f}, P = {m.pressure:.4e}, Z = {m.z_backbone:.3f})")
+    print(f"strain method     K = {m.K:.6g}  K_SS = {m.K_SS:.4g}  K_SL = {m.K_SL:.4g}  K_LL = {m.K_LL:.4g}"
+          f"  (epsilon_v = +-{m.strain:g})")
+    print(f"linear response   K = {m.K_linear_response:.6g}  K_SS = {m.K_linear_response_SS:.4g}  "
+          f"K_SL = {m.K_linear_response_SL:.4g}  K_LL = {m.K_linear_response_LL:.4g}")
+    print(f"dimensionless     K* = K d_L / k_n = {m.K_star:.6g}")
+    return 0
+
+
+def _register_diagram(sub) -> None:
+    p = sub.add_parser("diagram", help="Jamming diagram sweep over delta, X_S and seeds.",
+                       description="Each (delta, X_S, seed) point jams a packing, follows it to the "
+                                   "second transition and measures K at phi_J + DPHI, writing its own "
+                                   "file; a rerun skips finished points. Writes OUT/diagram.h5 (axes "
+                                   "delta, x_small, seed; means and standard errors) and diagram.png.")
+    p.add_argument("--delta", type=float_list(0, 1, lo_open=True), required=True,
+                   help="size ratios: a,b,c or start:stop:step, each in (0, 1]")
+    p.add_argument("--xs", type=float_list(0, 1, hi_open=True), required=True,
+                   help="X_S values: a,b,c or start:stop:step, each in [0, 1)")
+    p.add_argument("--seeds", type=bounded_int(1), default=3, help="seeds per point (default: 3)")
+    size = p.add_mutually_exclusive_group(required=True)
+    size.add_argument("--n", type=bounded_int(2), help="total number of particles per packing")
+    size.add_argument("--n-large", type=bounded_int(1), help="number of large particles per packing")
+    p.add_argument("--out", required=True, help="output folder")
+    _common_args(p)
+    p.add_argument("--excess-phi", type=bounded_float(0, 0.2, lo_open=True), default=5e-3,
+                   help="K is measured at phi_J + DPHI (default: 0.005)")
+    p.add_argument("--follow-step", type=bounded_float(0, 0.05, lo_open=True), default=5e-3,
+                   help="compression step when following to the second transition (default: 0.005)")
+    p.add_argument("--follow-range", type=bounded_float(0, 0.4, lo_open=True), default=0.1,
+                   help="follow up to phi_J + RANGE (default: 0.1)")
+    p.add_argument("--scheduler", default=None, help="Dask scheduler address (default: local processes)")
+    p.add_argument("--workers", type=bounded_int(1), default=None, help="local worker processes")
+    p.add_argument("--force", action="store_true", help="recompute points whose files exist")
+    p.set_defaults(func=_diagram)
+
+
+def _diagram(args) -> int:
+    from granular.diagram import DiagramSettings, jamming_diagram, read_diagram
+
+    settings = DiagramSettings(
+        n_large=args.n_large, n=args.n, method=args.method, excess_phi=args.excess_phi,
+        follow_step=args.follow_step, follow_range=args.follow_range, k_n=args.k_n,
+        backend=args.backend, threads=1,
+    )
+    table = jamming_diagram(args.delta, args.xs, args.seeds, args.out, settings,
+                            scheduler=args.scheduler, workers=args.workers, force=args.force,
+                            progress=True)
+    t = read_diagram(table)
+    print(f"{'delta':>6} {'X_S':>6} {'phi_J':>16} {'phi_J second':>16} {'K*':>14} {'f_small':>8}")
+    for a, delta in enumerate(t["delta"]):
+        for b, xs in enumerate(t["x_small"]):
+            print(f"{delta:6.3f} {xs:6.3f} {t['phi_J_mean'][a, b]:8.5f}+-{t['phi_J_sem'][a, b]:.5f} "
+                  f"{t['phi_J_second_mean'][a, b]:8.5f}+-{t['phi_J_second_sem'][a, b]:.5f} "
+                  f"{t['K_star_mean'][a, b]:7.4f}+-{t['K_star_sem'][a, b]:.4f} "
+                  f"{t['jammed_fraction_small_mean'][a, b]:8.3f}")
+    print(f"table {table}, plot {table.with_suffix('.png')}")
+    return 0

@@ -1,0 +1,127 @@
+"""``jamwave granular jam | show | modulus``: files, results, validation, exit status 2."""
+
+from __future__ import annotations
+
+import h5py
+import numba
+import numpy as np
+import pytest
+
+from granular.h5md import read_group, read_packing, write_packing
+from granular.measure import pressure
+from granular.protocol import RESULT_KEYS
+from granular.space import make_packing
+from jamwave.cli import main
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_numba_thread():
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def jammed_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("jam") / "packing.h5"
+    status = main(["granular", "jam", "--delta", "0.714", "--xs", "0.27", "--n", "80", "--seed", "2",
+                   "--out", str(path), "--excess-phi", "0.01", "--backend", "cpu"])
+    assert status == 0
+    return path
+
+
+def test_jam_writes_every_result(jammed_file):
+    results = read_group(jammed_file, "results")
+    for key in RESULT_KEYS:
+        assert key in results, key
+    assert results["phi_J_low"] <= results["phi_J"] <= results["phi_J_high"]
+    assert results["phi"] == pytest.approx(results["phi_J"] + 0.01, abs=1e-9)
+    assert 0.60 < results["phi_J"] < 0.68
+    assert results["n_small"] + results["n_large"] == 80
+    params = read_group(jammed_file, "/parameters/jamwave")
+    assert params["backend"] == "cpu" and params["excess_phi"] == 0.01 and "version" in params
+    assert params["law"]["k_n"] == 1.0
+
+
+def test_stored_pressure_equals_recomputed(jammed_file):
+    results = read_group(jammed_file, "results")
+    split = pressure(read_packing(jammed_file))
+    assert split.total == pytest.approx(results["pressure"], rel=1e-12)
+    assert split.ss == pytest.approx(results["pressure_SS"], rel=1e-12, abs=1e-18)
+    assert split.sl == pytest.approx(results["pressure_SL"], rel=1e-12)
+    assert split.ll == pytest.approx(results["pressure_LL"], rel=1e-12)
+
+
+def test_existing_output_needs_force(jammed_file, capsys):
+    before = jammed_file.read_bytes()
+    status = main(["granular", "jam", "--delta", "1", "--xs", "0", "--n", "60", "--out", str(jammed_file)])
+    assert status == 2
+    assert "--force" in capsys.readouterr().err
+    assert jammed_file.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "args, word",
+    [
+        (["--delta", "1.5", "--xs", "0.2", "--n", "100"], "--delta"),
+        (["--delta", "0", "--xs", "0.2", "--n", "100"], "--delta"),
+        (["--delta", "nan", "--xs", "0.2", "--n", "100"], "--delta"),
+        (["--delta", "0.5", "--xs", "1", "--n", "100"], "--xs"),
+        (["--delta", "0.5", "--xs", "-0.1", "--n", "100"], "--xs"),
+        (["--delta", "0.5", "--xs", "0.2", "--n", "8"], "n is too small"),
+        (["--delta", "0.5", "--xs", "0.2"], "--n"),
+        (["--delta", "0.5", "--xs", "0.2", "--n", "100", "--n-large", "10"], "--n-large"),
+        (["--delta", "0.5", "--xs", "0.2", "--n", "100", "--excess-phi", "-1"], "--excess-phi"),
+        (["--delta", "0.5", "--xs", "0.2", "--n", "100", "--backend", "gpu"], "--backend"),
+    ],
+)
+def test_bad_input_exits_2_and_leaves_no_file(tmp_path, capsys, args, word):
+    out = tmp_path / "x.h5"
+    with pytest.raises(SystemExit) if word.startswith("--") else _no_raise():
+        status = main(["granular", "jam", *args, "--out", str(out)])
+        assert status == 2
+    err = capsys.readouterr().err
+    assert word in err
+    assert len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+class _no_raise:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_modulus_appends_group(jammed_file, capsys):
+    assert main(["granular", "modulus", "--in", str(jammed_file)]) == 0
+    m = read_group(jammed_file, "modulus")
+    for key in ("K", "K_SS", "K_SL", "K_LL", "K_star", "K_linear_response", "strain"):
+        assert np.isfinite(m[key]), key
+    assert abs(m["K"] - m["K_linear_response"]) / m["K_linear_response"] < 0.02
+    assert "K* = K d_L / k_n" in capsys.readouterr().out
+    assert main(["granular", "modulus", "--in", str(jammed_file)]) == 2  # exists, no --force
+    assert main(["granular", "modulus", "--in", str(jammed_file), "--force", "--method", "strain"]) == 0
+    with h5py.File(jammed_file, "r") as f:
+        assert "particles/all/position" in f  # the packing survives the rewrite
+
+
+def test_modulus_refuses_unjammed_packing(tmp_path, capsys):
+    path = write_packing(tmp_path / "loose.h5", make_packing(1.0, 0.0, n=60, phi=0.3))
+    assert main(["granular", "modulus", "--in", str(path)]) == 2
+    assert "below jamming" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["granular", "modulus", "--in", str(path), "--strain", "0.5"])
+    assert main(["granular", "modulus", "--in", str(tmp_path / "missing.h5")]) == 2
+
+
+def test_show_prints_summary_and_writes_png(jammed_file, tmp_path, capsys):
+    png = tmp_path / "slice.png"
+    assert main(["granular", "show", str(jammed_file), "--png", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "phi_J" in out and "jammed fraction small" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["granular", "show", str(jammed_file), "--png", str(png)]) == 2
+    assert main(["granular", "show", str(jammed_file), "--png", str(png), "--force"]) == 0
