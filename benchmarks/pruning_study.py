@@ -52,20 +52,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--train", default=None, help="training split (default: generate into --data-dir)")
     p.add_argument("--val", default=None, help="validation split (default: generate into --data-dir)")
     p.add_argument("--data-dir", default=str(RESULTS_DIR / "pruning_study" / "data"))
-    p.add_argument("--grid", type=int, default=32, help="cells per side of generated data (32)")
+    p.add_argument("--grid", type=int, default=24, help="cells per side of generated data (24)")
     p.add_argument("--frames", type=int, default=22, help="frames per generated sample (22)")
     p.add_argument("--save-every", type=int, default=2, help="solver steps per frame (2)")
-    p.add_argument("--train-samples", type=int, default=24)
-    p.add_argument("--val-samples", type=int, default=6)
+    p.add_argument("--train-samples", type=int, default=16)
+    p.add_argument("--val-samples", type=int, default=4)
     p.add_argument("--convs", type=_words, default=["dense", "cp"], help="dense,cp")
     p.add_argument("--rank", type=int, default=2, help="CP rank per filter (2)")
-    p.add_argument("--width", type=int, default=16)
+    p.add_argument("--width", type=int, default=12)
     p.add_argument("--depth", type=int, default=2)
     p.add_argument("--kernel-size", type=int, default=5)
     p.add_argument("--methods", type=_words, default=["sap", "lt", "oneshot"])
     p.add_argument("--scope", default="global", choices=("global", "layer", "neuron"))
     p.add_argument("--iterations", type=int, default=8)
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--val-horizon", type=int, default=10)
@@ -86,7 +86,7 @@ def _data(args) -> tuple[str, str]:
     if not all(p.is_file() for p in paths.values()):
         generate_splits(directory, {"train": args.train_samples, "val": args.val_samples}, seed=0,
                         grid=args.grid, n_frames=args.frames, save_every=args.save_every,
-                        width=(0.06, 0.12), workers=1)
+                        width=(0.08, 0.14), workers=1)
     return str(paths["train"]), str(paths["val"])
 
 
@@ -147,8 +147,8 @@ def main(argv=None) -> int:
     train, val = _data(args)
     out = Path(args.out)
     histories: dict[tuple, dict] = {}
-    for conv in args.convs:
-        for seed in args.seeds:
+    for seed in args.seeds:  # seed-major: a study stopped early holds whole seeds
+        for conv in args.convs:
             for method in args.methods:
                 tick = time.perf_counter()
                 model = build_model(conv, None if conv == "dense" else args.rank, width=args.width,

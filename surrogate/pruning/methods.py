@@ -80,11 +80,21 @@ def smallest_alive(magnitude: torch.Tensor, alive: torch.Tensor, counts: torch.T
     if not torch.isfinite(magnitude[alive]).all():
         raise ValueError("importance scores must be finite on alive entries")
     key = torch.where(alive, magnitude, torch.full_like(magnitude, float("inf")))
-    order = torch.argsort(key, dim=1, stable=True)
-    ranks = torch.empty_like(order)
-    positions = torch.arange(key.shape[1], device=key.device).expand_as(order)
-    ranks.scatter_(1, order, positions)
-    return ranks < counts[:, None]
+    # The counts[i]-th smallest key of each row is the threshold; everything below it goes, and of
+    # the entries equal to it the first ones by index fill the count (O(n), no stable sort needed).
+    k = counts.clamp(min=1)
+    if key.shape[0] == 1:
+        threshold = torch.kthvalue(key[0], int(k[0])).values.reshape(1)
+    else:
+        threshold = torch.sort(key, dim=1).values.gather(1, (k - 1)[:, None])[:, 0]
+    below = key < threshold[:, None]
+    ties = key == threshold[:, None]
+    need = counts - below.sum(dim=1)
+    if bool((ties.sum(dim=1) == need).all()):  # no tie to break (the common case)
+        drop = below | ties
+    else:
+        drop = below | (ties & (torch.cumsum(ties, dim=1) <= need[:, None]))
+    return drop & (counts > 0)[:, None]
 
 
 def _exact_fraction(amount) -> Fraction:
@@ -280,7 +290,8 @@ def global_prune(parameters, pruning_method: type[ScopedMagnitudePruning], impor
     for m, n in parameters:
         ref = getattr(m, n + "_orig", None)
         ref = getattr(m, n) if ref is None else ref
-        piece = mask[start:start + ref.numel()].reshape(ref.shape).to(device=ref.device, dtype=ref.dtype)
+        # A bool copy: CustomFromMask keeps its mask, which must not pin the concatenated float64 one.
+        piece = (mask[start:start + ref.numel()] != 0).reshape(ref.shape).to(ref.device)
         start += ref.numel()
         prune.custom_from_mask(m, n, piece)
 
