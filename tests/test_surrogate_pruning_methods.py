@@ -283,3 +283,20 @@ def test_pq_index_model_scopes():
 def test_bad_input_is_a_value_error_naming_the_parameter(call, word):
     with pytest.raises(ValueError, match=word):
         call(small_model())
+
+
+def test_neuron_ties_are_broken_by_index_within_each_row():
+    layer = nn.Linear(10, 3, bias=False)
+    with torch.no_grad():
+        layer.weight.fill_(2.0)
+        layer.weight[2, 7] = 1.0
+    lottery_ticket_unstructured(layer, "weight", amount=0.2, scope="neuron")
+    dropped = [torch.nonzero(row == 0).reshape(-1).tolist() for row in layer.weight_mask]
+    assert dropped == [[0, 1], [0, 1], [0, 7]]
+
+
+def test_amount_is_read_as_its_decimal_value():
+    # 0.29 * 100 is 28.999999999999996 in floating point; the count is exactly 29.
+    layer = nn.Linear(100, 1, bias=False)
+    lottery_ticket_unstructured(layer, "weight", amount=0.29)
+    assert int(layer.weight_mask.sum()) == 71
