@@ -40,8 +40,9 @@ def nearest_image(dx, length, half):
 
 @numba.njit(parallel=True, fastmath={"contract", "arcp", "nsz"}, cache=True)
 def contact_forces(position, velocity, radius, species, box, start, neighbours, bounds, k_n, gamma_n,
-                   model, buf, acc, force):
-    """Contact forces into ``force`` (N, 3); per-chunk sums into ``acc`` (n_chunks, 5).
+                   model, buf, acc, force, measure=True):
+    """Contact forces into ``force`` (N, 3); per-chunk sums into ``acc`` (n_chunks, 5) when
+    ``measure`` (the MD loop skips them on steps it does not record).
 
     ``buf`` is scratch of shape (n_chunks, N, 3); with a single chunk pass ``force[None]`` (the
     same memory) and no reduction pass is made.
@@ -65,6 +66,9 @@ def contact_forces(position, velocity, radius, species, box, start, neighbours, 
             zi = position[i, 2]
             ri = radius[i]
             si = species[i]
+            vxi = velocity[i, 0]
+            vyi = velocity[i, 1]
+            vzi = velocity[i, 2]
             fx = 0.0
             fy = 0.0
             fz = 0.0
@@ -85,8 +89,8 @@ def contact_forces(position, velocity, radius, species, box, start, neighbours, 
                 nz = dz * inv_r
                 rate = 0.0
                 if damped:
-                    rate = -((velocity[j, 0] - velocity[i, 0]) * nx + (velocity[j, 1] - velocity[i, 1]) * ny
-                             + (velocity[j, 2] - velocity[i, 2]) * nz)
+                    rate = -((velocity[j, 0] - vxi) * nx + (velocity[j, 1] - vyi) * ny
+                             + (velocity[j, 2] - vzi) * nz)
                 f = pair_force_cpu(overlap, rate, k_n, gamma_n, model)
                 px = f * nx
                 py = f * ny
@@ -97,14 +101,15 @@ def contact_forces(position, velocity, radius, species, box, start, neighbours, 
                 b[j, 0] += px
                 b[j, 1] += py
                 b[j, 2] += pz
-                energy += pair_energy_cpu(overlap, k_n, model)
-                # branch-free split by pair type (0 LL, 1 SL, 2 SS): the type is unpredictable
-                pair_type = si + species[j]
-                fr = f * r
-                w_ll += fr * (pair_type == 0)
-                w_sl += fr * (pair_type == 1)
-                w_ss += fr * (pair_type == 2)
-                touching += 1.0
+                if measure:
+                    energy += pair_energy_cpu(overlap, k_n, model)
+                    # branch-free split by pair type (0 LL, 1 SL, 2 SS): the type is unpredictable
+                    pair_type = si + species[j]
+                    fr = f * r
+                    w_ll += fr * (pair_type == 0)
+                    w_sl += fr * (pair_type == 1)
+                    w_ss += fr * (pair_type == 2)
+                    touching += 1.0
             b[i, 0] += fx
             b[i, 1] += fy
             b[i, 2] += fz

@@ -101,11 +101,15 @@ def md_loop(position, velocity, force, radius, species, inv_mass, box, level, le
                                                      n_chunks)
             box_ref[:] = box
             rebuilds += 1
+        # sums (energy, virial, contacts) only for recorded steps and the last one; a non-finite
+        # force shows up in the next pass (positions and kinetic energy are checked every step)
+        measure = step + 1 == steps or (record_every > 0 and (step + 1) % record_every == 0)
         contact_forces(position, velocity, radius, species, box, start, neighbours, bounds, k_n, gamma_n,
-                       model, buf, acc, force)
-        _sum_acc(acc, totals)
-        if not (math.isfinite(totals[0]) and math.isfinite(totals[1] + totals[2] + totals[3])):
-            return STATUS_NONFINITE, step + 1, n_rec, rebuilds
+                       model, buf, acc, force, measure)
+        if measure:
+            _sum_acc(acc, totals)
+            if not (math.isfinite(totals[0]) and math.isfinite(totals[1] + totals[2] + totals[3])):
+                return STATUS_NONFINITE, step + 1, n_rec, rebuilds
     # last half kick: on-step velocities v(N)
     kick = 0.5 * dt if steps > 0 else 0.0
     verlet_pass(position, velocity, force, inv_mass, ref, box_ref, box, 0.0, kick, kick, damping, 1.0,

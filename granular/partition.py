@@ -209,7 +209,7 @@ def build_half_list(position, radius, box, level, level_rmax, skin):
     start = np.zeros(n + 1, np.int64)
     for i in range(n):
         start[i + 1] = start[i] + counts[i]
-    neighbours = np.empty(start[n], np.int64)
+    neighbours = np.empty(start[n], np.int32)
     _fill_pass(position, radius, box, level, dims, offset, cell_start, cell_list, skin, start,
                neighbours)
     return start, neighbours
