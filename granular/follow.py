@@ -181,7 +181,8 @@ def follow_compression(
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(phi=f"{target:.4f}", f_small=f"{history['jammed_fraction_small'][-1]:.2f}")
-            if stop_after_second and history["jammed_fraction_small"][-1] >= SECOND_TRANSITION_THRESHOLD:
+            if stop_after_second and (packing.n_small == 0
+                                      or history["jammed_fraction_small"][-1] >= SECOND_TRANSITION_THRESHOLD):
                 break
     finally:
         if bar is not None:

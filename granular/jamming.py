@@ -14,7 +14,8 @@ recent relaxed configuration. Stops when the relaxed pressure falls inside ``pre
 (criterion ``"pressure band"``) or when the bracket is narrower than ``phi_tol`` (``"bracket"``).
 A state is unjammed when its relaxed pressure is below the lower end of the band.
 
-``method="compress"``: compress in steps of ``phi_step`` with damped-dynamics relaxation until
+``method="compress"``: compress in steps of ``phi_step`` with damped-dynamics relaxation (finished
+by FIRE where damped dynamics creeps, near phi_J, so that every state meets the same criterion) until
 the pressure exceeds ``decompress_from``, then decompress in steps of ``decompress_step`` until
 the pressure vanishes (below the band); phi_J is where the straight line through the last jammed
 states (P is linear in phi - phi_J for harmonic contacts) reaches zero, bracketed by the last
@@ -125,14 +126,20 @@ def relax(packing: Packing, law: ContactLaw, *, force_tol: float, max_steps: int
                     2.0 * n_contacts / out.n, steps)
 
 
-def _relax_damped(packing, law, *, force_tol, kinetic_tol, damping, max_steps, backend, unjammed_pressure):
-    from granular.simulate import run_md
+def _relax_damped(packing, law, *, force_tol, kinetic_tol, damping, max_steps, backend, unjammed_pressure,
+                  damped_steps=20000):
+    """Damped dynamics for up to ``damped_steps`` steps, then FIRE to the same force criterion.
+
+    Near phi_J the slowest modes of damped dynamics creep (overdamped rate ~ lambda_min / damping),
+    so damped dynamics alone needs millions of steps there; FIRE finishes the same minimum.
+    """
+    from granular.simulate import fire_minimize, run_md
 
     current = packing.copy()
     current.velocity[:] = 0.0
     chunk = 2000
     steps = 0
-    while True:
+    while steps < min(damped_steps, max_steps):
         res = run_md(current, law, steps=chunk, damping=damping, backend=backend)
         current = res.packing
         steps += chunk
@@ -147,10 +154,12 @@ def _relax_damped(packing, law, *, force_tol, kinetic_tol, damping, max_steps, b
                      / (3.0 * current.volume))
             if bound < unjammed_pressure:
                 return current, steps
-        if steps >= max_steps:
-            raise RuntimeError(
-                f"damped relaxation did not converge in {steps} steps (max |F| = {max_force:.3g}, "
-                f"kinetic energy per particle {kinetic:.3g}) at phi = {current.packing_fraction:.6f}")
+    res = fire_minimize(current, law, force_tol=force_tol, max_steps=max_steps, backend=backend)
+    if not res.converged:
+        raise RuntimeError(
+            f"relaxation did not converge in {steps} damped + {res.steps} FIRE steps (max |F| = "
+            f"{res.max_force:.3g} > force_tol = {force_tol:.3g}) at phi = {packing.packing_fraction:.6f}")
+    return res.packing, steps + int(res.steps)
 
 
 def spring_forces(packing: Packing, law: ContactLaw) -> np.ndarray:
