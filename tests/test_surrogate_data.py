@@ -113,3 +113,14 @@ def test_multi_step_windows(wave_file):
     np.testing.assert_array_equal(y.numpy(), u[3:6])
     with pytest.raises(ValueError, match="steps"):
         WaveWindows(wave_file, steps=6)
+
+
+def test_surrogate_never_imports_wavefe_or_granular():
+    import subprocess
+    import sys
+
+    code = ("import sys, surrogate, surrogate.costs, surrogate.plots, surrogate.io; "
+            "bad = [m for m in ('wavefe', 'granular') if m in sys.modules]; "
+            "assert not bad, bad")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
