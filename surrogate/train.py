@@ -104,7 +104,8 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, 
         Initial Adam learning rate.
     batch_size : int
     seed : int
-        Seeds the window order (and torch's global generator at each epoch start).
+        Seeds the window order and the input noise of each epoch (the caller's global torch
+        generator state is left as it was).
     patience : int
         Epochs without improvement of the validation metric before stopping.
     val_horizon : int, optional
@@ -169,6 +170,16 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, 
         history, best_state, bad_epochs = state["history"], state["best_state"], state["bad_epochs"]
         start = len(history["epoch"])
 
+    # Seeded epochs draw from torch's global generator; keep the caller's generator state intact.
+    with torch.random.fork_rng(devices=[]):
+        return _run(model, dataset, val, optimiser, scheduler, history, best_state, bad_epochs, start,
+                    epochs=epochs, batch_size=batch_size, seed=seed, patience=patience,
+                    val_horizon=val_horizon, du_scale=du_scale, u_noise=u_noise, checkpoint=checkpoint,
+                    progress=progress, num_workers=num_workers)
+
+
+def _run(model, dataset, val, optimiser, scheduler, history, best_state, bad_epochs, start, *, epochs,
+         batch_size, seed, patience, val_horizon, du_scale, u_noise, checkpoint, progress, num_workers):
     bar = None
     if progress:
         from tqdm.auto import tqdm

@@ -44,6 +44,10 @@ def _register_train(sub) -> None:
                    help="epochs without validation improvement before stopping (default 5)")
     p.add_argument("--val-horizon", type=bounded_int(1, 100000), default=None,
                    help="frames rolled out for the validation error (default: all)")
+    p.add_argument("--unroll", type=bounded_int(1, 1000), default=1,
+                   help="autoregressive steps per training window, backpropagated through (default 1)")
+    p.add_argument("--noise", type=bounded_float(0, 10), default=0.0,
+                   help="input noise in units of the RMS of u (default 0)")
     p.add_argument("--seed", type=bounded_int(0, 2**63 - 1), default=0, help="random seed (default 0)")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     p.set_defaults(func=_train)
@@ -55,7 +59,8 @@ def _train(args) -> int:
     model = train(args.data, args.val, args.out, conv=args.conv, rank=args.rank, width=args.width,
                   depth=args.depth, kernel_size=args.kernel_size, seed=args.seed, overwrite=args.force,
                   progress=True, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                  patience=args.patience, val_horizon=args.val_horizon)
+                  patience=args.patience, val_horizon=args.val_horizon, unroll=args.unroll,
+                  noise=args.noise)
     history = model.history
     print(f"wrote {args.out}: best validation nRMSE {history['best_val_nrmse']:.4g} at epoch "
           f"{history['best_epoch'] + 1} of {len(history['epoch'])}")
