@@ -29,6 +29,9 @@ import numpy as np
 
 from benchmarks.harness import Report, measure, print_table, write_results
 
+# point_steps_per_s: best wall-clock rate over the repeats; cpu_rate (1-thread rows): points per
+# second of process CPU time, a load-robust estimate on a shared machine (labelled as such).
+
 
 def _triad_bandwidth(n_bytes: int, threads: int) -> float:
     """Bytes/s of ``a = b + s c`` (3 streams; write-allocate not counted, as in STREAM)."""
@@ -61,9 +64,8 @@ def _medium(mesh):
     return media.random_smooth(mesh.points, rng, 1.0, 2.0, correlation_length=0.2)
 
 
-def _wavefe_rows(N, steps, repeats, threads, bw, report):
-    import numba
-
+def _wavefe_runners(N, steps, threads):
+    """(name, dtype, threads, points per call, bytes per point, callable) for wavefe's paths."""
     from wavefe import mesh as meshes
     from wavefe.explicit import ExplicitWave, stable_dt
 
@@ -71,40 +73,41 @@ def _wavefe_rows(N, steps, repeats, threads, bw, report):
     c = _medium(m)
     dt = 0.5 * stable_dt(m, c)
     u0 = np.exp(-((m.points - 0.5) ** 2).sum(axis=1) / 0.01)
-    points = m.n_nodes * steps
-    for th in threads:
-        numba.set_num_threads(th)
-        for method, dtype in (("stencil", np.float32), ("stencil", np.float64), ("csr", np.float64)):
-            sim = ExplicitWave(m, c, dt=dt, method=method, dtype=dtype)
-            sim.set_state(u0)
-            t = measure(lambda sim=sim: sim.advance(steps), warmup=1, repeats=repeats)
-            size = np.dtype(dtype).itemsize
-            if method == "stencil":
-                per = 5 * size  # read u, u_old, wx, wy; write u_old
-                name = "stencil"
-            else:
-                per = 8 + (8 + 4) * 5 + 4 * 8  # indptr, 5 (data, index), u, u_old r/w, dt^2/M
-                name = "csr-fused"
-            _add(report, name, np.dtype(dtype).name, th, N, points / t.best, per, bw[th], t)
+    out = []
+    for method, dtype in (("stencil", np.float32), ("stencil", np.float64), ("csr", np.float64)):
+        sim = ExplicitWave(m, c, dt=dt, method=method, dtype=dtype)
+        sim.set_state(u0)
+        size = np.dtype(dtype).itemsize
+        if method == "stencil":
+            name, per = "stencil", 5 * size  # read u, u_old, wx, wy; write u_old
+        else:  # indptr (int64), 5 x (value, int32 index), u, u_old read + write, dt^2/M
+            name, per = "csr-fused", 8 + (8 + 4) * 5 + 4 * 8
+        for th in threads:
+            out.append((name, np.dtype(dtype).name, th, m.n_nodes * steps, per,
+                        lambda sim=sim: sim.advance(steps)))
+    return out
 
 
-def _scipy_row(N, steps, repeats, bw, report):
+def _scipy_runner(N, steps):
     import scipy.sparse as sp
     from scipy.sparse import _sparsetools
 
     from wavefe import assemble
     from wavefe import mesh as meshes
+    from wavefe.explicit import stable_dt
 
     m = meshes.rectangle(N)
-    K = assemble.stiffness(m, assemble.element_c2(m, _medium(m)))
+    c = _medium(m)
+    K = assemble.stiffness(m, assemble.element_c2(m, c))
     K.eliminate_zeros()
     K = sp.csr_matrix(K)
-    gamma = 1e-6 / assemble.lumped_mass(m)
+    gamma = (0.5 * stable_dt(m, c)) ** 2 / assemble.lumped_mass(m)  # stable: no inf/NaN slow paths
     n = m.n_nodes
-    u, uo, y = np.random.default_rng(0).random(n), np.zeros(n), np.zeros(n)
+    state = [np.random.default_rng(0).random(n), np.zeros(n)]
+    y = np.zeros(n)
 
     def run():
-        nonlocal u, uo
+        u, uo = state
         for _ in range(steps):
             y.fill(0.0)
             _sparsetools.csr_matvec(n, n, K.indptr, K.indices, K.data, u, y)
@@ -113,76 +116,111 @@ def _scipy_row(N, steps, repeats, bw, report):
             np.add(uo, u, out=uo)
             np.subtract(uo, y, out=uo)
             u, uo = uo, u
+        state[:] = [u, uo]
 
-    t = measure(run, warmup=1, repeats=repeats)
     idx = K.indices.itemsize
     per = 8 + (idx + (8 + idx) * 5 + 8 + 16) + 24 + 3 * 24  # zero y; mat-vec; 4 numpy passes
-    _add(report, "scipy-csr", "float64", 1, N, n * steps / t.best, per, bw[1], t)
+    return [("scipy-csr", "float64", 1, n * steps, per, run)]
 
 
-def _devito_rows(N, steps, repeats, threads, bw, report):
+def _devito_runners(N, steps, threads, notes):
     try:
         from devito import Eq, Function, Grid, Operator, TimeFunction, configuration, solve
     except ImportError:
-        report.notes.setdefault("devito", "not installed (pip install devito)")
-        return
+        notes.setdefault("devito", "not installed (pip install devito)")
+        return []
     configuration["log-level"] = "ERROR"
+    from wavefe import mesh as meshes
+
+    m = meshes.rectangle(N)
     grid = Grid(shape=(N + 1, N + 1), extent=(1.0, 1.0), dtype=np.float32)
     u = TimeFunction(name="u", grid=grid, time_order=2, space_order=2)
     mfun = Function(name="m", grid=grid)
-    mfun.data[:] = 1.0 / _medium_grid(N) ** 2
+    mfun.data[:] = 1.0 / _medium(m).reshape(m.node_shape) ** 2
     eq = Eq(u.forward, solve(mfun * u.dt2 - u.laplace, u.forward))
     dt = 0.5 / N / 2.0 / np.sqrt(2)
+    u.data[:] = 0.0
+    u.data[:, N // 2, N // 2] = 1.0
+    out = []
     for th in threads:
         language = "C" if th == 1 else "openmp"
         os.environ["OMP_NUM_THREADS"] = str(th)
         try:
             op = Operator([eq], language=language)
         except Exception as exc:  # pragma: no cover - depends on the compiler
-            report.notes[f"devito-{language}"] = repr(exc)
+            notes[f"devito-{language}"] = repr(exc)
             continue
-        u.data[:] = 0.0
-        u.data[:, N // 2, N // 2] = 1.0
-        t = measure(lambda op=op: op.apply(time_m=0, time_M=steps - 1, dt=dt), warmup=1,
-                    repeats=repeats)
-        # read m, u[t], u[t-1]; write u[t+1] into a third buffer (+ write-allocate read)
-        _add(report, f"devito-{language}", "float32", th, N, (N + 1) ** 2 * steps / t.best, 5 * 4,
-             bw[th], t)
+        # read m, u[t], u[t-1]; write u[t+1] into a third buffer (+ its write-allocate read)
+        out.append((f"devito-{language}", "float32", th, (N + 1) ** 2 * steps, 5 * 4,
+                    lambda op=op: op.apply(time_m=0, time_M=steps - 1, dt=dt)))
+    return out
 
 
-def _medium_grid(N):
-    from wavefe import mesh as meshes
+def _time_interleaved(runners, repeats, report, N, bw):
+    """Round-robin over the runners so that the machine's load hits all of them alike."""
+    import numba
 
-    m = meshes.rectangle(N)
-    return _medium(m).reshape(m.node_shape)
-
-
-def _add(report, method, dtype, threads, N, rate, per, bw, timing):
-    bound = bw / per
-    report.add(method=method, dtype=dtype, threads=threads, cells=f"{N}^2", point_steps_per_s=rate,
-               bytes_per_point=per, bw_bound=bound, of_bound=rate / bound, median_s=timing.median)
+    wall = {k: [] for k in range(len(runners))}
+    cpu = {k: [] for k in range(len(runners))}
+    for r in runners:
+        numba.set_num_threads(r[2])
+        r[5]()  # warm-up (compilation, first touch)
+    for _ in range(repeats):
+        for k, (_, _, th, _, _, fn) in enumerate(runners):
+            numba.set_num_threads(th)
+            c0, w0 = time.process_time(), time.perf_counter()
+            fn()
+            wall[k].append(time.perf_counter() - w0)
+            cpu[k].append(time.process_time() - c0)
+    for k, (name, dtype, th, points, per, _) in enumerate(runners):
+        rate = points / min(wall[k])
+        bound = bw[th] / per
+        row = dict(method=name, dtype=dtype, threads=th, cells=f"{N}^2", point_steps_per_s=rate,
+                   cpu_rate=points / min(cpu[k]) if th == 1 else float("nan"),
+                   bytes_per_point=per, bw_bound=bound, of_bound=rate / bound,
+                   median_s=float(np.median(wall[k])))
+        report.add(**row)
 
 
 def _dataset_row(samples, grid, frames, save_every, workers, report):
-    from wavefe.dataset import generate_dataset
+    """End-to-end generation (wall clock, ``workers`` processes), gzip level 1 and uncompressed,
+    plus the CPU seconds per sample of the worker task in this process (simulate + compress)."""
+    import numba
 
-    with tempfile.TemporaryDirectory(dir=Path(__file__).parent / "results") as tmp:
-        path = Path(tmp) / "bench.h5"
-        start = time.perf_counter()
-        generate_dataset(path, samples, grid=grid, n_frames=frames, save_every=save_every,
-                         workers=workers, batch=4, speed="random", source="pulse", xdmf=False)
-        wall = time.perf_counter() - start
-        size = path.stat().st_size
+    from wavefe.dataset import generate_dataset
+    from wavefe.samples import DatasetConfig, simulate
+
+    settings = dict(grid=grid, n_frames=frames, save_every=save_every, speed="random", source="pulse")
+    cfg = DatasetConfig(**settings).to_json()
+    numba.set_num_threads(1)
+    simulate(cfg, 0, 0, [0], 16, None)
+    cpu = {}
+    for level in (None, 1):
+        c0 = time.process_time()
+        simulate(cfg, 0, 0, list(range(8)), 16, level)
+        cpu[level] = (time.process_time() - c0) / 8
     raw = samples * frames * (grid + 1) ** 2 * 4
-    report.notes["dataset"] = {
-        "samples": samples, "grid": grid, "frames": frames, "save_every": save_every,
-        "workers": workers, "wall_s": wall, "per_sample_s": wall / samples,
-        "extrapolated_1000_samples_s": wall / samples * 1000,
-        "file_bytes": size, "raw_bytes": raw, "compression_ratio": raw / size,
-    }
-    print(f"dataset: {samples} samples {grid}^2 x {frames} frames (save_every {save_every}) with "
-          f"{workers} workers: {wall:.1f} s, {wall / samples * 1e3:.1f} ms/sample -> 1000 samples "
-          f"extrapolated {wall / samples * 1000:.0f} s; compression {raw / size:.2f}x")
+    out = {"samples": samples, "grid": grid, "frames": frames, "save_every": save_every,
+           "workers": workers, "cpu_s_per_sample_simulate": cpu[None],
+           "cpu_s_per_sample_simulate_gzip1": cpu[1]}
+    for label, level in (("gzip1", 1), ("none", None)):
+        with tempfile.TemporaryDirectory(dir=Path(__file__).parent / "results") as tmp:
+            path = Path(tmp) / "bench.h5"
+            start = time.perf_counter()
+            generate_dataset(path, samples, workers=workers, batch=4, xdmf=False, compression=level,
+                             **settings)
+            wall = time.perf_counter() - start
+            size = path.stat().st_size
+        out[f"wall_s_{label}"] = wall
+        out[f"extrapolated_1000_s_{label}"] = wall / samples * 1000
+        out[f"ratio_{label}"] = raw / size
+        print(f"dataset ({label}): {samples} samples {grid}^2 x {frames} frames (save_every "
+              f"{save_every}), {workers} workers: {wall:.1f} s wall, {wall / samples * 1e3:.0f} ms/sample"
+              f" -> 1000 samples EXTRAPOLATED {wall / samples * 1000:.0f} s; size ratio {raw / size:.2f}")
+    print(f"dataset CPU per sample in one process: simulate {cpu[None] * 1e3:.0f} ms, simulate + gzip-1 "
+          f"{cpu[1] * 1e3:.0f} ms -> 1000 samples on 2 idle cores EXTRAPOLATED "
+          f"{cpu[1] * 1000 / 2:.0f} s (gzip-1), {cpu[None] * 1000 / 2:.0f} s (uncompressed)")
+    report.notes["dataset"] = out
 
 
 def main(argv=None) -> int:
@@ -209,11 +247,11 @@ def main(argv=None) -> int:
     print(f"memory bandwidth (triad): {', '.join(f'{th} thr {b / 1e9:.1f} GB/s' for th, b in bw.items())}; "
           f"numpy copy {report.notes['copy_bandwidth_GBps_numpy']:.1f} GB/s")
     for N in sizes:
-        _wavefe_rows(N, args.steps, args.repeats, threads, bw, report)
-        _scipy_row(N, args.steps, args.repeats, bw, report)
+        runners = _wavefe_runners(N, args.steps, threads) + _scipy_runner(N, args.steps)
         if not args.no_devito:
-            _devito_rows(N, args.steps, args.repeats, threads, bw, report)
-    print_table(report.rows, ["method", "dtype", "threads", "cells", "point_steps_per_s",
+            runners += _devito_runners(N, args.steps, threads, report.notes)
+        _time_interleaved(runners, args.repeats, report, N, bw)
+    print_table(report.rows, ["method", "dtype", "threads", "cells", "point_steps_per_s", "cpu_rate",
                               "bytes_per_point", "bw_bound", "of_bound"])
     for N in sizes:
         rows = {(r["method"], r["dtype"], r["threads"]): r["point_steps_per_s"]
@@ -224,7 +262,7 @@ def main(argv=None) -> int:
         if ref and mine:
             print(f"{N}^2: stencil float32 / devito (1 thread) = {mine / ref:.2f}")
             report.notes[f"ratio_stencil_devito_{N}"] = mine / ref
-        if scipy_rate and ("csr", "float64", 1):
+        if scipy_rate:
             fused = rows.get(("csr-fused", "float64", 1))
             print(f"{N}^2: stencil float64 / scipy-csr = {rows[('stencil', 'float64', 1)] / scipy_rate:.2f}, "
                   f"csr-fused / scipy-csr = {fused / scipy_rate:.2f}")

@@ -17,8 +17,8 @@ from wavefe.explicit import ExplicitWave, stable_dt
 from wavefe.mesh import TriMesh, from_arrays, read_mesh, rectangle
 from wavefe.newmark import NewmarkWave
 from wavefe.samples import DatasetConfig
-from wavefe.xdmf import write_xdmf
 from wavefe.sources import GaussianPulse, RickerSource, ricker
+from wavefe.xdmf import write_xdmf
 
 __all__ = [
     "SCHEMA", "DatasetConfig", "ExplicitWave", "GaussianPulse", "NewmarkWave", "RickerSource",

@@ -12,6 +12,7 @@ sources and damping.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import eigsh
@@ -239,7 +240,7 @@ class ExplicitWave:
         if self.method == "stencil":
             swapped = stencil.advance_stencil(self._u, self._u_old, self._wx, self._wy, self._s,
                                               self._bj, self._bi, *self._bcoef, self._src_idx,
-                                              self._src_w, amp)
+                                              self._src_w, amp, numba.get_num_threads() == 1)
         else:
             indptr, indices, data = self._K32
             swapped = stencil.advance_csr(indptr, indices, data, self._u, self._u_old, self._gamma0,

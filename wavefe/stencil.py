@@ -96,6 +96,21 @@ def _interior(u, u_old, wx, wy, s):
             u_old[b, j, i] = (up + up) - u_old[b, j, i] + s * lap
 
 
+@njit(fastmath=True, cache=True, boundscheck=False)
+def _interior_serial(u, u_old, wx, wy, s):
+    # The same loop without the parallel region: ~10 % faster on one thread.
+    nb, NY, NX = u.shape
+    nbw = wx.shape[0]
+    for b in range(nb):
+        bw = b if nbw > 1 else 0
+        for j in range(1, NY - 1):
+            for i in range(1, NX - 1):
+                up = u[b, j, i]
+                lap = (wx[bw, j, i - 1] * (u[b, j, i - 1] - up) + wx[bw, j, i] * (u[b, j, i + 1] - up)
+                       + wy[bw, j - 1, i] * (u[b, j - 1, i] - up) + wy[bw, j, i] * (u[b, j + 1, i] - up))
+                u_old[b, j, i] = (up + up) - u_old[b, j, i] + s * lap
+
+
 @njit(cache=True, boundscheck=False)
 def _boundary(u, u_old, wx, wy, bj, bi, alpha, beta, gamma):
     # O(perimeter) work per step: serial.
@@ -129,7 +144,8 @@ def _sources(u_new, src_idx, src_w, amp_n):
 
 
 @njit(cache=True)
-def advance_stencil(u, u_old, wx, wy, s, bj, bi, alpha, beta, gamma, src_idx, src_w, amp):
+def advance_stencil(u, u_old, wx, wy, s, bj, bi, alpha, beta, gamma, src_idx, src_w, amp,
+                    serial=False):
     """Advance ``amp.shape[0]`` steps in place; return 1 if the roles of u and u_old swapped.
 
     Parameters
@@ -148,10 +164,15 @@ def advance_stencil(u, u_old, wx, wy, s, bj, bi, alpha, beta, gamma, src_idx, sr
         Flat node index of each source term; ``src_w`` (nb, k) its weight ``phi_i(x_s) dt^2/M``.
     amp : ndarray, shape (n_steps, nb, k)
         Source amplitude at the time of each step (the step from t_n to t_{n+1} uses t_n).
+    serial : bool
+        Use the loop without a parallel region (pass ``numba.get_num_threads() == 1``).
     """
     s = u.dtype.type(s)
     for n in range(amp.shape[0]):
-        _interior(u, u_old, wx, wy, s)
+        if serial:
+            _interior_serial(u, u_old, wx, wy, s)
+        else:
+            _interior(u, u_old, wx, wy, s)
         _boundary(u, u_old, wx, wy, bj, bi, alpha, beta, gamma)
         _sources(u_old, src_idx, src_w, amp[n])
         u, u_old = u_old, u
