@@ -93,11 +93,11 @@ def load_history(path: str | os.PathLike) -> dict:
     return history
 
 
-def pqi_trend(values, rel_tol: float = 0.01) -> str:
+def pqi_trend(values, rel_tol: float = 0.05) -> str:
     """Sequence of monotone phases of ``values`` as a string of ``-`` (decrease) and ``+`` (increase).
 
-    Changes smaller than ``rel_tol`` times the value range are ignored, so ``"-+-"`` is the
-    decrease-increase-decrease trajectory reported by Diao et al.
+    Changes smaller than ``rel_tol`` times the value range (5 %) are ignored as noise, so ``"-+-"``
+    is the decrease-increase-decrease trajectory reported by Diao et al.
     """
     values = [v for v in values if v is not None and math.isfinite(v)]
     if len(values) < 2:
