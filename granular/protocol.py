@@ -20,7 +20,7 @@ import numpy as np
 from granular.contact import ContactLaw
 from granular.space import species_counts
 
-MIN_BOX_EDGE = 2.2  # two large diameters plus a skin: the minimum-image convention at phi ~ 0.9
+MIN_BOX_EDGE = 2.1  # two large diameters plus a skin: the minimum-image convention at phi ~ 0.85
 RESULT_KEYS = ("phi_J", "phi_J_low", "phi_J_high", "phi", "pressure", "pressure_SS", "pressure_SL",
                "pressure_LL", "Z_backbone", "jammed_fraction_small", "jammed_fraction_large", "n_small",
                "n_large", "delta", "x_small", "k_n", "box_length")
@@ -39,12 +39,12 @@ def check_run_inputs(delta: float, x_small: float, *, n: int | None, n_large: in
         raise ValueError(f"excess_phi must be in [0, 0.2], got {excess_phi}")
     n_l, n_s = species_counts(delta, x_small, n=n, n_large=n_large)
     solid = (math.pi / 6.0) * (n_l + n_s * delta**3)
-    edge = (solid / 0.9) ** (1.0 / 3.0)
+    edge = (solid / 0.85) ** (1.0 / 3.0)
     if edge < MIN_BOX_EDGE:
         name = "n" if n is not None else "n_large"
         raise ValueError(
             f"{name} is too small: {n_l} large and {n_s} small particles give a box edge of {edge:.3g} "
-            f"d_L at phi = 0.9, below {MIN_BOX_EDGE} (two large diameters plus a skin)")
+            f"d_L at phi = 0.85, below {MIN_BOX_EDGE} (two large diameters plus a skin)")
     return n_l, n_s
 
 

@@ -125,3 +125,16 @@ def test_show_prints_summary_and_writes_png(jammed_file, tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["granular", "show", str(jammed_file), "--png", str(png)]) == 2
     assert main(["granular", "show", str(jammed_file), "--png", str(png), "--force"]) == 0
+
+
+def test_jam_output_reads_in_mdanalysis(jammed_file):
+    pytest.importorskip("MDAnalysis")
+    from MDAnalysis.coordinates.H5MD import H5MDReader
+
+    packing = read_packing(jammed_file)
+    reader = H5MDReader(str(jammed_file), convert_units=False)
+    ts = reader[0]
+    assert reader.n_atoms == packing.n
+    assert np.allclose(ts.positions, packing.position, atol=1e-5)
+    assert np.allclose(ts.dimensions[:3], packing.box)
+    reader.close()
