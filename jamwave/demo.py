@@ -76,6 +76,11 @@ class DemoSize:
 
 
 SIZES = {
+    # "tiny" is the smoke-test size of the end-to-end test (about a minute); its numbers are not
+    # meant to be read.
+    "tiny": DemoSize(delta=0.5, x_small=(0.3, 0.7), n_particles=96, excess_phi=1e-2,
+                     grid=16, n_frames=12, save_every=4, samples=(6, 2, 2), width=6, depth=1,
+                     rank=1, epochs=2, prune_iterations=1, prune_epochs=1, horizon=8),
     "small": DemoSize(delta=0.5, x_small=(0.2, 0.5, 0.8), n_particles=256, excess_phi=1e-2,
                       grid=32, n_frames=24, save_every=4, samples=(32, 6, 6), width=12, depth=2,
                       rank=2, epochs=6, prune_iterations=2, prune_epochs=3, horizon=16),
@@ -97,9 +102,9 @@ def run_demo(out, *, size: str = "small", backend: str = "auto", scheduler: str 
     ----------
     out : path-like
         Output folder; created if missing.
-    size : {"small", "medium", "large"}
+    size : {"tiny", "small", "medium", "large"}
         Preset (:data:`SIZES`): ``small`` takes minutes on two CPU cores, ``large`` is for a GPU
-        or a cluster.
+        or a cluster; ``tiny`` is a smoke test.
     backend : {"auto", "cpu", "cuda"}
         DEM backend.
     scheduler : str, optional
@@ -199,7 +204,8 @@ class _Stages:
         sec.figure("packings/pressure_path.png", "Pressure and backbone contact number along compression")
         if (folder / "diagram.png").exists():
             sec.figure("packings/diagram.png", "phi_J and K* against X_S")
-        sec.text(f"Grid axes: delta = {list(diagram['delta'])}, X_S = {list(diagram['x_small'])}.")
+        axes = ", ".join(f"{v:g}" for v in diagram["x_small"])
+        sec.text(f"The sweep's table is packings/diagram.h5 (delta = {p.delta}; X_S = {axes}).")
         xs = ",".join(f"{x:g}" for x in p.x_small)
         sec.command(f"jamwave granular diagram --delta {p.delta} --xs {xs} --seeds 1 --n {p.n_particles} "
                     f"--excess-phi {p.excess_phi} --out {folder}")

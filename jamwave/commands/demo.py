@@ -18,8 +18,9 @@ def register(groups) -> None:
         ),
     )
     parser.add_argument("--out", default="demo-output", help="output folder (default: %(default)s)")
-    parser.add_argument("--size", choices=["small", "medium", "large"], default="small",
-                        help="problem size: small runs in minutes on 2 CPU cores (default: small)")
+    parser.add_argument("--size", choices=["tiny", "small", "medium", "large"], default="small",
+                        help="problem size: small runs in minutes on 2 CPU cores, large is for a GPU "
+                        "or a cluster, tiny is a smoke test (default: small)")
     parser.add_argument("--backend", choices=["auto", "cpu", "cuda"], default="auto",
                         help="DEM backend (default: auto, or $JAMWAVE_BACKEND)")
     parser.add_argument("--scheduler", default=None,
