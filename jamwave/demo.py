@@ -201,7 +201,7 @@ class _Stages:
             "of both signs and, independently, from the Hessian (affine minus non-affine)."
         )
         sec.table(rows)
-        sec.figure("packings/pressure_path.png", "Pressure and backbone contact number along compression")
+        sec.figure("packings/pressure_path.png", "P and Z of the relaxed states near jamming")
         if (folder / "diagram.png").exists():
             sec.figure("packings/diagram.png", "phi_J and K* against X_S")
         axes = ", ".join(f"{v:g}" for v in diagram["x_small"])
@@ -211,22 +211,31 @@ class _Stages:
                     f"--excess-phi {p.excess_phi} --out {folder}")
 
     def _plot_pressure_path(self, png: Path) -> None:
+        """P and Z of every relaxed state the protocol visited (jamming search and following)."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from granular.h5md import read_group
+        from granular.h5md import read_group, read_observables
 
         fig, (ax_p, ax_z) = plt.subplots(1, 2, figsize=(9, 3.6))
         for path, row in zip(self.packing_files, self.packing_rows):
-            follow = read_group(path, "follow")
-            phi = np.asarray(follow["phi"])
+            path_obs, follow = read_observables(path), read_group(path, "follow")
+            phi = np.concatenate([path_obs["phi"], follow["phi"]])
+            pressure = np.concatenate([path_obs["pressure"], follow["pressure"]])
+            z = np.concatenate([path_obs["Z"], follow["Z_backbone"]])
+            near = phi > row["phi_J"] - 0.03
+            order = np.argsort(phi[near])
             label = f"X_S = {row['X_S (realised)']:.2f}"
-            ax_p.plot(phi, follow["pressure"], "o-", ms=3, label=label)
-            ax_z.plot(phi, follow["Z_backbone"], "o-", ms=3, label=label)
-        ax_p.set(xlabel="phi", ylabel="P (k_n / d_L)", title="pressure above jamming")
-        ax_z.set(xlabel="phi", ylabel="Z of the backbone", title="contact number")
+            lines = ax_p.plot(phi[near][order], pressure[near][order], "o", ms=3, label=label)
+            ax_z.plot(phi[near][order], z[near][order], "o", ms=3, color=lines[0].get_color())
+            ax_p.axvline(row["phi_J"], color=lines[0].get_color(), lw=0.8, ls=":")
+        ax_p.set(xlabel="phi", ylabel="P (k_n / d_L)", yscale="symlog",
+                 title="relaxed pressure (dotted: phi_J)")
+        ax_p.set_yscale("symlog", linthresh=1e-7)
+        ax_p.set_ylim(bottom=0.0)
+        ax_z.set(xlabel="phi", ylabel="Z", title="contact number (backbone above phi_J)")
         ax_z.axhline(6.0, color="gray", lw=0.8, ls="--")
         ax_p.legend(fontsize=8)
         fig.tight_layout()
