@@ -136,8 +136,9 @@ def zero_kernel(array):
 
 @cuda.jit
 def force_kernel(position, velocity, radius, species, lx, ly, lz, neighbours, counts, k_n, gamma_n, model,
-                 force, acc, flags):
-    """Half-list forces with atomics; force must be zeroed first; sums added into ``acc`` (5,)."""
+                 force, acc, flags, measure):
+    """Half-list forces with atomics; force must be zeroed first; sums added into ``acc`` (5,)
+    when ``measure`` is nonzero."""
     shared = cuda.shared.array(THREADS, dtype=np.float64)
     i = cuda.grid(1)
     tid = cuda.threadIdx.x
@@ -186,11 +187,12 @@ def force_kernel(position, velocity, radius, species, lx, ly, lz, neighbours, co
         cuda.atomic.add(force, (i, 2), fz)
         if not (math.isfinite(fx) and math.isfinite(fy) and math.isfinite(fz)):
             flags[FLAG_NONFINITE] = 1
-    for q in range(N_ACC):
-        total = _block_sum(shared, sums[q], tid)
-        if tid == 0:
-            cuda.atomic.add(acc, q, total)
-        cuda.syncthreads()
+    if measure:  # uniform over the grid, so every thread of a block takes the same branch
+        for q in range(N_ACC):
+            total = _block_sum(shared, sums[q], tid)
+            if tid == 0:
+                cuda.atomic.add(acc, q, total)
+            cuda.syncthreads()
 
 
 @cuda.jit

@@ -96,14 +96,15 @@ class DeviceSystem:
         self.box_ref = self.box.copy()
         self.rebuilds += 1
 
-    def forces(self, k_n, gamma_n, model):
-        """Contact forces into self.force; sums into self.acc (on the device)."""
-        self.acc.copy_to_device(np.zeros(K.N_ACC))
+    def forces(self, k_n, gamma_n, model, measure=True):
+        """Contact forces into self.force; sums into self.acc (on the device) if ``measure``."""
+        if measure:
+            self.acc.copy_to_device(np.zeros(K.N_ACC))
         self._launch(K.zero_kernel, self.force)
         lx, ly, lz = (float(v) for v in self.box)
         self._launch(K.force_kernel, self.position, self.velocity, self.radius, self.species, lx, ly, lz,
                      self.neighbours, self.counts, float(k_n), float(gamma_n), int(model), self.force,
-                     self.acc, self.flags)
+                     self.acc, self.flags, 1 if measure else 0)
 
     def pairs(self):
         counts = self.counts.copy_to_host()
@@ -132,9 +133,10 @@ def _record(records, n_rec, step, dt, solid, box, acc, kinetic, n, rebuilds):
                       2.0 * acc[4] / n, kinetic, acc[0], rebuilds)
 
 
-def _pass(dev, dt, kick, ke_kick, damping, scale, new_box, threshold):
+def _pass(dev, dt, kick, ke_kick, damping, scale, new_box, threshold, measure=True):
     s = new_box / dev.box_ref
-    dev.scalar.copy_to_device(np.zeros(3))
+    if measure:
+        dev.scalar.copy_to_device(np.zeros(3))
     dev._launch(K.verlet_kernel, dev.position, dev.velocity, dev.force, dev.inv_mass, dev.reference,
                 float(s[0]), float(s[1]), float(s[2]), float(new_box[0]), float(new_box[1]),
                 float(new_box[2]), dt, kick, ke_kick, float(damping), float(scale), max(threshold, 0.0),
@@ -154,12 +156,15 @@ def run_md(position, velocity, radius, species, box, k_n, gamma_n, model, dt, da
     dev.forces(k_n, gamma_n, model)
     scale = math.exp(log_scale)
     status, last = STATUS_OK, steps
+    # one flag read per step: the pass reports displacement and non-finite values, the force
+    # kernel's non-finite flag persists and is seen at the next read
     for step in range(steps):
         kick, ke_kick = (0.5 * dt, 0.0) if step == 0 else (dt, 0.5 * dt)
         new_box = dev.box * scale
         threshold = rebuild_threshold(new_box, dev.box_ref, dev.skin, rmax)
-        _pass(dev, dt, kick, ke_kick, damping, scale, new_box, threshold)
-        if record_every > 0 and step % record_every == 0:
+        record_now = record_every > 0 and step % record_every == 0
+        _pass(dev, dt, kick, ke_kick, damping, scale, new_box, threshold, record_now)
+        if record_now:
             kinetic, acc = float(dev.scalar.copy_to_host()[0]), dev.acc.copy_to_host()
             _record(records, n_rec, step, dt, solid, dev.box, acc, kinetic, n, dev.rebuilds)
             n_rec += 1
@@ -170,11 +175,10 @@ def run_md(position, velocity, radius, species, box, k_n, gamma_n, model, dt, da
             break
         if flags[K.FLAG_MOVED] or threshold <= 0:
             dev.rebuild()
-        dev.forces(k_n, gamma_n, model)
-        flags = dev.read_flags()
-        if flags[K.FLAG_NONFINITE]:
-            status, last = STATUS_NONFINITE, step + 1
-            break
+        measure = step + 1 == steps or (record_every > 0 and (step + 1) % record_every == 0)
+        dev.forces(k_n, gamma_n, model, measure)
+    if status == STATUS_OK and steps > 0 and dev.read_flags()[K.FLAG_NONFINITE]:
+        status, last = STATUS_NONFINITE, steps
     if status == STATUS_OK:
         kick = 0.5 * dt if steps > 0 else 0.0
         _pass(dev, 0.0, kick, kick, damping, 1.0, dev.box, math.inf)
