@@ -110,8 +110,9 @@ class DeviceSystem:
         counts = self.counts.copy_to_host()
         table = self.neighbours.copy_to_host().reshape(self.max_nbr, self.n)
         owner = np.repeat(np.arange(self.n, dtype=np.int64), counts)
-        slot = np.concatenate([np.arange(c) for c in counts]) if self.n else np.zeros(0, np.int64)
-        return owner, table[slot.astype(np.int64), owner]
+        first = np.cumsum(counts) - counts
+        slot = np.arange(owner.size, dtype=np.int64) - np.repeat(first, counts)
+        return owner, table[slot, owner]
 
 
 def evaluate(position, velocity, radius, species, box, k_n, gamma_n, model):

@@ -237,3 +237,33 @@ def test_resolve_backend(monkeypatch):
         granular.resolve_backend()
     with pytest.raises(ValueError, match="backend"):
         granular.resolve_backend("gpu")
+
+
+@pytest.mark.parametrize("log_scale", [-3e-3, 3e-3])
+def test_verlet_list_stays_valid_under_fast_affine_deformation(log_scale):
+    """Compression shrinks gaps faster than particles move: the rebuild criterion must account
+    for it. The last forces of the loop must equal brute-force forces of the final positions."""
+    from granular import loops_cpu
+
+    p = granular.scale_to_phi(granular.make_packing(0.15, 0.1, n_large=30, phi=0.3, seed=2),
+                              0.45 if log_scale < 0 else 0.75)
+    p.velocity[:] = np.random.default_rng(2).normal(size=p.velocity.shape) * 0.05
+    pos, vel, box = p.position.copy(), p.velocity.copy(), p.box.copy()
+    law = granular.ContactLaw()
+    dt = law.default_dt(p.radius.min())
+    status, _, _, rebuilds, force, _ = loops_cpu.run_md(pos, vel, p.radius, p.species, box, 1.0, 0.0, 0, dt,
+                                                         0.1, log_scale, 150, 0, 0.4 * p.radius.min())
+    assert status == 0 and rebuilds > 3
+    assert abs(box[0] / p.box[0] - np.exp(150 * log_scale)) < 1e-12
+    f_ref = reference_forces(pos, p.radius, box)
+    assert np.abs(force - f_ref).max() <= 1e-10 * np.abs(f_ref).max()
+
+
+def test_decompression_reaches_lower_target():
+    p = granular.scale_to_phi(granular.make_packing(0.5, 0.5, n=300, phi=0.3, seed=4), 0.62)
+    c = granular.compress(p, granular.ContactLaw(), target_phi=0.5, strain_rate=0.05, damping=0.5,
+                          record_every=10, backend="cpu")
+    assert c.packing.packing_fraction == pytest.approx(0.5, rel=1e-12)
+    assert np.all(np.diff(c.history["phi"]) < 0)
+    with pytest.raises(ValueError, match="strain_rate"):
+        granular.compress(p, granular.ContactLaw(), target_phi=0.5, strain_rate=-1.0, damping=0.5)
