@@ -36,6 +36,15 @@ def test_dataset_granular_table(tmp_path):
         assert list(f["granular/phi"][:]) == [0.66, 0.7]
 
 
+def test_splits_command(tmp_path):
+    assert main(["wavefe", "splits", "--train", "2", "--val", "1", "--test", "0", "--grid", "8",
+                 "--frames", "3", "--out", str(tmp_path / "ds"), "--workers", "1", "--seed", "4"]) == 0
+    with h5py.File(tmp_path / "ds" / "train.h5") as f, h5py.File(tmp_path / "ds" / "val.h5") as g:
+        assert f["fields/u"].shape[0] == 2 and g["fields/u"].shape[0] == 1
+        assert g.attrs["split"] == "val" and g.attrs["seed"] == 4
+    assert not (tmp_path / "ds" / "test.h5").exists()
+
+
 def test_solve_writes_png(tmp_path):
     png = tmp_path / "s.png"
     for integrator in ("explicit", "newmark"):

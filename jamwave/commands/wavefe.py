@@ -37,6 +37,19 @@ def register(groups) -> None:
     ds.add_argument("--force", action="store_true", help="overwrite an existing output")
     ds.set_defaults(func=run_dataset)
 
+    sp = sub.add_parser("splits", help="train/val/test dataset files with disjoint random streams",
+                        description="Write DIR/train.h5, DIR/val.h5 and DIR/test.h5 (same settings; "
+                        "sample i of split k uses the seed [S, k, i], k = 0, 1, 2).")
+    _common(sp)
+    sp.add_argument("--train", type=bounded_int(0), default=80, help="training samples (default 80)")
+    sp.add_argument("--val", type=bounded_int(0), default=10, help="validation samples (default 10)")
+    sp.add_argument("--test", type=bounded_int(0), default=10, help="test samples (default 10)")
+    sp.add_argument("--out", required=True, help="output folder")
+    sp.add_argument("--workers", type=bounded_int(1), default=None,
+                    help="worker processes (default: all cores; 1 runs in this process)")
+    sp.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    sp.set_defaults(func=run_splits)
+
     so = sub.add_parser("solve", help="one simulation and a PNG of snapshots",
                         description="Simulate one sample (drawn like a dataset sample from --seed) and "
                         "write a PNG of the speed map and snapshots; optionally the frames as HDF5.")
@@ -126,6 +139,19 @@ def run_dataset(args) -> int:
         if client is not None:
             client.close()
     print(f"wrote {path} and {path.with_suffix('.xdmf')}")
+    return 0
+
+
+def run_splits(args) -> int:
+    from wavefe.dataset import generate_splits
+
+    sizes = {"train": args.train, "val": args.val, "test": args.test}
+    if not any(sizes.values()):
+        raise ValueError("--train, --val and --test are all 0: nothing to write")
+    paths = generate_splits(args.out, sizes, config=_config(args), seed=args.seed, workers=args.workers,
+                            overwrite=args.force, progress=True)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
     return 0
 
 
