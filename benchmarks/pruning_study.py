@@ -70,6 +70,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--val-horizon", type=int, default=10)
     p.add_argument("--tolerance", type=float, default=1.1)
+    p.add_argument("--sap-eta-r", type=float, default=0.0, help="SAP eta_r (0, Diao et al.'s default)")
+    p.add_argument("--sap-gamma", type=float, default=1.0, help="SAP gamma (1)")
     p.add_argument("--seeds", type=_ints, default=[0], help="comma-separated seeds (0)")
     p.add_argument("--out", default=str(RESULTS_DIR / "pruning_study"))
     p.add_argument("--skip-peer", action="store_true", help="skip the torch.nn.utils.prune comparison")
@@ -153,9 +155,12 @@ def main(argv=None) -> int:
                 tick = time.perf_counter()
                 model = build_model(conv, None if conv == "dense" else args.rank, width=args.width,
                                     depth=args.depth, kernel_size=args.kernel_size, seed=seed)
+                name = f"{conv}-s{seed}-{method}"
+                if method == "sap" and (args.sap_eta_r, args.sap_gamma) != (0.0, 1.0):
+                    name += f"-eta{args.sap_eta_r:g}-gamma{args.sap_gamma:g}"
                 history = prune_iteratively(
-                    model, (train, val), method, args.scope, args.iterations,
-                    out=out / f"{conv}-s{seed}-{method}",
+                    model, (train, val), method, args.scope, args.iterations, out=out / name,
+                    eta_r=args.sap_eta_r, gamma=args.sap_gamma,
                     epochs=args.epochs, seed=seed, horizon=args.val_horizon, progress=True,
                     train_options={"lr": args.lr, "batch_size": args.batch_size, "patience": args.epochs,
                                    "val_horizon": args.val_horizon})

@@ -20,10 +20,11 @@ def run_label(history: dict) -> str:
 
 def plot_histories(histories, path: str | os.PathLike, *, labels=None, tolerance: float | None = 1.1,
                    title: str | None = None, overwrite: bool = False) -> Path:
-    """Write a PNG with two panels against the remaining fraction of prunable weights (log axis).
+    """Write a PNG of pruning runs: three panels.
 
-    Left: global PQ Index of each trained model; right: validation nRMSE, with the band
-    ``tolerance`` x the first run's dense nRMSE dashed.
+    Against the remaining fraction of prunable weights (log axis): the global PQ Index of each
+    trained model, and the validation nRMSE with ``tolerance`` x the first run's dense nRMSE dashed;
+    third, the remaining fraction against the iteration (how fast each method prunes).
 
     Parameters
     ----------
@@ -47,7 +48,7 @@ def plot_histories(histories, path: str | os.PathLike, *, labels=None, tolerance
     labels = list(labels) if labels is not None else [run_label(h) for h in histories]
     if len(labels) != len(histories):
         raise ValueError(f"labels must have one entry per history ({len(histories)}), got {len(labels)}")
-    fig, (ax_pqi, ax_err) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    fig, (ax_pqi, ax_err, ax_it) = plt.subplots(1, 3, figsize=(15, 4.4), layout="constrained")
     markers = "osD^v<>ph*"
     for i, (history, label) in enumerate(zip(histories, labels)):
         entries = history["entries"]
@@ -57,6 +58,7 @@ def plot_histories(histories, path: str | os.PathLike, *, labels=None, tolerance
         style = {"marker": markers[i % len(markers)], "markersize": 4, "label": label}
         ax_pqi.plot(frac, pqi, **style)
         ax_err.plot(frac, err, **style)
+        ax_it.plot([e["iteration"] for e in entries], frac, **style)
     if tolerance is not None and histories[0]["entries"]:
         ax_err.axhline(tolerance * histories[0]["entries"][0]["val_nrmse"], color="0.4", linestyle="--",
                        linewidth=1, label=f"{tolerance:g} x dense")
@@ -69,6 +71,10 @@ def plot_histories(histories, path: str | os.PathLike, *, labels=None, tolerance
     ax_err.set_ylabel("validation nRMSE (rollout)")
     ax_err.set_yscale("log")
     ax_err.legend(fontsize=8)
+    ax_it.set_yscale("log")
+    ax_it.set_xlabel("iteration")
+    ax_it.set_ylabel("remaining fraction of prunable weights")
+    ax_it.grid(True, which="both", alpha=0.3)
     if title:
         fig.suptitle(title)
     with atomic_path(path, overwrite=overwrite) as tmp:
