@@ -229,7 +229,7 @@ def main(argv=None) -> int:
         from numba import cuda
 
         for n_target in (int(float(s)) for s in args.gpu_sizes.split(",")):
-            k = max(1, round((n_target / 4000) ** (1 / 3)))
+            k = max(1, math.ceil((n_target / 4000) ** (1 / 3) - 1e-9))  # smallest replica with N >= target
             packing = replicate(base[(0.5, 0.5)], k)
             steps = 1000
             wall, _, setup = run_ours(packing, steps, 1, "cuda", args.repeats)

@@ -22,20 +22,9 @@ import numpy as np
 from numba import prange
 
 from granular.contact import pair_energy_cpu, pair_force_cpu
-from granular.partition import balanced_chunks, build_half_list
+from granular.partition import balanced_chunks, build_half_list, nearest_image
 
 N_ACC = 5
-
-
-@numba.njit(inline="always", cache=True)
-def nearest_image(dx, length, half):
-    """Minimum image of one coordinate difference with |dx| < 1.5 L (positions wrapped at the
-    last rebuild and moved less than a skin since); cheaper than a rounding division."""
-    if dx > half:
-        return dx - length
-    if dx < -half:
-        return dx + length
-    return dx
 
 
 @numba.njit(parallel=True, fastmath={"contract", "arcp", "nsz"}, cache=True)

@@ -22,8 +22,6 @@ more than skin / 2 since the build (see :func:`rebuild_threshold` for box deform
 
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
 from numba import prange
@@ -130,6 +128,17 @@ def bin_particles(position, box, level, level_rmax, skin):
 
 
 @numba.njit(inline="always", cache=True)
+def nearest_image(dx, length, half):
+    """Minimum image of one coordinate difference with |dx| < 1.5 L (positions wrapped at the
+    last rebuild and moved less than a skin since); cheaper than a rounding division."""
+    if dx > half:
+        return dx - length
+    if dx < -half:
+        return dx + length
+    return dx
+
+
+@numba.njit(inline="always", cache=True)
 def _cell_index(x, y, z, box, dims):
     nx, ny, nz = dims[0], dims[1], dims[2]
     cx = min(max(int(x / box[0] * nx), 0), nx - 1)
@@ -167,9 +176,9 @@ def _scan(i, position, radius, box, level, dims, offset, cell_start, cell_list, 
                         dx = position[j, 0] - xi
                         dy = position[j, 1] - yi
                         dz = position[j, 2] - zi
-                        dx -= box[0] * math.floor(dx / box[0] + 0.5)
-                        dy -= box[1] * math.floor(dy / box[1] + 0.5)
-                        dz -= box[2] * math.floor(dz / box[2] + 0.5)
+                        dx = nearest_image(dx, box[0], 0.5 * box[0])
+                        dy = nearest_image(dy, box[1], 0.5 * box[1])
+                        dz = nearest_image(dz, box[2], 0.5 * box[2])
                         cut = radius[i] + radius[j] + skin
                         if dx * dx + dy * dy + dz * dz < cut * cut:
                             if out.size > 0:
