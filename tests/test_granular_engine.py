@@ -82,6 +82,21 @@ def test_forces_pressure_contacts_match_reference(delta, x_small, n):
     assert straddle.any()
 
 
+def test_polydisperse_radii_match_reference():
+    """Radii spread over 5 size levels: the multi-level grids must still find every contact."""
+    rng = np.random.default_rng(8)
+    n = 500
+    radius = 0.5 * np.exp(rng.uniform(np.log(0.04), 0.0, n))
+    box = np.full(3, ((4 / 3) * np.pi * np.sum(radius**3) / 0.7) ** (1 / 3))
+    position = rng.random((n, 3)) * box
+    f = granular.forces(position, radius, box, backend="cpu")
+    f_ref = reference_forces(position, radius, box)
+    assert np.abs(f - f_ref).max() <= 1e-10 * np.abs(f_ref).max()
+    from granular.partition import radius_levels
+
+    assert radius_levels(radius)[1].size >= 4
+
+
 def test_hertz_pressure_matches_reference():
     q = dense_random(0.5, 0.5, 400, 0.7, seed=2)
     law = granular.ContactLaw(k_n=3.0, model="hertz")
