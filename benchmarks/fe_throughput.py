@@ -157,7 +157,7 @@ def _devito_runners(N, steps, threads, notes):
 
 
 def _time_interleaved(runners, repeats, report, N, bw):
-    """Round-robin over the runners so that the machine's load hits all of them alike."""
+    """Round-robin over the runners of each thread count so that load hits all of them alike."""
     import numba
 
     wall = {k: [] for k in range(len(runners))}
@@ -165,13 +165,17 @@ def _time_interleaved(runners, repeats, report, N, bw):
     for r in runners:
         numba.set_num_threads(r[2])
         r[5]()  # warm-up (compilation, first touch)
-    for _ in range(repeats):
-        for k, (_, _, th, _, _, fn) in enumerate(runners):
-            numba.set_num_threads(th)
-            c0, w0 = time.process_time(), time.perf_counter()
-            fn()
-            wall[k].append(time.perf_counter() - w0)
-            cpu[k].append(time.process_time() - c0)
+    # One thread count at a time: OpenMP workers spin for a while after a parallel region and
+    # would steal the core from a single-threaded run interleaved right after it.
+    for threads in sorted({r[2] for r in runners}):
+        group = [k for k, r in enumerate(runners) if r[2] == threads]
+        numba.set_num_threads(threads)
+        for _ in range(repeats):
+            for k in group:
+                c0, w0 = time.process_time(), time.perf_counter()
+                runners[k][5]()
+                wall[k].append(time.perf_counter() - w0)
+                cpu[k].append(time.process_time() - c0)
     for k, (name, dtype, th, points, per, _) in enumerate(runners):
         rate = points / min(wall[k])
         bound = bw[th] / per
