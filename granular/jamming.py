@@ -92,28 +92,55 @@ def check_pressure_band(pressure_band) -> tuple[float, float]:
     return low, high
 
 
+FIRE_CHUNK = 50_000
+
+
+def pressure_bound(packing: Packing, energy: float, law: ContactLaw) -> float:
+    """Largest contact-virial pressure compatible with a total energy ``energy`` (see :func:`relax`).
+
+    Every overlap obeys k xi^2 / 2 <= E (linear law; 2 k xi^(5/2) / 5 <= E for Hertz), at most
+    M = 6 N pairs touch, so P <= sum_c f_c d_max / (3 V) with sum_c f_c <= sqrt(2 M E k) (linear).
+    """
+    energy = max(float(energy), 0.0)
+    m = 6.0 * packing.n
+    if law.model == "hertz":
+        force_sum = m * law.k_n * (2.5 * energy / law.k_n) ** 0.6
+    else:  # Cauchy-Schwarz: sum xi <= sqrt(M sum xi^2) <= sqrt(2 M E / k)
+        force_sum = math.sqrt(2.0 * m * energy * law.k_n)
+    return force_sum * 2.0 * float(packing.radius.max()) / (3.0 * packing.volume)
+
+
 def relax(packing: Packing, law: ContactLaw, *, force_tol: float, max_steps: int, backend: str,
           relaxer: str = "fire", kinetic_tol: float = 1e-18, damping: float = 0.5,
           unjammed_pressure: float | None = None) -> _Relaxed:
     """Relax ``packing`` to mechanical equilibrium and measure it; raise if it does not converge.
 
-    ``relaxer="fire"`` uses :func:`granular.simulate.fire_minimize`; ``"damped"`` runs damped
+    ``relaxer="fire"`` uses :func:`granular.simulate.fire_minimize` (in chunks of FIRE_CHUNK steps
+    when ``unjammed_pressure`` is given, so that an unjammed state can be certified, see below,
+    without waiting for its slow power-law drain of the last overlaps); ``"damped"`` runs damped
     dynamics (:func:`granular.simulate.run_md`) in chunks until max |F| <= force_tol and the
     kinetic energy per particle <= kinetic_tol, or until it is certified unjammed: damped dynamics
     never raises the total energy E, and every overlap obeys k xi^2 / 2 <= E, so the pressure can
     never exceed sqrt(2 M E k) d_max / (3 V) with M <= 6 N contacts; once that bound is below
-    ``unjammed_pressure`` the state is unjammed whatever the remaining motion.
+    ``unjammed_pressure`` the state is unjammed whatever the remaining motion. FIRE also only
+    lowers the energy (an uphill step is undone), so the same certificate applies to it.
     """
     from granular.measure import contacts, pressure
     from granular.simulate import fire_minimize
 
     if relaxer == "fire":
-        res = fire_minimize(packing, law, force_tol=force_tol, max_steps=max_steps, backend=backend)
-        if not res.converged:
-            raise RuntimeError(
-                f"FIRE did not converge in {res.steps} steps (max |F| = {res.max_force:.3g} > "
-                f"force_tol = {force_tol:.3g}) at phi = {packing.packing_fraction:.6f}; raise max_steps")
-        out, steps = res.packing, int(res.steps)
+        out, steps = packing, 0
+        while True:
+            chunk = min(FIRE_CHUNK, max_steps - steps) if unjammed_pressure is not None else max_steps
+            res = fire_minimize(out, law, force_tol=force_tol, max_steps=chunk, backend=backend)
+            out, steps = res.packing, steps + int(res.steps)
+            if res.converged or (unjammed_pressure is not None
+                                 and pressure_bound(out, res.energy, law) < unjammed_pressure):
+                break
+            if steps >= max_steps:
+                raise RuntimeError(
+                    f"FIRE did not converge in {steps} steps (max |F| = {res.max_force:.3g} > "
+                    f"force_tol = {force_tol:.3g}) at phi = {packing.packing_fraction:.6f}; raise max_steps")
     elif relaxer == "damped":
         out, steps = _relax_damped(packing, law, force_tol=force_tol, kinetic_tol=kinetic_tol,
                                    damping=damping, max_steps=max_steps, backend=backend,
@@ -148,12 +175,9 @@ def _relax_damped(packing, law, *, force_tol, kinetic_tol, damping, max_steps, b
         max_force = float(np.max(np.linalg.norm(force, axis=1)))
         if max_force <= force_tol and kinetic <= kinetic_tol:
             return current, steps
-        if unjammed_pressure is not None and law.model == "linear":
-            energy = res.kinetic_energy + res.potential_energy
-            bound = (math.sqrt(2.0 * 6 * current.n * energy * law.k_n) * 2.0 * current.radius.max()
-                     / (3.0 * current.volume))
-            if bound < unjammed_pressure:
-                return current, steps
+        if (unjammed_pressure is not None and pressure_bound(
+                current, res.kinetic_energy + res.potential_energy, law) < unjammed_pressure):
+            return current, steps
     res = fire_minimize(current, law, force_tol=force_tol, max_steps=max_steps, backend=backend)
     if not res.converged:
         raise RuntimeError(
@@ -249,7 +273,7 @@ def find_jamming(
         if len(history["phi"]) >= max_relaxations:
             raise RuntimeError(f"no jamming point after {max_relaxations} relaxations (max_relaxations)")
         r = relax(p, law, force_tol=tol, max_steps=max_steps, backend=backend, relaxer=relaxer,
-                  damping=damping, unjammed_pressure=p_low if relaxer == "damped" else None)
+                  damping=damping, unjammed_pressure=p_low)
         for key, value in zip(HISTORY_KEYS, (r.packing.packing_fraction, r.pressure, *r.split, r.z,
                                               r.steps)):
             history[key].append(value)
