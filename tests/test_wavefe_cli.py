@@ -21,6 +21,7 @@ def test_dataset_command(tmp_path, capsys):
         assert f.attrs["boundary"] == "neumann" and f.attrs["seed"] == 2
         assert f["params/c0"].shape == (3,)
     assert (tmp_path / "d.xdmf").exists()
+    assert (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"
     assert main(argv) == 2  # exists, no --force
     assert "--force" in capsys.readouterr().err
     assert main([*argv, "--force"]) == 0

@@ -138,8 +138,23 @@ def run_dataset(args) -> int:
     finally:
         if client is not None:
             client.close()
-    print(f"wrote {path} and {path.with_suffix('.xdmf')}")
+    preview = _preview(path, overwrite=args.force)
+    print(f"wrote {path}, {path.with_suffix('.xdmf')} and {preview}")
     return 0
+
+
+def _preview(path: Path, overwrite: bool) -> Path:
+    """PNG of sample 0 next to a dataset file."""
+    from wavefe.dataset import read_sample
+    from wavefe.plots import plot_snapshots
+
+    s = read_sample(path, 0)
+    extent = (s["x"][0], s["x"][-1], s["y"][0], s["y"][-1])
+    out = path.with_suffix(".png")
+    a = s["attrs"]
+    return plot_snapshots(out, s["u"], s["c"], s["t"], extent, overwrite=overwrite,
+                          title=f"{path.name}: sample 0 ({a['speed']} medium, {a['source']}, "
+                          f"{a['boundary']} sides)")
 
 
 def run_splits(args) -> int:
