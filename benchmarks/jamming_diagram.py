@@ -52,6 +52,10 @@ def main(argv=None) -> int:
                         help="large particles per packing (default: 15)")
     parser.add_argument("--follow-step", type=bounded_float(0, 0.05, lo_open=True), default=0.01)
     parser.add_argument("--follow-range", type=bounded_float(0, 0.4, lo_open=True), default=0.2)
+    parser.add_argument("--modulus-method", choices=("both", "strain", "linear_response"),
+                        default="linear_response",
+                        help="K at phi_J + excess: linear response alone is one relaxation (default)")
+    parser.add_argument("--excess-phi", type=bounded_float(0, 0.2, lo_open=True), default=5e-3)
     parser.add_argument("--backend", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--workers", type=bounded_int(1), default=None)
     parser.add_argument("--scheduler", default=None)
@@ -61,7 +65,8 @@ def main(argv=None) -> int:
         args.xs = float_list(0, 1, hi_open=True)(args.xs)
 
     settings = DiagramSettings(n_large=args.n_large, follow_step=args.follow_step,
-                               follow_range=args.follow_range, backend=args.backend)
+                               follow_range=args.follow_range, backend=args.backend,
+                               modulus_method=args.modulus_method, excess_phi=args.excess_phi)
     start = time.perf_counter()
     table = jamming_diagram([args.delta], args.xs, args.seeds, args.out, settings, workers=args.workers,
                             scheduler=args.scheduler, progress=True)

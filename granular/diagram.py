@@ -262,10 +262,13 @@ def _point_values(path: Path) -> dict[str, float]:
     results = read_group(path, "results")
     modulus = read_group(path, "modulus")
     k_n, d_l = results["k_n"], 1.0
+    # partial moduli from the strain method, or from linear response when only that one ran
+    prefix = "K_linear_response_" if math.isnan(modulus["K"]) else "K_"
     return {
         "phi_J": results["phi_J"], "phi_J_second": results["phi_J_second"], "K_star": modulus["K_star"],
-        "K_SS": modulus["K_SS"] * d_l / k_n, "K_SL": modulus["K_SL"] * d_l / k_n,
-        "K_LL": modulus["K_LL"] * d_l / k_n, "K_linear_response": modulus["K_linear_response"] * d_l / k_n,
+        "K_SS": modulus[prefix + "SS"] * d_l / k_n, "K_SL": modulus[prefix + "SL"] * d_l / k_n,
+        "K_LL": modulus[prefix + "LL"] * d_l / k_n,
+        "K_linear_response": modulus["K_linear_response"] * d_l / k_n,
         "jammed_fraction_small": results["jammed_fraction_small_at_phi_J"],
         "jammed_fraction_large": results["jammed_fraction_large_at_phi_J"],
         "Z_backbone": results["Z_backbone_at_phi_J"], "x_small_realised": results["x_small"],

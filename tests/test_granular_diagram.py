@@ -113,3 +113,20 @@ def test_cli_rejects_bad_grids(tmp_path, capsys):
         assert exc.value.code == 2
         assert word in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
+
+
+def test_partial_moduli_fall_back_to_linear_response(tmp_path):
+    from granular.diagram import _point_values
+    from granular.h5md import write_packing
+    from granular.space import make_packing
+
+    modulus = {"K": float("nan"), "K_SS": float("nan"), "K_SL": float("nan"), "K_LL": float("nan"),
+               "K_star": 0.3, "K_linear_response": 0.3, "K_linear_response_SS": 0.05,
+               "K_linear_response_SL": 0.1, "K_linear_response_LL": 0.15}
+    results = {"k_n": 1.0, "phi_J": 0.65, "phi_J_second": 0.65, "jammed_fraction_small_at_phi_J": 1.0,
+               "jammed_fraction_large_at_phi_J": 1.0, "Z_backbone_at_phi_J": 6.0, "x_small": 0.3,
+               "n_small": 10, "n_large": 10}
+    path = write_packing(tmp_path / "p.h5", make_packing(1.0, 0.0, n=30), results=results,
+                         groups={"modulus": modulus})
+    values = _point_values(path)
+    assert (values["K_SS"], values["K_SL"], values["K_LL"]) == (0.05, 0.1, 0.15)
