@@ -34,7 +34,7 @@ FLAG_CELL, FLAG_NBR, FLAG_NONFINITE, FLAG_MOVED = 0, 1, 2, 3
 N_ACC = 5  # energy, virial LL, SL, SS, touching pairs (as in the CPU layer)
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True)
 def _image(dx, length):
     half = 0.5 * length
     if dx > half:
@@ -44,7 +44,7 @@ def _image(dx, length):
     return dx
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True)
 def _cell_coord(x, length, n):
     c = int(x / length * n)
     if c < 0:
@@ -112,7 +112,7 @@ def neighbour_kernel(position, radius, level, dims, offset, lx, ly, lz, skin, ce
         cuda.atomic.max(flags, FLAG_NBR, count)
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True)
 def _block_sum(shared, value, tid):
     """Sum ``value`` over the block (THREADS threads); the result is valid in thread 0."""
     shared[tid] = value

@@ -122,15 +122,21 @@ def _integrate(packing, law, *, dt, steps, damping, log_scale, record_every, ski
     chunks, done, rebuilds = [], 0, 0
     force, totals = np.zeros_like(out.position), np.zeros(5)
     for block in range(n_blocks):
-        n_steps = (steps * (block + 1)) // n_blocks - done
-        block_every = record_every if record_every > 0 else 0
+        end = (steps * (block + 1)) // n_blocks
+        if record_every > 0 and block < n_blocks - 1:
+            end -= end % record_every  # blocks end on recorded steps, so records stay evenly spaced
+        n_steps = end - done
+        if n_steps <= 0 and block < n_blocks - 1:
+            continue
         status, step, records, block_rebuilds, force, totals = layer.run_md(
             out.position, out.velocity, out.radius, out.species, out.box, law.k_n, law.gamma_n,
-            law.model_code, dt, damping, log_scale, n_steps, block_every, skin)
+            law.model_code, dt, damping, log_scale, n_steps, record_every, skin)
         _raise_status(status, done + step, what)
         if records.size:
             records[:, 0] += done * dt
-            chunks.append(records if block == 0 else records[1:])
+            records[:, 6] += rebuilds
+            # a later block's first row repeats the previous block's last recorded state
+            chunks.append(records[1:] if chunks else records)
         rebuilds += block_rebuilds
         done += n_steps
         if bar is not None:
@@ -165,7 +171,9 @@ def run_md(packing: Packing, law: ContactLaw = DEFAULT_LAW, *, dt: float | None 
         Verlet skin (default 20 % of the smallest diameter).
     backend : {"auto", "cpu", "cuda"}
     progress : bool
-        Show a tqdm bar.
+        Show a tqdm bar. The run is then split into up to 20 compiled calls; each restarts
+        with a list build and a force call at on-step velocities, so with damping or a
+        dashpot the trajectory differs from an unsplit run at the level of the time-step error.
     """
     out, history, dt, name, rebuilds, force, kinetic, potential = _integrate(
         packing, law, dt=dt, steps=steps, damping=damping, log_scale=0.0, record_every=record_every,
