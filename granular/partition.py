@@ -139,6 +139,16 @@ def nearest_image(dx, length, half):
 
 
 @numba.njit(inline="always", cache=True)
+def _wrap_cell(c, n):
+    """Periodic cell index for c in [-1, n] (cheaper than a signed modulo)."""
+    if c < 0:
+        return c + n
+    if c >= n:
+        return c - n
+    return c
+
+
+@numba.njit(inline="always", cache=True)
 def _cell_index(x, y, z, box, dims):
     nx, ny, nz = dims[0], dims[1], dims[2]
     cx = min(max(int(x / box[0] * nx), 0), nx - 1)
@@ -155,6 +165,8 @@ def _scan(i, position, radius, box, level, dims, offset, cell_start, cell_list, 
     xi = position[i, 0]
     yi = position[i, 1]
     zi = position[i, 2]
+    reach = radius[i] + skin
+    hx, hy, hz = 0.5 * box[0], 0.5 * box[1], 0.5 * box[2]
     for b in range(a + 1):
         nx, ny, nz = dims[b, 0], dims[b, 1], dims[b, 2]
         cx = min(max(int(xi / box[0] * nx), 0), nx - 1)
@@ -164,22 +176,20 @@ def _scan(i, position, radius, box, level, dims, offset, cell_start, cell_list, 
         loy, hiy = stencil_range(ny)
         loz, hiz = stencil_range(nz)
         for ox in range(lox, hix):
-            px = (cx + ox) % nx
+            px = _wrap_cell(cx + ox, nx)
             for oy in range(loy, hiy):
-                py = (cy + oy) % ny
+                py = _wrap_cell(cy + oy, ny)
+                row = offset[b] + (px * ny + py) * nz
                 for oz in range(loz, hiz):
-                    c = offset[b] + (px * ny + py) * nz + (cz + oz) % nz
+                    c = row + _wrap_cell(cz + oz, nz)
                     for idx in range(cell_start[c], cell_start[c + 1]):
                         j = cell_list[idx]
                         if b == a and j <= i:
                             continue
-                        dx = position[j, 0] - xi
-                        dy = position[j, 1] - yi
-                        dz = position[j, 2] - zi
-                        dx = nearest_image(dx, box[0], 0.5 * box[0])
-                        dy = nearest_image(dy, box[1], 0.5 * box[1])
-                        dz = nearest_image(dz, box[2], 0.5 * box[2])
-                        cut = radius[i] + radius[j] + skin
+                        dx = nearest_image(position[j, 0] - xi, box[0], hx)
+                        dy = nearest_image(position[j, 1] - yi, box[1], hy)
+                        dz = nearest_image(position[j, 2] - zi, box[2], hz)
+                        cut = reach + radius[j]
                         if dx * dx + dy * dy + dz * dz < cut * cut:
                             if out.size > 0:
                                 out[base + count] = j
