@@ -152,8 +152,9 @@ def advance_stencil(u, u_old, wx, wy, s, bj, bi, alpha, beta, gamma, src_idx, sr
     ----------
     u, u_old : ndarray, shape (nb, ny + 1, nx + 1)
         Current and previous solutions of ``nb`` simulations (float32 or float64, C order).
-    wx, wy : ndarray, shapes (nbw, ny + 1, nx), (nbw, ny, nx + 1)
-        Edge weights, ``nbw`` = 1 (shared medium) or ``nb``; same dtype as ``u``.
+    wx, wy : ndarray, shapes (nbw, ny + 1, >= nx), (nbw, >= ny, nx + 1)
+        Edge weights, ``nbw`` = 1 (shared medium) or ``nb``; same dtype as ``u``. Padding them to
+        the node grid's shape (the extra row/column is never read) gives all arrays one stride.
     s : float
         ``dt^2 / (hx hy)``.
     bj, bi : ndarray, shape (n_b,), int64
