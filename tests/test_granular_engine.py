@@ -282,3 +282,22 @@ def test_decompression_reaches_lower_target():
     assert np.all(np.diff(c.history["phi"]) < 0)
     with pytest.raises(ValueError, match="strain_rate"):
         granular.compress(p, granular.ContactLaw(), target_phi=0.5, strain_rate=-1.0, damping=0.5)
+
+
+@pytest.mark.skipif(__import__("numba").config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
+def test_multithreaded_chunks_match_single_thread(monkeypatch):
+    """Two threads split the half list into two chunks with their own force buffers; forces,
+    pressure and a short damped run must agree with one thread and the reference."""
+    q = dense_random(0.5, 0.5, 500, 0.72, seed=9)
+    monkeypatch.setenv("JAMWAVE_THREADS", "2")
+    f2 = granular.forces(q.position, q.radius, q.box, backend="cpu")
+    p2 = granular.pressure(q, backend="cpu")
+    law = granular.ContactLaw(gamma_n=0.01)
+    r2 = granular.run_md(q, law, steps=30, damping=0.1, record_every=10, backend="cpu")
+    monkeypatch.setenv("JAMWAVE_THREADS", "1")
+    r1 = granular.run_md(q, law, steps=30, damping=0.1, record_every=10, backend="cpu")
+    f_ref = reference_forces(q.position, q.radius, q.box)
+    assert np.abs(f2 - f_ref).max() <= 1e-10 * np.abs(f_ref).max()
+    assert p2.total == pytest.approx(granular.pressure(q, backend="cpu").total, rel=1e-12)
+    assert np.abs(r2.packing.position - r1.packing.position).max() < 1e-10
+    assert np.allclose(r2.history["pressure"], r1.history["pressure"], rtol=1e-10)
