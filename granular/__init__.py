@@ -8,6 +8,23 @@ Engine API (reduced units: large diameter d_L = 1, grain density 1, k_n = 1 unle
     r = granular.fire_minimize(c.packing, law, force_tol=1e-12)
     granular.pressure(r.packing, law)        # PressureSplit(total, ss, sl, ll)
     granular.backbone(r.packing, law)        # rattlers removed, z_backbone, jammed fractions
+
+Modules: :mod:`~granular.space` (Packing, generation, box), :mod:`~granular.partition` (size
+levels, cell grids, Verlet lists), :mod:`~granular.contact` (the pair law, one source for both
+targets), :mod:`~granular.kernels_cpu` / :mod:`~granular.loops_cpu` (Numba CPU),
+:mod:`~granular.kernels_cuda` / :mod:`~granular.loops_cuda` (Numba-CUDA),
+:mod:`~granular.backend` (choice of backend), :mod:`~granular.simulate` (MD, FIRE, compression),
+:mod:`~granular.measure` (forces, contacts, pressure split, rattlers),
+:mod:`~granular.reference` (brute-force O(N^2) check).
+
+Additions to the team contract (all keyword arguments with defaults, so contract calls work):
+``contacts``, ``pressure``, ``backbone`` take ``backend``; ``run_md`` takes ``record_every``,
+``skin``, ``progress`` and returns ``MDResult(packing, history, steps, dt, rebuilds, force,
+kinetic_energy, potential_energy, backend)``; ``compress`` takes ``dt``, ``skin``, ``progress``
+and its history also holds ``potential_energy`` and ``rebuilds``; ``fire_minimize`` takes
+``dt`` and ``skin`` and its result also holds ``force``. Background damping is the force
+-damping * v_i (LAMMPS ``fix viscous``). CPU threads: all of Numba's threads from 2048 particles
+per thread up, one below; ``JAMWAVE_THREADS`` sets the number.
 """
 
 from granular.backend import resolve_backend
