@@ -150,9 +150,9 @@ def verlet_pass(position, velocity, force, inv_mass, reference, box_ref, box, dt
             dx = position[i, 0] - reference[i, 0] * sx
             dy = position[i, 1] - reference[i, 1] * sy
             dz = position[i, 2] - reference[i, 2] * sz
-            dx -= lx * math.floor(dx / lx + 0.5)
-            dy -= ly * math.floor(dy / ly + 0.5)
-            dz -= lz * math.floor(dz / lz + 0.5)
+            dx = nearest_image(dx, lx, 0.5 * lx)  # NaN stays NaN (no floor-to-int)
+            dy = nearest_image(dy, ly, 0.5 * ly)
+            dz = nearest_image(dz, lz, 0.5 * lz)
             d2 = dx * dx + dy * dy + dz * dz
             if not d2 <= moved:  # also catches NaN
                 moved = d2 if d2 == d2 else np.inf

@@ -218,9 +218,9 @@ def verlet_kernel(position, velocity, force, inv_mass, reference, sx, sy, sz, lx
         dx = position[i, 0] - reference[i, 0] * sx
         dy = position[i, 1] - reference[i, 1] * sy
         dz = position[i, 2] - reference[i, 2] * sz
-        dx -= lx * math.floor(dx / lx + 0.5)
-        dy -= ly * math.floor(dy / ly + 0.5)
-        dz -= lz * math.floor(dz / lz + 0.5)
+        dx = _image(dx, lx)  # comparisons, not floor(): NaN stays NaN and is flagged below
+        dy = _image(dy, ly)
+        dz = _image(dz, lz)
         d2 = dx * dx + dy * dy + dz * dz
         if not d2 <= threshold * threshold:
             flags[FLAG_MOVED] = 1

@@ -73,3 +73,10 @@ def test_cuda_overflow_flags_trigger_reallocation():
     dev.forces(1.0, 0.0, 0)
     f_ref = reference_forces(q.position, q.radius, q.box)
     assert np.abs(dev.force.copy_to_host() - f_ref).max() <= 1e-10 * np.abs(f_ref).max()
+
+
+def test_cuda_nonfinite_flag_raises_with_step():
+    q = dense_random(0.5, 0.5, 90, 0.6, seed=6)
+    q.velocity[3, 1] = np.nan
+    with pytest.raises(granular.SimulationError, match="step 1"):
+        granular.run_md(q, granular.ContactLaw(), steps=3, backend="cuda")
