@@ -219,9 +219,10 @@ def test_fire_reaches_force_tolerance_on_jammed_state(jammed):
     assert granular.pressure(r.packing).total > 1e-3
 
 
-def test_undamped_md_conserves_energy(jammed):
+@pytest.mark.parametrize("model", ["linear", "hertz"])
+def test_undamped_md_conserves_energy(jammed, model):
     _, r = jammed
-    law = granular.ContactLaw()
+    law = granular.ContactLaw(model=model)
     p = r.packing.copy()
     rng = np.random.default_rng(0)
     p.velocity[:] = rng.normal(size=p.velocity.shape) * 1e-2
