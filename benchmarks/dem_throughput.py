@@ -178,7 +178,7 @@ def pressure_ours(packing) -> float:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2000, help="timed MD steps at N = 4000 (scaled down "
+    parser.add_argument("--steps", type=int, default=1000, help="timed MD steps at N = 4000 (scaled down "
                         "by N / 4000 for larger systems, at least 500)")
     parser.add_argument("--threads", default="1,2", help="comma-separated CPU thread counts for jamwave")
     parser.add_argument("--ranks", default="1", help="comma-separated MPI rank counts for LAMMPS")
