@@ -206,7 +206,7 @@ def linear_response_from_contacts(
     )
 
 
-def linear_response(packing, law=None) -> LinearResponse:
+def linear_response(packing, law=None, *, backbone_only: bool = True) -> LinearResponse:
     """Bulk modulus of a relaxed packing by Hessian linear response.
 
     Parameters
@@ -216,6 +216,12 @@ def linear_response(packing, law=None) -> LinearResponse:
         force on every particle).
     law : granular.contact.ContactLaw, optional
         Contact law (default ``ContactLaw()``, linear with k_n = 1).
+    backbone_only : bool
+        Keep only contacts between backbone particles (rattlers removed iteratively,
+        :func:`granular.measure.backbone`). Rattlers touching the backbone with fewer than four
+        contacts add floppy or unstable modes to H that carry no load; at a converged minimum their
+        forces are at the level of the force tolerance, so dropping them changes P negligibly and
+        keeps the non-affine solve well posed.
 
     Returns
     -------
@@ -225,8 +231,15 @@ def linear_response(packing, law=None) -> LinearResponse:
 
     law = ContactLaw() if law is None else law
     c = contacts(packing, law)
+    keep = np.ones(c.i.size, dtype=bool)
+    if backbone_only:
+        from granular.measure import backbone
+
+        jammed = backbone(packing, law).jammed
+        keep = jammed[c.i] & jammed[c.j]
     return linear_response_from_contacts(
-        packing.n, packing.volume, c.i, c.j, c.normal, c.distance, c.overlap, c.pair_type, law
+        packing.n, packing.volume, c.i[keep], c.j[keep], c.normal[keep], c.distance[keep],
+        c.overlap[keep], c.pair_type[keep], law
     )
 
 
