@@ -249,7 +249,8 @@ class ExplicitWave:
         else:
             indptr, indices, data = self._K32
             swapped = stencil.advance_csr(indptr, indices, data, self._u, self._u_old, self._gamma0,
-                                          *self._fix, self._src_idx[0], self._src_w[0], amp[:, 0])
+                                          *self._fix, self._src_idx[0], self._src_w[0], amp[:, 0],
+                                          numba.get_num_threads() == 1)
         if swapped:
             self._u, self._u_old = self._u_old, self._u
         self.t += n_steps * self.dt

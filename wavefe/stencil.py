@@ -189,21 +189,33 @@ def _csr_rows(indptr, indices, data, u, u_old, gamma):
         u_old[p] = 2 * u[p] - u_old[p] - gamma[p] * acc
 
 
+@njit(fastmath=True, cache=True, boundscheck=False)
+def _csr_rows_serial(indptr, indices, data, u, u_old, gamma):
+    for p in range(u.shape[0]):
+        acc = 0.0
+        for q in range(indptr[p], indptr[p + 1]):
+            acc += data[q] * u[indices[q]]
+        u_old[p] = 2 * u[p] - u_old[p] - gamma[p] * acc
+
+
 @njit(cache=True)
 def advance_csr(indptr, indices, data, u, u_old, gamma, fix_idx, fix_alpha, fix_beta, fix_gamma,
-                src_idx, src_w, amp):
+                src_idx, src_w, amp, serial=False):
     """Central-difference steps with a CSR stiffness (general meshes), in place.
 
     ``u``, ``u_old`` and ``gamma = dt^2 / M`` have shape (n_nodes,). Nodes in ``fix_idx``
     (Dirichlet and absorbing ones) are recomputed with their own ``alpha, beta, gamma``.
     ``src_idx``, ``src_w`` have shape (k,), ``amp`` (n_steps, k). Returns the parity as
-    :func:`advance_stencil`.
+    :func:`advance_stencil`; ``serial`` as there.
     """
     saved = np.empty(fix_idx.shape[0], u.dtype)
     for n in range(amp.shape[0]):
         for k in range(fix_idx.shape[0]):
             saved[k] = u_old[fix_idx[k]]
-        _csr_rows(indptr, indices, data, u, u_old, gamma)
+        if serial:
+            _csr_rows_serial(indptr, indices, data, u, u_old, gamma)
+        else:
+            _csr_rows(indptr, indices, data, u, u_old, gamma)
         for k in range(fix_idx.shape[0]):
             p = fix_idx[k]
             acc = 0.0
