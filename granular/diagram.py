@@ -52,6 +52,9 @@ class DiagramSettings:
         Contact stiffness.
     force_tol : float
         FIRE convergence (max |F| in units k_n d_L).
+    max_steps : int
+        Step cap of one relaxation (strong size asymmetry needs more: the time step follows the
+        small spheres, the slow modes the large ones).
     backend : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     threads : int
@@ -68,6 +71,7 @@ class DiagramSettings:
     modulus_method: str = "both"
     k_n: float = 1.0
     force_tol: float = 1e-12
+    max_steps: int = 10**7
     backend: str = "auto"
     threads: int = 1
 
@@ -121,14 +125,16 @@ def run_point(delta: float, x_small: float, seed: int, settings: DiagramSettings
     law = ContactLaw(k_n=settings.k_n)
     _, jammed, jam = jam_run(delta, x_small, n=settings.n, n_large=settings.n_large, seed=seed,
                              method=settings.method, law=law, force_tol=settings.force_tol,
-                             backend=settings.backend)
+                             max_steps=settings.max_steps, backend=settings.backend)
     follow = follow_compression(jammed, law, phi_step=settings.follow_step,
                                 phi_max=min(jam.phi_j + settings.follow_range, 0.99),
-                                stop_after_second=True, force_tol=settings.force_tol, backend=jam.backend)
+                                stop_after_second=True, force_tol=settings.force_tol,
+                                max_steps=settings.max_steps, backend=jam.backend)
     state = compress_to(jammed, jam.phi_j + settings.excess_phi, law, force_tol=settings.force_tol,
-                        backend=jam.backend)
+                        max_steps=settings.max_steps, backend=jam.backend)
     modulus = bulk_modulus(state, law, strain=settings.strain, method=settings.modulus_method,
-                           force_tol=settings.force_tol * 0.1, backend=jam.backend)
+                           force_tol=settings.force_tol * 0.1, max_steps=settings.max_steps,
+                           backend=jam.backend)
     first = results_of(jammed, law, phi_j=jam.phi_j, phi_low=jam.phi_low, phi_high=jam.phi_high)
     results = results_of(state, law, phi_j=jam.phi_j, phi_low=jam.phi_low, phi_high=jam.phi_high)
     results.update({

@@ -80,6 +80,7 @@ def jam_run(
     pressure_band: tuple[float, float] = (1e-6, 2e-6),
     phi_step: float = 1e-2,
     force_tol: float = 1e-12,
+    max_steps: int = 10**6,
     backend: str = "auto",
     overwrite: bool = False,
     progress: bool = False,
@@ -101,7 +102,7 @@ def jam_run(
     excess_phi : float
         After jamming, compress to phi_J + excess_phi and relax (0: keep the packing at phi_J).
     law : ContactLaw, optional
-    phi_start, pressure_band, phi_step, force_tol, backend
+    phi_start, pressure_band, phi_step, force_tol, max_steps, backend
         Passed on to :func:`make_packing` and :func:`find_jamming`.
     overwrite : bool
     progress : bool
@@ -122,11 +123,12 @@ def jam_run(
         check_writable(out, overwrite=overwrite)
     start = make_packing(delta, x_small, n=n, n_large=n_large, phi=phi_start, seed=seed)
     jam = find_jamming(start, law, method=method, pressure_band=pressure_band, phi_step=phi_step,
-                       force_tol=force_tol, backend=backend, progress=progress)
+                       force_tol=force_tol, max_steps=max_steps, backend=backend, progress=progress)
     state = jam.packing
     history = {key: list(value) for key, value in jam.history.items()}
     if excess_phi > 0:
-        state = compress_to(state, jam.phi_j + excess_phi, law, force_tol=force_tol, backend=jam.backend)
+        state = compress_to(state, jam.phi_j + excess_phi, law, force_tol=force_tol, max_steps=max_steps,
+                            backend=jam.backend)
     results = results_of(state, law, phi_j=jam.phi_j, phi_low=jam.phi_low, phi_high=jam.phi_high)
     if excess_phi > 0:
         for key, value in (("phi", results["phi"]), ("pressure", results["pressure"]),

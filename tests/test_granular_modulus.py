@@ -106,9 +106,17 @@ def test_state_following_records_the_path(mixture):
 def test_second_transition_of_strongly_asymmetric_mixture():
     # delta = 0.15, X_S = 0.1 (below X*_S ~ 0.21): at the first transition most small particles
     # rattle inside a backbone of large ones; they jam at a clearly higher phi.
-    jam = find_jamming(make_packing(0.15, 0.1, n_large=20, phi=0.3, seed=0))
-    f = follow_compression(jam.packing, phi_step=0.01, phi_max=jam.phi_j + 0.25, stop_after_second=True)
+    jam = find_jamming(make_packing(0.15, 0.1, n_large=15, phi=0.3, seed=0))
+    f = follow_compression(jam.packing, phi_step=0.02, phi_max=jam.phi_j + 0.2, stop_after_second=True)
     assert f.history["jammed_fraction_small"][0] < 0.5
     assert f.criterion == "crossing"
     assert f.phi_second > jam.phi_j + 0.01
     assert f.jump > 0.1
+
+
+@pytest.mark.slow
+def test_methods_agree_at_n1000():
+    jam = find_jamming(make_packing(MIX_DELTA, MIX_XS, n=1000, phi=0.3, seed=0))
+    m = bulk_modulus(compress_to(jam.packing, jam.phi_j + 1e-2))
+    print(f"N=1000: K strain {m.K:.5f}, K linear response {m.K_linear_response:.5f}")
+    assert abs(m.K - m.K_linear_response) / m.K_linear_response < 0.02
