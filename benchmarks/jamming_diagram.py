@@ -68,12 +68,18 @@ def main(argv=None) -> int:
                                follow_range=args.follow_range, backend=args.backend,
                                modulus_method=args.modulus_method, excess_phi=args.excess_phi)
     start = time.perf_counter()
-    table = jamming_diagram([args.delta], args.xs, args.seeds, args.out, settings, workers=args.workers,
-                            scheduler=args.scheduler, progress=True)
+    failures = ""
+    try:
+        table = jamming_diagram([args.delta], args.xs, args.seeds, args.out, settings,
+                                workers=args.workers, scheduler=args.scheduler, progress=True)
+    except RuntimeError as exc:  # failed points: the table holds NaN there; report and keep the rest
+        failures = str(exc)
+        print(failures)
+        table = Path(args.out) / "diagram.h5"
     elapsed = time.perf_counter() - start
     t = read_diagram(table)
     notes = {"delta": args.delta, "n_large": args.n_large, "seeds": args.seeds, "wall_s": elapsed,
-             "table": str(table), "plot": str(Path(table).with_suffix(".png"))}
+             "table": str(table), "plot": str(Path(table).with_suffix(".png")), "failures": failures}
     report = Report("jamming_diagram", notes=notes)
     for b, x in enumerate(t["x_small"]):
         report.add(x_small=float(x), n_small=float(t["n_small_mean"][0, b]),
