@@ -193,6 +193,14 @@ class _Stages:
             })
         self.packing_rows = rows
         self._plot_pressure_path(self.out / "packings" / "pressure_path.png")
+        slice_png = self.out / "packings" / "slice.png"
+        if self.force or not slice_png.exists():
+            from granular.h5md import read_packing
+            from granular.slice_plot import plot_slice
+
+            middle = self.packing_files[len(self.packing_files) // 2]
+            plot_slice(read_packing(middle), slice_png,
+                       title=f"delta = {p.delta}, X_S = {rows[len(rows) // 2]['X_S (realised)']:.2f}")
         sec = report.section("1. Packings, jamming and bulk modulus")
         sec.text(
             f"Random bidisperse packings of {p.n_particles} frictionless spheres (size ratio delta = "
@@ -201,6 +209,7 @@ class _Stages:
             "of both signs and, independently, from the Hessian (affine minus non-affine)."
         )
         sec.table(rows)
+        sec.figure("packings/slice.png", "Slice through the middle of a packing at phi_J + excess_phi")
         sec.figure("packings/pressure_path.png", "P and Z of the relaxed states near jamming")
         if (folder / "diagram.png").exists():
             sec.figure("packings/diagram.png", "phi_J and K* against X_S")
