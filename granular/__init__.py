@@ -9,13 +9,23 @@ Engine API (reduced units: large diameter d_L = 1, grain density 1, k_n = 1 unle
     granular.pressure(r.packing, law)        # PressureSplit(total, ss, sl, ll)
     granular.backbone(r.packing, law)        # rattlers removed, z_backbone, jammed fractions
 
+Protocols (reduced units as above)::
+
+    jam = granular.find_jamming(p)                     # O'Hern FIRE-relaxed bisection in phi
+    m = granular.bulk_modulus(granular.compress_to(jam.packing, jam.phi_j + 0.01))
+    results, packing, jam = granular.jam_run(0.5, 0.5, n=2000, excess_phi=0.01, out="p.h5")
+    granular.jamming_diagram([0.15], [0.1, 0.2, 0.3], 3, "sweep/")   # Executor or Dask
+
 Modules: :mod:`~granular.space` (Packing, generation, box), :mod:`~granular.partition` (size
 levels, cell grids, Verlet lists), :mod:`~granular.contact` (the pair law, one source for both
 targets), :mod:`~granular.kernels_cpu` / :mod:`~granular.loops_cpu` (Numba CPU),
 :mod:`~granular.kernels_cuda` / :mod:`~granular.loops_cuda` (Numba-CUDA),
 :mod:`~granular.backend` (choice of backend), :mod:`~granular.simulate` (MD, FIRE, compression),
 :mod:`~granular.measure` (forces, contacts, pressure split, rattlers),
-:mod:`~granular.reference` (brute-force O(N^2) check).
+:mod:`~granular.reference` (brute-force O(N^2) check); protocols: :mod:`~granular.jamming`
+(phi_J), :mod:`~granular.elasticity` (bulk modulus), :mod:`~granular.follow` (state following,
+second transition), :mod:`~granular.diagram` (sweeps), :mod:`~granular.h5md` (packing files),
+:mod:`~granular.protocol` (the jam-to-file run), :mod:`~granular.slice_plot`.
 
 Additions to the team contract (all keyword arguments with defaults, so contract calls work):
 ``contacts``, ``pressure``, ``backbone`` take ``backend``; ``run_md`` takes ``record_every``,
@@ -29,6 +39,11 @@ per thread up, one below; ``JAMWAVE_THREADS`` sets the number.
 
 from granular.backend import resolve_backend
 from granular.contact import ContactLaw
+from granular.diagram import DiagramSettings, jamming_diagram, read_diagram
+from granular.elasticity import BulkModulus, bulk_modulus, linear_response
+from granular.follow import follow_compression, second_transition
+from granular.h5md import read_packing, read_results, write_packing
+from granular.jamming import JammingResult, compress_to, find_jamming
 from granular.measure import (
     Backbone,
     Contacts,
@@ -39,6 +54,7 @@ from granular.measure import (
     forces,
     pressure,
 )
+from granular.protocol import jam_run
 from granular.simulate import (
     CompressionResult,
     FireResult,
@@ -52,6 +68,21 @@ from granular.space import Packing, make_packing, scale_to_phi
 
 __all__ = [
     "Backbone",
+    "BulkModulus",
+    "DiagramSettings",
+    "JammingResult",
+    "bulk_modulus",
+    "compress_to",
+    "find_jamming",
+    "follow_compression",
+    "jam_run",
+    "jamming_diagram",
+    "linear_response",
+    "read_diagram",
+    "read_packing",
+    "read_results",
+    "second_transition",
+    "write_packing",
     "CompressionResult",
     "ContactLaw",
     "Contacts",
