@@ -16,7 +16,8 @@ Modules: :mod:`surrogate.data` (datasets, normalisation), :mod:`surrogate.layers
 :mod:`surrogate.train` (``fit``, ``train``), :mod:`surrogate.evaluate` (``rollout``,
 ``rollout_metrics``, ``evaluate``), :mod:`surrogate.costs`, :mod:`surrogate.io` (``save``, ``load``),
 :mod:`surrogate.plots`, and :mod:`surrogate.pruning` (PQ Index, SAP and baselines; its names
-``pq_index``, ``pq_index_model``, ``sap_prune_count`` and ``prune_iteratively`` are reachable here too).
+``pq_index``, ``sap_prune_count``, ``prune_iteratively``, the pruning classes and their functional
+forms are reachable here too).
 """
 
 from __future__ import annotations
@@ -29,7 +30,12 @@ from surrogate.layers import CPConv1d, CPConv2d, LayerCPConv2d
 from surrogate.models import WaveSurrogate, build_model
 from surrogate.train import fit
 
-_PRUNING_NAMES = ("pq_index", "pq_index_model", "sap_prune_count", "prune_iteratively")
+_PRUNING_NAMES = (
+    "pq_index", "pq_index_model", "sap_prune_count", "prune_iteratively", "SAPPruning",
+    "LotteryTicketPruning", "OneShotPruning", "prune_model", "global_prune", "sap_unstructured",
+    "lottery_ticket_unstructured", "one_shot_unstructured", "make_permanent", "remaining_weights",
+    "prunable_parameters", "load_history", "summarise_history", "plot_histories",
+)
 
 __all__ = [
     "CPConv1d", "CPConv2d", "LayerCPConv2d", "Normalisation", "Rollout", "WaveSurrogate", "WaveWindows",
