@@ -52,6 +52,8 @@ class DemoSize:
         Surrogate channels, residual blocks, CP rank.
     epochs : int
         Training epochs of the dense and CP surrogates.
+    lr, noise : float
+        Adam learning rate and the relative input noise of training (stabilises rollouts).
     prune_iterations, prune_epochs : int
         Pruning steps and training epochs per pruning iteration.
     horizon : int
@@ -70,6 +72,8 @@ class DemoSize:
     depth: int
     rank: int
     epochs: int
+    lr: float
+    noise: float
     prune_iterations: int
     prune_epochs: int
     horizon: int
@@ -79,17 +83,21 @@ SIZES = {
     # "tiny" is the smoke-test size of the end-to-end test (about a minute); its numbers are not
     # meant to be read.
     "tiny": DemoSize(delta=0.5, x_small=(0.3, 0.7), n_particles=96, excess_phi=1e-2,
-                     grid=16, n_frames=12, save_every=4, samples=(6, 2, 2), width=6, depth=1,
-                     rank=1, epochs=2, prune_iterations=1, prune_epochs=1, horizon=8),
-    "small": DemoSize(delta=0.5, x_small=(0.2, 0.5, 0.8), n_particles=256, excess_phi=1e-2,
-                      grid=32, n_frames=24, save_every=4, samples=(32, 6, 6), width=12, depth=2,
-                      rank=2, epochs=6, prune_iterations=2, prune_epochs=3, horizon=16),
+                     grid=16, n_frames=12, save_every=2, samples=(6, 2, 2), width=6, depth=1,
+                     rank=1, epochs=2, lr=2e-3, noise=0.02, prune_iterations=1, prune_epochs=1,
+                     horizon=8),
+    "small": DemoSize(delta=0.5, x_small=(0.2, 0.5, 0.8), n_particles=400, excess_phi=1e-2,
+                      grid=32, n_frames=16, save_every=2, samples=(32, 6, 6), width=12, depth=2,
+                      rank=2, epochs=16, lr=2e-3, noise=0.02, prune_iterations=2, prune_epochs=8,
+                      horizon=10),
     "medium": DemoSize(delta=0.3, x_small=(0.1, 0.3, 0.6), n_particles=2000, excess_phi=1e-2,
-                       grid=64, n_frames=50, save_every=4, samples=(200, 25, 25), width=24, depth=3,
-                       rank=2, epochs=25, prune_iterations=5, prune_epochs=10, horizon=40),
+                       grid=64, n_frames=40, save_every=2, samples=(200, 25, 25), width=24, depth=3,
+                       rank=4, epochs=25, lr=2e-3, noise=0.02, prune_iterations=5, prune_epochs=10,
+                       horizon=20),
     "large": DemoSize(delta=0.15, x_small=(0.1, 0.21, 0.4), n_particles=20000, excess_phi=1e-2,
-                      grid=128, n_frames=100, save_every=4, samples=(1000, 100, 100), width=32,
-                      depth=4, rank=4, epochs=60, prune_iterations=10, prune_epochs=30, horizon=80),
+                      grid=128, n_frames=100, save_every=2, samples=(1000, 100, 100), width=32,
+                      depth=4, rank=4, epochs=60, lr=1e-3, noise=0.02, prune_iterations=10,
+                      prune_epochs=30, horizon=40),
 }
 
 
@@ -319,9 +327,13 @@ class _Stages:
 
     # 4. surrogates -----------------------------------------------------------------------------
     def surrogates(self, report: Report) -> None:
+        import torch
+
         import surrogate
         from surrogate.plots import plot_rollout
 
+        # The demo's tensors are small: one thread is as fast, and far faster on a busy machine.
+        torch.set_num_threads(1)
         p = self.preset
         start = time.perf_counter()
         folder = self.out / "models"
@@ -336,7 +348,8 @@ class _Stages:
             else:
                 model = surrogate.train(self.splits["train"], self.splits["val"], path, conv=conv,
                                         rank=rank, width=p.width, depth=p.depth, seed=self.seed,
-                                        epochs=p.epochs, overwrite=True, progress=self.progress)
+                                        epochs=p.epochs, lr=p.lr, noise=p.noise, overwrite=True,
+                                        progress=self.progress)
             metrics_path = folder / f"{name}.json"
             if metrics_path.exists() and not self.force:
                 metrics = json.loads(metrics_path.read_text())
@@ -367,7 +380,7 @@ class _Stages:
             sec.command(
                 f"jamwave surrogate train --data {self.splits['train']} --val {self.splits['val']} "
                 f"--conv {conv} --width {p.width} --depth {p.depth} --epochs {p.epochs} "
-                f"--seed {self.seed} --out {folder}/{name}.pt"
+                f"--lr {p.lr} --noise {p.noise} --seed {self.seed} --out {folder}/{name}.pt"
             )
             sec.command(f"jamwave surrogate evaluate --model {folder}/{name}.pt --data "
                         f"{self.splits['test']} --horizon {p.horizon} --out {folder}/{name}.json")
@@ -389,7 +402,8 @@ class _Stages:
             history = prune_iteratively(
                 model, (self.splits["train"], self.splits["val"]), method, "global",
                 p.prune_iterations, out=folder / method, epochs=p.prune_epochs, seed=self.seed,
-                horizon=p.horizon, overwrite=self.force, progress=self.progress,
+                horizon=p.horizon, train_options={"lr": p.lr, "noise": p.noise},
+                overwrite=self.force, progress=self.progress,
             )
             histories.append(history)
         plot_histories(histories, folder / "compare.png", overwrite=True)
@@ -412,7 +426,7 @@ class _Stages:
             sec.command(
                 f"jamwave surrogate prune --model {self.models['cp'][0]} --data {self.splits['train']} "
                 f"--val {self.splits['val']} --method {method} --scope global --iterations "
-                f"{p.prune_iterations} --epochs {p.prune_epochs} --out {folder}/{method}"
+                f"{p.prune_iterations} --epochs {p.prune_epochs} --lr {p.lr} --out {folder}/{method}"
             )
 
 
