@@ -426,7 +426,8 @@ class _Stages:
             sec.command(
                 f"jamwave surrogate prune --model {self.models['cp'][0]} --data {self.splits['train']} "
                 f"--val {self.splits['val']} --method {method} --scope global --iterations "
-                f"{p.prune_iterations} --epochs {p.prune_epochs} --lr {p.lr} --out {folder}/{method}"
+                f"{p.prune_iterations} --epochs {p.prune_epochs} --lr {p.lr} --noise {p.noise} "
+                f"--out {folder}/{method}"
             )
 
 

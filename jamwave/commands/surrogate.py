@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from jamwave.argtypes import bounded_float, bounded_int
+from jamwave.argtypes import bounded_int
 from jamwave.cli import add_group
 from jamwave.commands import surrogate_pruning
+from jamwave.commands.fit_arguments import add_fit_arguments, fit_options
 
 
 def register(groups) -> None:
@@ -35,19 +36,7 @@ def _register_train(sub) -> None:
     p.add_argument("--depth", type=bounded_int(0, 256), default=3,
                    help="residual blocks of two k x k convolutions (default 3)")
     p.add_argument("--kernel-size", type=bounded_int(1, 31), default=5, help="k, odd (default 5)")
-    p.add_argument("--epochs", type=bounded_int(1, 100000), default=20, help="maximum epochs (default 20)")
-    p.add_argument("--lr", type=bounded_float(0, 1, lo_open=True), default=1e-3,
-                   help="initial Adam learning rate (default 1e-3)")
-    p.add_argument("--batch-size", type=bounded_int(1, 65536), default=16,
-                   help="windows per step (default 16)")
-    p.add_argument("--patience", type=bounded_int(1, 100000), default=5,
-                   help="epochs without validation improvement before stopping (default 5)")
-    p.add_argument("--val-horizon", type=bounded_int(1, 100000), default=None,
-                   help="frames rolled out for the validation error (default: all)")
-    p.add_argument("--unroll", type=bounded_int(1, 1000), default=1,
-                   help="autoregressive steps per training window, backpropagated through (default 1)")
-    p.add_argument("--noise", type=bounded_float(0, 10), default=0.0,
-                   help="input noise in units of the RMS of u (default 0)")
+    add_fit_arguments(p)
     p.add_argument("--seed", type=bounded_int(0, 2**63 - 1), default=0, help="random seed (default 0)")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     p.set_defaults(func=_train)
@@ -58,9 +47,7 @@ def _train(args) -> int:
 
     model = train(args.data, args.val, args.out, conv=args.conv, rank=args.rank, width=args.width,
                   depth=args.depth, kernel_size=args.kernel_size, seed=args.seed, overwrite=args.force,
-                  progress=True, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                  patience=args.patience, val_horizon=args.val_horizon, unroll=args.unroll,
-                  noise=args.noise)
+                  progress=True, epochs=args.epochs, **fit_options(args))
     history = model.history
     print(f"wrote {args.out}: best validation nRMSE {history['best_val_nrmse']:.4g} at epoch "
           f"{history['best_epoch'] + 1} of {len(history['epoch'])}")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from jamwave.argtypes import bounded_float, bounded_int
+from jamwave.commands.fit_arguments import add_fit_arguments, fit_options
 
 
 def register(sub) -> None:
@@ -39,16 +40,7 @@ def _register_prune(sub) -> None:
                    help="init: survivors rewind to a fresh initialisation (seeded by --seed) and iteration 0 "
                    "trains the dense model from it (lottery ticket); model: they rewind to the weights in "
                    "--model (default init)")
-    p.add_argument("--epochs", type=bounded_int(1, 100000), default=20,
-                   help="maximum training epochs per iteration (default 20)")
-    p.add_argument("--lr", type=bounded_float(0, 1, lo_open=True), default=1e-3,
-                   help="initial Adam learning rate (default 1e-3)")
-    p.add_argument("--batch-size", type=bounded_int(1, 65536), default=16,
-                   help="windows per step (default 16)")
-    p.add_argument("--patience", type=bounded_int(1, 100000), default=5,
-                   help="epochs without validation improvement before stopping (default 5)")
-    p.add_argument("--val-horizon", type=bounded_int(1, 100000), default=None,
-                   help="frames rolled out for the validation nRMSE (default: all)")
+    add_fit_arguments(p, epochs_help="maximum training epochs per iteration (default 20)")
     p.add_argument("--p", type=bounded_float(0, None, lo_open=True), default=0.5,
                    help="PQ Index p, 0 < p < q (default 0.5)")
     p.add_argument("--q", type=bounded_float(0, None, lo_open=True), default=1.0,
@@ -80,8 +72,7 @@ def _prune(args) -> int:
         if norm is not None:
             fresh.set_normalisation(norm)
         model = fresh
-    options = {"lr": args.lr, "batch_size": args.batch_size, "patience": args.patience,
-               "val_horizon": args.val_horizon}
+    options = fit_options(args)
     history = prune_iteratively(
         model, (args.data, args.val), args.method, args.scope, args.iterations, out=args.out,
         epochs=args.epochs, p=args.p, q=args.q, eta_r=args.eta_r, gamma=args.gamma, beta=args.beta,
