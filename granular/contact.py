@@ -87,17 +87,22 @@ class ContactLaw:
         """Integer code of the model passed to the kernels (0 linear, 1 Hertz)."""
         return MODELS[self.model]
 
-    def contact_duration(self, radius: float) -> float:
+    def contact_duration(self, radius: float, mass: float | None = None) -> float:
         """Duration t_c of a binary collision of two spheres of ``radius`` (grain density 1).
 
         Linear law: t_c = pi / sqrt(k/m_eff - (gamma / (2 m_eff))^2) with m_eff = m / 2 (the
         undamped value pi sqrt(m_eff / k) if the dashpot is overdamped). The Hertz law has no
         fixed duration; we use the linear formula with the tangent stiffness 1.5 k sqrt(xi) at an
         overlap of 10 % of the diameter, a conservative (short) estimate for typical overlaps.
+        ``mass`` overrides the sphere mass m = (4/3) pi r^3 (e.g. 1 for FIRE with unit masses).
         """
         if not radius > 0:
             raise ValueError(f"radius must be > 0, got {radius}")
-        m_eff = 0.5 * (4.0 / 3.0) * math.pi * radius**3
+        if mass is None:
+            mass = (4.0 / 3.0) * math.pi * radius**3
+        elif not (np.isfinite(mass) and mass > 0):
+            raise ValueError(f"mass must be a finite number > 0, got {mass}")
+        m_eff = 0.5 * mass
         stiffness = self.k_n
         if self.model == "hertz":
             stiffness = 1.5 * self.k_n * math.sqrt(0.2 * radius)
@@ -108,18 +113,22 @@ class ContactLaw:
             omega_sq = omega0_sq
         return math.pi / math.sqrt(omega_sq)
 
-    def default_dt(self, radius_min: float) -> float:
-        """Time step t_c / 50 of the contact between two of the smallest spheres."""
-        return self.contact_duration(radius_min) / 50.0
+    def default_dt(self, radius_min: float, mass: float | None = None) -> float:
+        """Time step t_c / 50 of the contact between two of the smallest spheres.
 
-    def check_dt(self, dt: float, radius_min: float) -> float:
-        """Return ``dt`` after checking 0 < dt <= t_c / 10 of the smallest-sphere contact."""
-        limit = self.contact_duration(radius_min) / 10.0
+        With ``mass`` (all particles of that mass, as in unit-mass FIRE) the stiffest contact
+        sets the step instead: pass the *largest* radius (it matters only for Hertz, whose
+        tangent stiffness grows with the radius)."""
+        return self.contact_duration(radius_min, mass) / 50.0
+
+    def check_dt(self, dt: float, radius_min: float, mass: float | None = None) -> float:
+        """Return ``dt`` after checking 0 < dt <= t_c / 10 of the smallest-sphere contact
+        (of the contact ``default_dt`` uses when ``mass`` is given)."""
+        limit = self.contact_duration(radius_min, mass) / 10.0
         if not (np.isfinite(dt) and 0 < dt <= limit):
-            raise ValueError(
-                f"dt must be in (0, t_c/10 = {limit:.6g}] for the smallest spheres (radius "
-                f"{radius_min:.6g}), got {dt}"
-            )
+            what = (f"the smallest spheres (radius {radius_min:.6g})" if mass is None else
+                    f"the stiffest contact of spheres of mass {mass:.6g}")
+            raise ValueError(f"dt must be in (0, t_c/10 = {limit:.6g}] for {what}, got {dt}")
         return float(dt)
 
 

@@ -321,12 +321,17 @@ def run_md(position, velocity, radius, species, box, k_n, gamma_n, model, dt, da
 
 
 def run_fire(position, velocity, radius, species, box, k_n, model, dt, dt_max, force_tol, max_steps,
-             skin):
-    """Run :func:`fire_loop` in place. Returns (status, steps, converged, max_force, force, totals)."""
+             skin, inv_mass=None):
+    """Run :func:`fire_loop` in place. Returns (status, steps, converged, max_force, force, totals).
+
+    ``inv_mass`` (N,) are the inverse masses of FIRE's dynamics (default: physical, 1 / ((4/3) pi r^3)).
+    """
     level, level_rmax = _levels(radius)
     totals = np.zeros(N_ACC)
     force = np.zeros_like(position)
-    inv_mass = 1.0 / ((4.0 / 3.0) * np.pi * radius**3)
+    if inv_mass is None:
+        inv_mass = 1.0 / ((4.0 / 3.0) * np.pi * radius**3)
+    inv_mass = np.ascontiguousarray(inv_mass, dtype=np.float64)
     with _threads(len(radius)) as n_chunks:
         status, steps, converged, max_force, _ = fire_loop(
             position, velocity, force, radius, species, inv_mass, box, level, level_rmax, float(skin),

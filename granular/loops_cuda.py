@@ -27,7 +27,7 @@ def _grid(n):
 class DeviceSystem:
     """Particles, Verlet list and scratch on the GPU, with host copies of the box."""
 
-    def __init__(self, position, velocity, radius, species, box, skin):
+    def __init__(self, position, velocity, radius, species, box, skin, inv_mass=None):
         self.n = len(radius)
         self.radius_host = np.ascontiguousarray(radius, dtype=np.float64)
         self.level_host, self.level_rmax = radius_levels(self.radius_host)
@@ -39,7 +39,9 @@ class DeviceSystem:
         self.radius = cuda.to_device(self.radius_host)
         self.species = cuda.to_device(np.ascontiguousarray(species, dtype=np.int8))
         self.level = cuda.to_device(self.level_host)
-        self.inv_mass = cuda.to_device(1.0 / ((4.0 / 3.0) * np.pi * self.radius_host**3))
+        if inv_mass is None:
+            inv_mass = 1.0 / ((4.0 / 3.0) * np.pi * self.radius_host**3)
+        self.inv_mass = cuda.to_device(np.ascontiguousarray(inv_mass, dtype=np.float64))
         self.force = cuda.device_array((self.n, 3), dtype=np.float64)
         self.reference = cuda.device_array((self.n, 3), dtype=np.float64)
         self.flags = cuda.to_device(np.zeros(4, np.int64))
@@ -195,12 +197,13 @@ def run_md(position, velocity, radius, species, box, k_n, gamma_n, model, dt, da
     return status, last, records[:n_rec], dev.rebuilds, dev.force.copy_to_host(), dev.acc.copy_to_host()
 
 
-def run_fire(position, velocity, radius, species, box, k_n, model, dt, dt_max, force_tol, max_steps, skin):
+def run_fire(position, velocity, radius, species, box, k_n, model, dt, dt_max, force_tol, max_steps, skin,
+             inv_mass=None):
     """Same contract and algorithm (FIRE 2.0) as :func:`granular.loops_cpu.run_fire`."""
     n_delay, f_inc, f_dec, alpha_start, f_alpha = 20, 1.1, 0.5, 0.25, 0.99
     dt_min = 0.02 * dt
     velocity[:] = 0.0
-    dev = DeviceSystem(position, velocity, radius, species, box, skin)
+    dev = DeviceSystem(position, velocity, radius, species, box, skin, inv_mass)
     dev.rebuild()
     dev.forces(k_n, 0.0, model)
     alpha, n_positive, step = alpha_start, 0, 0

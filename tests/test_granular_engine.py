@@ -219,6 +219,26 @@ def test_fire_reaches_force_tolerance_on_jammed_state(jammed):
     assert granular.pressure(r.packing).total > 1e-3
 
 
+def test_unit_and_physical_mass_fire_reach_the_same_minimum():
+    """FIRE's masses change the path, not the minima: from a rescaled minimum (a bisection step of
+    find_jamming) at delta = 0.15 (mass ratio 296) both reach the same state."""
+    law = granular.ContactLaw()
+    p = granular.make_packing(0.15, 0.1, n_large=13, phi=0.3, seed=0)
+    c = granular.compress(p, law, target_phi=0.80, strain_rate=0.05, damping=0.5, record_every=1000,
+                          backend="cpu")
+    base = granular.fire_minimize(c.packing, law, force_tol=1e-12, mass="physical", backend="cpu")
+    start = granular.scale_to_phi(base.packing, 0.799)
+    unit = granular.fire_minimize(start, law, force_tol=1e-13, mass="unit", backend="cpu")
+    phys = granular.fire_minimize(start, law, force_tol=1e-13, mass="physical", backend="cpu")
+    assert unit.converged and phys.converged and max(unit.max_force, phys.max_force) <= 1e-12
+    assert unit.steps != phys.steps  # two different trajectories
+    p_unit, p_phys = granular.pressure(unit.packing, law).total, granular.pressure(phys.packing, law).total
+    assert p_phys > 1e-2 and abs(p_unit - p_phys) <= 1e-9 * p_phys
+    assert unit.energy == pytest.approx(phys.energy, rel=1e-9)
+    with pytest.raises(ValueError, match="mass"):
+        granular.fire_minimize(start, law, mass="heavy", backend="cpu")
+
+
 @pytest.mark.parametrize("model", ["linear", "hertz"])
 def test_undamped_md_conserves_energy(jammed, model):
     _, r = jammed
