@@ -22,6 +22,7 @@ import numpy as np
 from numba import prange
 
 from granular.contact import pair_energy_cpu, pair_force_cpu
+from granular.integrator import verlet_update_cpu
 from granular.partition import balanced_chunks, build_half_list, nearest_image
 
 N_ACC = 5
@@ -136,24 +137,9 @@ def verlet_pass(position, velocity, force, inv_mass, reference, box_ref, box, dt
         kinetic = 0.0
         moved = 0.0
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            m_inv = inv_mass[i]
-            v2 = 0.0
-            for d in range(3):
-                v = velocity[i, d]
-                a = (force[i, d] - damping * v) * m_inv
-                w = v + ke_kick * a
-                v2 += w * w
-                v += kick * a
-                velocity[i, d] = v
-                position[i, d] = scale * (position[i, d] + dt * v)
-            kinetic += 0.5 * v2 / m_inv
-            dx = position[i, 0] - reference[i, 0] * sx
-            dy = position[i, 1] - reference[i, 1] * sy
-            dz = position[i, 2] - reference[i, 2] * sz
-            dx = nearest_image(dx, lx, 0.5 * lx)  # NaN stays NaN (no floor-to-int)
-            dy = nearest_image(dy, ly, 0.5 * ly)
-            dz = nearest_image(dz, lz, 0.5 * lz)
-            d2 = dx * dx + dy * dy + dz * dz
+            ke, d2 = verlet_update_cpu(i, position, velocity, force, inv_mass, reference, sx, sy, sz,
+                                       lx, ly, lz, dt, kick, ke_kick, damping, scale)
+            kinetic += ke
             if not d2 <= moved:  # also catches NaN
                 moved = d2 if d2 == d2 else np.inf
         chunk[c, 0] = kinetic

@@ -24,8 +24,10 @@ import numpy as np
 from numba import config, cuda
 
 from granular.contact import pair_energy, pair_force
+from granular.integrator import verlet_update
 
 pair_force_cuda = cuda.jit(device=True)(pair_force)
+verlet_update_cuda = cuda.jit(device=True)(verlet_update)
 pair_energy_cuda = cuda.jit(device=True)(pair_energy)
 
 # threads per block; the simulator runs every thread as a Python thread, so keep blocks small there
@@ -204,24 +206,8 @@ def verlet_kernel(position, velocity, force, inv_mass, reference, sx, sy, sz, lx
     tid = cuda.threadIdx.x
     ke = 0.0
     if i < position.shape[0]:
-        m_inv = inv_mass[i]
-        v2 = 0.0
-        for d in range(3):
-            v = velocity[i, d]
-            a = (force[i, d] - damping * v) * m_inv
-            w = v + ke_kick * a
-            v2 += w * w
-            v += kick * a
-            velocity[i, d] = v
-            position[i, d] = scale * (position[i, d] + dt * v)
-        ke = 0.5 * v2 / m_inv
-        dx = position[i, 0] - reference[i, 0] * sx
-        dy = position[i, 1] - reference[i, 1] * sy
-        dz = position[i, 2] - reference[i, 2] * sz
-        dx = _image(dx, lx)  # comparisons, not floor(): NaN stays NaN and is flagged below
-        dy = _image(dy, ly)
-        dz = _image(dz, lz)
-        d2 = dx * dx + dy * dy + dz * dz
+        ke, d2 = verlet_update_cuda(i, position, velocity, force, inv_mass, reference, sx, sy, sz, lx, ly,
+                                    lz, dt, kick, ke_kick, damping, scale)
         if not d2 <= threshold * threshold:
             flags[FLAG_MOVED] = 1
             if not (math.isfinite(d2) and math.isfinite(ke)):
