@@ -37,3 +37,14 @@ def _torch_threads():
         return
     torch.set_num_threads(1)
     yield
+
+
+@pytest.fixture(scope="module")
+def one_numba_thread():
+    """Run a module's Numba kernels on one thread (restored afterwards)."""
+    import numba
+
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(old)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import h5py
-import numba
 import numpy as np
 import pytest
 
@@ -13,13 +12,8 @@ from granular.protocol import RESULT_KEYS
 from granular.space import make_packing
 from jamwave.cli import main
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_numba_thread():
-    old = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(old)
+# Parallel kernels on a loaded 2-core machine spend their time in thread hand-offs.
+pytestmark = pytest.mark.usefixtures("one_numba_thread")
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pytest
 
@@ -15,13 +14,8 @@ MIX_DELTA = 1 / 1.4  # 50:50 by number, diameter ratio 1.4
 MIX_XS = MIX_DELTA**3 / (1 + MIX_DELTA**3)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_numba_thread():
-    # Parallel kernels on a loaded 2-core machine spend their time in thread hand-offs.
-    old = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(old)
+# Parallel kernels on a loaded 2-core machine spend their time in thread hand-offs.
+pytestmark = pytest.mark.usefixtures("one_numba_thread")
 
 
 @pytest.fixture(scope="module")
