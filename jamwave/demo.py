@@ -24,8 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
+from jamwave.demo_plots import plot_media, plot_pressure_path, plot_wave_sample
 from jamwave.files import atomic_write_text
 from jamwave.report import Report
 
@@ -199,8 +198,7 @@ class _Stages:
                 "K*": mod["K_star"], "K* (Hessian)": mod.get("K_linear_response", math.nan),
                 "K_SS": mod["K_SS"], "K_SL": mod["K_SL"], "K_LL": mod["K_LL"],
             })
-        self.packing_rows = rows
-        self._plot_pressure_path(self.out / "packings" / "pressure_path.png")
+        plot_pressure_path(self.packing_files, rows, self.out / "packings" / "pressure_path.png")
         slice_png = self.out / "packings" / "slice.png"
         if self.force or not slice_png.exists():
             from granular.h5md import read_packing
@@ -227,37 +225,6 @@ class _Stages:
         sec.command(f"jamwave granular diagram --delta {p.delta} --xs {xs} --seeds 1 --n {p.n_particles} "
                     f"--excess-phi {p.excess_phi} --out {folder}")
 
-    def _plot_pressure_path(self, png: Path) -> None:
-        """P and Z of every relaxed state the protocol visited (jamming search and following)."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from granular.h5md import read_group, read_observables
-
-        fig, (ax_p, ax_z) = plt.subplots(1, 2, figsize=(9, 3.6))
-        for path, row in zip(self.packing_files, self.packing_rows):
-            path_obs, follow = read_observables(path), read_group(path, "follow")
-            phi = np.concatenate([path_obs["phi"], follow["phi"]])
-            pressure = np.concatenate([path_obs["pressure"], follow["pressure"]])
-            z = np.concatenate([path_obs["Z"], follow["Z_backbone"]])
-            near = phi > row["phi_J"] - 0.03
-            order = np.argsort(phi[near])
-            label = f"X_S = {row['X_S (realised)']:.2f}"
-            lines = ax_p.plot(phi[near][order], pressure[near][order], "o", ms=3, label=label)
-            ax_z.plot(phi[near][order], z[near][order], "o", ms=3, color=lines[0].get_color())
-            ax_p.axvline(row["phi_J"], color=lines[0].get_color(), lw=0.8, ls=":")
-        ax_p.set(xlabel="phi", ylabel="P (k_n / d_L)", yscale="symlog",
-                 title="relaxed pressure (dotted: phi_J)")
-        ax_p.set_yscale("symlog", linthresh=1e-7)
-        ax_p.set_ylim(bottom=0.0)
-        ax_z.set(xlabel="phi", ylabel="Z", title="contact number (backbone above phi_J)")
-        ax_z.axhline(6.0, color="gray", lw=0.8, ls="--")
-        ax_p.legend(fontsize=8)
-        fig.tight_layout()
-        _save_figure(fig, png)
-
     # 2. granular media -------------------------------------------------------------------------
     def medium(self, report: Report) -> None:
         from wavefe import media
@@ -268,7 +235,7 @@ class _Stages:
         self.materials = materials
         rows = [{"X_S": m.x_small, "K*": m.K_star, "rho = phi": m.phi, "c = sqrt(K*/phi)": m.speed}
                 for m in materials]
-        _plot_media(materials, self.out / "medium.png")
+        plot_media(materials, self.out / "medium.png")
         self._timed("medium", start)
         sec = report.section("2. Granular media")
         sec.text(
@@ -307,7 +274,7 @@ class _Stages:
                 close()
         self._timed("waves", start)
         png = self.out / "waves" / "snapshots.png"
-        _plot_wave_sample(self.splits["test"], png)
+        plot_wave_sample(self.splits["test"], png)
         sec = report.section("3. Wave datasets")
         sec.text(
             f"P1 finite elements, explicit central differences with lumped mass, absorbing sides, "
@@ -446,43 +413,3 @@ def _read_results(path: Path) -> tuple[dict, dict]:
     from granular.h5md import read_group, read_results
 
     return read_results(path), read_group(path, "modulus")
-
-
-def _save_figure(fig, png: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    from jamwave.files import atomic_path
-
-    with atomic_path(png, overwrite=True) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-
-
-def _plot_media(materials, png: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.4))
-    xs = [m.x_small for m in materials]
-    ax.bar([f"X_S={x:.2f}" for x in xs], [m.speed for m in materials], color="tab:blue")
-    for i, m in enumerate(materials):
-        ax.text(i, m.speed, f"K*={m.K_star:.3f}\nphi={m.phi:.3f}", ha="center", va="bottom", fontsize=8)
-    ax.set(ylabel="c = sqrt(K / rho) (reduced)", title="granular wave speeds")
-    ax.set_ylim(0, 1.3 * max(m.speed for m in materials))
-    fig.tight_layout()
-    _save_figure(fig, png)
-
-
-def _plot_wave_sample(path, png: Path) -> None:
-    import h5py
-
-    from wavefe.plots import plot_snapshots
-
-    with h5py.File(path, "r") as f:
-        u = f["fields/u"][0]
-        c = f["fields/c"][0]
-        t = f["t"][:]
-        x, y = f["x"][:], f["y"][:]
-    plot_snapshots(png, u, c, t, (x[0], x[-1], y[0], y[-1]), overwrite=True)
