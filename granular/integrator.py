@@ -1,4 +1,4 @@
-"""The per-particle velocity-Verlet update, one source for both targets.
+"""The per-particle velocity-Verlet update and FIRE's adaptation, one source for both targets.
 
 Like the pair law in :mod:`granular.contact`, :func:`verlet_update` is plain Python compiled twice:
 with ``numba.njit`` for the CPU pass (:func:`granular.kernels_cpu.verlet_pass`, as
@@ -56,4 +56,30 @@ def verlet_update(i, position, velocity, force, inv_mass, reference, sx, sy, sz,
     return 0.5 * v2 / m_inv, dx * dx + dy * dy + dz * dz
 
 
+def fire_adapt(power, step, n_positive, dt, alpha, n_delay, f_inc, f_dec, f_alpha, alpha_start, dt_max,
+               dt_min):
+    """FIRE's step-size and mixing adaptation after a force call (Bitzek et al. 2006; FIRE 2.0).
+
+    Downhill (power F.v > 0): after ``n_delay`` downhill steps grow dt (up to ``dt_max``) and shrink
+    alpha. Uphill: reset the count and, past the initial delay, shrink dt (down to ``dt_min``) and
+    reset alpha; the caller then steps back half a step and zeroes the velocities.
+
+    Returns
+    -------
+    (n_positive, dt, alpha, uphill)
+    """
+    if power > 0.0:
+        n_positive += 1
+        if n_positive > n_delay:
+            dt = min(dt * f_inc, dt_max)
+            alpha *= f_alpha
+        return n_positive, dt, alpha, False
+    if step >= n_delay:
+        dt = max(dt * f_dec, dt_min)
+        alpha = alpha_start
+    return 0, dt, alpha, True
+
+
 verlet_update_cpu = numba.njit(inline="always", cache=True)(verlet_update)
+# Host-side scalar logic: the CPU loop inlines it, the CUDA host loop calls the same compiled function.
+fire_adapt_cpu = numba.njit(cache=True)(fire_adapt)

@@ -166,7 +166,8 @@ def rebuild(position, radius, box, level, level_rmax, skin, n_chunks):
 
 
 @numba.njit(cache=True)
-def _sum_acc(acc, out):
+def sum_accumulators(acc, out):
+    """Sum the per-chunk accumulators ``acc`` (n_chunks, N_ACC) into ``out`` (N_ACC,)."""
     out[:] = 0.0
     for c in range(acc.shape[0]):
         for q in range(N_ACC):

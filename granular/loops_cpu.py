@@ -16,19 +16,19 @@ import numba
 import numpy as np
 from numba import prange
 
-from granular.kernels_cpu import N_ACC, contact_forces, rebuild, verlet_pass, wrap_inplace
+from granular.integrator import fire_adapt_cpu
+from granular.kernels_cpu import (
+    N_ACC,
+    contact_forces,
+    rebuild,
+    sum_accumulators,
+    verlet_pass,
+    wrap_inplace,
+)
 from granular.partition import radius_levels, rebuild_threshold
 
 STATUS_OK = 0
 STATUS_NONFINITE = 1
-
-
-@numba.njit(cache=True)
-def _sum_acc(acc, out):
-    out[:] = 0.0
-    for c in range(acc.shape[0]):
-        for q in range(N_ACC):
-            out[q] += acc[c, q]
 
 
 @numba.njit(cache=True)
@@ -78,7 +78,7 @@ def md_loop(position, velocity, force, radius, species, inv_mass, box, level, le
     chunk = np.zeros((n_chunks, 2))
     contact_forces(position, velocity, radius, species, box, start, neighbours, bounds, k_n, gamma_n,
                    model, buf, acc, force)
-    _sum_acc(acc, totals)
+    sum_accumulators(acc, totals)
     scale = math.exp(log_scale)
     n_rec = 0
     for step in range(steps):
@@ -107,7 +107,7 @@ def md_loop(position, velocity, force, radius, species, inv_mass, box, level, le
         contact_forces(position, velocity, radius, species, box, start, neighbours, bounds, k_n, gamma_n,
                        model, buf, acc, force, measure)
         if measure:
-            _sum_acc(acc, totals)
+            sum_accumulators(acc, totals)
             if not (math.isfinite(totals[0]) and math.isfinite(totals[1] + totals[2] + totals[3])):
                 return STATUS_NONFINITE, step + 1, n_rec, rebuilds
     # last half kick: on-step velocities v(N)
@@ -181,7 +181,7 @@ def fire_loop(position, velocity, force, radius, species, inv_mass, box, level, 
     velocity[:, :] = 0.0
     contact_forces(position, velocity, radius, species, box, start, neighbours, bounds, k_n, 0.0,
                    model, buf, acc, force)
-    _sum_acc(acc, totals)
+    sum_accumulators(acc, totals)
     dt = dt_start
     alpha = alpha_start
     n_positive = 0
@@ -196,16 +196,9 @@ def fire_loop(position, velocity, force, radius, species, inv_mass, box, level, 
         if max_force <= force_tol or step >= max_steps:
             wrap_inplace(position, box)
             return STATUS_OK, step, max_force <= force_tol, max_force, rebuilds
-        if power > 0.0:
-            n_positive += 1
-            if n_positive > n_delay:
-                dt = min(dt * f_inc, dt_max)
-                alpha *= f_alpha
-        else:
-            n_positive = 0
-            if step >= n_delay:
-                dt = max(dt * f_dec, dt_min)
-                alpha = alpha_start
+        n_positive, dt, alpha, uphill = fire_adapt_cpu(power, step, n_positive, dt, alpha, n_delay, f_inc,
+                                                       f_dec, f_alpha, alpha_start, dt_max, dt_min)
+        if uphill:
             for i in range(n):
                 for d in range(3):
                     position[i, d] -= 0.5 * dt * velocity[i, d]
@@ -226,7 +219,7 @@ def fire_loop(position, velocity, force, radius, species, inv_mass, box, level, 
             rebuilds += 1
         contact_forces(position, velocity, radius, species, box, start, neighbours, bounds, k_n, 0.0,
                        model, buf, acc, force)
-        _sum_acc(acc, totals)
+        sum_accumulators(acc, totals)
 
 
 @numba.njit(parallel=True, cache=True)

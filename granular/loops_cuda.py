@@ -15,6 +15,7 @@ import numpy as np
 from numba import cuda
 
 from granular import kernels_cuda as K
+from granular.integrator import fire_adapt_cpu
 from granular.partition import grid_dims, radius_levels, rebuild_threshold
 
 STATUS_OK, STATUS_NONFINITE = 0, 1
@@ -219,18 +220,9 @@ def run_fire(position, velocity, radius, species, box, k_n, model, dt, dt_max, f
         if max_force <= force_tol or step >= max_steps:
             converged = max_force <= force_tol
             break
-        back = 0
-        if power > 0.0:
-            n_positive += 1
-            if n_positive > n_delay:
-                dt = min(dt * f_inc, dt_max)
-                alpha *= f_alpha
-        else:
-            n_positive = 0
-            if step >= n_delay:
-                dt = max(dt * f_dec, dt_min)
-                alpha = alpha_start
-            back = 1
+        n_positive, dt, alpha, uphill = fire_adapt_cpu(power, step, n_positive, dt, alpha, n_delay, f_inc,
+                                                       f_dec, f_alpha, alpha_start, dt_max, dt_min)
+        back = 1 if uphill else 0
         dev.scalar.copy_to_device(np.zeros(3))
         dev._launch(K.fire_kick_kernel, dev.position, dev.velocity, dev.force, dev.inv_mass, dt, back,
                     dev.scalar)
