@@ -38,6 +38,32 @@ def test_cp_conv2d_equals_dense_conv_with_its_kernel(cls, k, padding):
     torch.testing.assert_close(layer(x), expected, rtol=1e-10, atol=1e-10)
 
 
+
+@pytest.mark.parametrize("pruned", [False, True])
+def test_cp_conv2d_kernel_and_factored_paths_agree_in_value_and_gradient(pruned):
+    torch.manual_seed(3)
+    layer = CPConv2d(4, 6, (3, 5), rank=2).double()
+    if pruned:
+        prune.l1_unstructured(layer, "channel", amount=0.4)
+    x = torch.randn(2, 4, 9, 10, dtype=torch.float64)
+    target = torch.randn(2, 6, 9, 10, dtype=torch.float64)
+    results = {}
+    for compute, training in (("factored", True), ("kernel", False), ("auto", True), ("auto", False)):
+        layer.compute = compute
+        layer.train(training)
+        layer.zero_grad()
+        out = layer(x)
+        ((out - target) ** 2).sum().backward()
+        grads = [p.grad.clone() for p in layer.parameters()]
+        results[compute, training] = out.detach(), grads
+    reference_out, reference_grads = results["factored", True]
+    for out, grads in results.values():
+        torch.testing.assert_close(out, reference_out, rtol=1e-10, atol=1e-12)
+        for grad, reference in zip(grads, reference_grads, strict=True):
+            torch.testing.assert_close(grad, reference, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="compute"):
+        CPConv2d(4, 6, 3, rank=2, compute="fast")
+
 def test_cp_conv1d_count_and_equivalence():
     torch.manual_seed(1)
     layer = CPConv1d(5, 7, 3, rank=2).double()
