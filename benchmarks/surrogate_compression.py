@@ -2,14 +2,16 @@
 
 Generates (once, reused) train / val / test splits with ``wavefe.generate_splits``, then trains the same
 architecture with the same budget (epochs, learning rate, batch, seed) as a dense model and as
-per-filter CP models of ranks 1, 2, 4 (optionally layer-level CP), for several seeds; scores each on
-the test split by rollout from the two true first frames; and times wavefe's explicit solver per
-saved frame at the same resolution against the surrogate's time per frame.
+per-filter CP models of ranks 1, 2, 3, 4 (optionally layer-level CP), for several seeds; scores each
+on the test split by rollout from the two true first frames; and times wavefe's explicit solver per
+saved frame at the same resolution against the surrogate's time per frame. CP models are timed both
+ways they can compute (``CPConv2d.compute``): factored (fewest multiply-adds) and through the
+assembled kernel (one dense convolution; the path they train on).
 
 Goal (issue 7): a CP model with >= 5x fewer trainable parameters whose test nRMSE is within 1.2x of
 the dense model's.
 
-    .venv/bin/python -m benchmarks.surrogate_compression            # defaults: minutes on 2 cores
+    .venv/bin/python -m benchmarks.surrogate_compression            # defaults: about an hour, 1 core
     .venv/bin/python -m benchmarks.surrogate_compression --epochs 2 --seeds 0 --ranks 1 --train 8
 """
 
@@ -41,13 +43,13 @@ def parse_args(argv):
     p.add_argument("--source", default="pulse")
     p.add_argument("--boundary", default="dirichlet")
     p.add_argument("--train", type=int, default=32, help="training samples")
-    p.add_argument("--val", type=int, default=8, help="validation samples")
-    p.add_argument("--test", type=int, default=16, help="test samples")
+    p.add_argument("--val", type=int, default=16, help="validation samples")
+    p.add_argument("--test", type=int, default=32, help="test samples")
     p.add_argument("--data-seed", type=int, default=0)
-    p.add_argument("--width", type=int, default=16)
+    p.add_argument("--width", type=int, default=32)
     p.add_argument("--depth", type=int, default=2)
     p.add_argument("--kernel-size", type=int, default=5)
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--patience", type=int, default=5)
@@ -55,7 +57,7 @@ def parse_args(argv):
     p.add_argument("--noise", type=float, default=0.02)
     p.add_argument("--horizon", type=int, default=10, help="test rollout frames (predicted)")
     p.add_argument("--seeds", type=_int_list, default=[0, 1, 2])
-    p.add_argument("--ranks", type=_int_list, default=[1, 2, 4])
+    p.add_argument("--ranks", type=_int_list, default=[1, 2, 3, 4])
     p.add_argument("--layer-ranks", type=_int_list, default=[], help="layer-level CP ranks (optional)")
     p.add_argument("--repeats", type=int, default=30, help="timing repeats")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -103,12 +105,23 @@ def solver_seconds_per_frame(args, batch: int) -> float:
     return timing.median / (frames * batch)
 
 
-def surrogate_seconds_per_frame(model, ny, nx, batch: int, repeats: int) -> float:
+def surrogate_seconds_per_frame(model, ny, nx, batch: int, repeats: int, compute: str = "auto") -> float:
+    """Median inference time per frame (s) at ``batch``; ``compute`` is set on every CP layer."""
+    from surrogate.layers import CPConv2d
+
     x = torch.randn(batch, 3, ny, nx)
     x[:, 2] = 1.5
     model.eval()
-    with torch.no_grad():
-        timing = measure(lambda: model(x), warmup=3, repeats=repeats)
+    layers = [m for m in model.modules() if isinstance(m, CPConv2d)]
+    saved = [layer.compute for layer in layers]
+    for layer in layers:
+        layer.compute = compute
+    try:
+        with torch.no_grad():
+            timing = measure(lambda: model(x), warmup=3, repeats=repeats)
+    finally:
+        for layer, value in zip(layers, saved, strict=True):
+            layer.compute = value
     return timing.median / batch
 
 
@@ -144,6 +157,8 @@ def main(argv=None) -> Report:
             run = {"conv": conv, "rank": rank, "seed": seed, "train_s": seconds,
                    "epochs_run": len(history["epoch"]), "best_epoch": history["best_epoch"],
                    "val_nrmse": history["best_val_nrmse"],
+                   "train_loss_per_epoch": history["train_loss"],
+                   "val_nrmse_per_epoch": history["val_nrmse"],
                    **{k: v for k, v in metrics.items() if not isinstance(v, list)}}
             runs.append(run)
             print(f"{conv:8s} rank {rank!s:4s} seed {seed}: test nRMSE {metrics['nrmse']:.4f} "
@@ -152,6 +167,9 @@ def main(argv=None) -> Report:
         costs = model_costs(model, info.ny, info.nx, timing_repeats=args.repeats)
         costs["seconds_per_frame_b16"] = surrogate_seconds_per_frame(model, info.ny, info.nx, 16,
                                                                      args.repeats)
+        for b in (1, 16):
+            costs[f"seconds_per_frame_kernel_b{b}"] = surrogate_seconds_per_frame(
+                model, info.ny, info.nx, b, args.repeats, compute="kernel")
         for run in runs:
             if run["conv"] == conv and run["rank"] == rank:
                 run.update(costs)
@@ -169,8 +187,11 @@ def main(argv=None) -> Report:
                    act_MiB=first["train_activation_bytes"] / 2**20,
                    stored_KiB=first["stored_bytes"] / 1024, ms_frame=first["seconds_per_frame"] * 1e3,
                    ms_frame_b16=first["seconds_per_frame_b16"] * 1e3,
+                   ms_kernel=first["seconds_per_frame_kernel_b1"] * 1e3,
+                   ms_kernel_b16=first["seconds_per_frame_kernel_b16"] * 1e3,
                    train_s=statistics.mean(r["train_s"] for r in rows),
                    nrmse=statistics.mean(errs), nrmse_sd=statistics.stdev(errs) if len(errs) > 1 else 0.0,
+                   nrmse_seeds=" / ".join(f"{e:.4f}" for e in errs),
                    vs_dense=statistics.mean(errs) / dense_err,
                    vrmse=statistics.mean(r["vrmse"] for r in rows),
                    final=statistics.mean(r["rel_l2_final"] for r in rows),
@@ -182,14 +203,16 @@ def main(argv=None) -> Report:
           ", ".join(report.notes["goal_met_by"]) or "not met")
 
     solver = {b: solver_seconds_per_frame(args, b) for b in (1, 16)}
-    model = surrogate.build_model("cp", args.ranks[0], width=args.width, depth=args.depth,
-                                  kernel_size=args.kernel_size)
-    dense_model = surrogate.build_model("dense", width=args.width, depth=args.depth,
-                                        kernel_size=args.kernel_size)
+    timed = [("dense", surrogate.build_model("dense", width=args.width, depth=args.depth,
+                                             kernel_size=args.kernel_size), "auto")]
+    for rank in args.ranks:
+        model = surrogate.build_model("cp", rank, width=args.width, depth=args.depth,
+                                      kernel_size=args.kernel_size)
+        timed += [(f"cp R={rank} {compute}", model, compute) for compute in ("factored", "kernel")]
     timing_rows = []
     for b in (1, 16):
-        for label, m in (("dense", dense_model), (f"cp R={args.ranks[0]}", model)):
-            s = surrogate_seconds_per_frame(m, info.ny, info.nx, b, args.repeats)
+        for label, m, compute in timed:
+            s = surrogate_seconds_per_frame(m, info.ny, info.nx, b, args.repeats, compute=compute)
             timing_rows.append({"batch": b, "surrogate": label, "surrogate_ms": s * 1e3,
                                 "wavefe_ms": solver[b] * 1e3, "surrogate/wavefe": s / solver[b]})
     print(f"time per saved frame ({args.save_every} solver steps), grid {info.ny}x{info.nx}:")
