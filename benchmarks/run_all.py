@@ -11,6 +11,7 @@ BENCHMARKS = [
     "benchmarks.surrogate_compression",
     "benchmarks.pruning_study",
     "benchmarks.jamming_diagram",
+    "benchmarks.modulus_peer",
 ]
 
 
