@@ -21,24 +21,9 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
-
 from benchmarks.harness import RESULTS_DIR, Report, print_table, write_results
-from granular.diagram import DiagramSettings, jamming_diagram, read_diagram
+from granular.diagram import DiagramSettings, jamming_diagram, read_diagram, transition_crossover
 from jamwave.argtypes import bounded_float, bounded_int, float_list
-
-
-def crossover(x: np.ndarray, phi_j: np.ndarray, f_small: np.ndarray) -> dict:
-    """X_S of the largest phi_J, and of the first X_S where the small particles jam with the large."""
-    ok = np.isfinite(phi_j)
-    out = {"x_at_max_phi_J": float(x[ok][np.argmax(phi_j[ok])]) if ok.any() else float("nan")}
-    joined = np.nonzero(np.isfinite(f_small) & (f_small >= 0.5))[0]
-    out["x_transitions_meet"] = float(x[joined[0]]) if joined.size else float("nan")
-    if joined.size and joined[0] > 0:
-        k = joined[0]
-        t = (0.5 - f_small[k - 1]) / (f_small[k] - f_small[k - 1])
-        out["x_transitions_meet_interpolated"] = float(x[k - 1] + t * (x[k] - x[k - 1]))
-    return out
 
 
 def main(argv=None) -> int:
@@ -90,8 +75,10 @@ def main(argv=None) -> int:
                    K_SL=float(t["K_SL_mean"][0, b]), K_LL=float(t["K_LL_mean"][0, b]),
                    K_lin_resp=float(t["K_linear_response_mean"][0, b]))
     print_table(report.rows)
-    report.notes.update(crossover(t["x_small"], t["phi_J_mean"][0], t["jammed_fraction_small_mean"][0]))
-    print({k: v for k, v in report.notes.items() if k.startswith("x_")}, f"wall time {elapsed:.0f} s")
+    report.notes.update(transition_crossover(t["x_small"], t["phi_J_mean"][0],
+                                             t["jammed_fraction_small_mean"][0], t["phi_J_second_mean"][0]))
+    meeting = {k: v for k, v in report.notes.items() if k.startswith(("x_", "phi_lines"))}
+    print(meeting, f"wall time {elapsed:.0f} s")
     write_results(report)
     return 0
 

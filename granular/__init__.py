@@ -39,7 +39,7 @@ per thread up, one below; ``JAMWAVE_THREADS`` sets the number.
 
 from granular.backend import resolve_backend
 from granular.contact import ContactLaw
-from granular.diagram import DiagramSettings, jamming_diagram, read_diagram
+from granular.diagram import DiagramSettings, jamming_diagram, read_diagram, transition_crossover
 from granular.elasticity import BulkModulus, bulk_modulus, linear_response
 from granular.follow import follow_compression, second_transition
 from granular.h5md import read_packing, read_results, write_packing
@@ -82,6 +82,7 @@ __all__ = [
     "read_packing",
     "read_results",
     "second_transition",
+    "transition_crossover",
     "write_packing",
     "CompressionResult",
     "ContactLaw",

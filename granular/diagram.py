@@ -334,8 +334,55 @@ def read_diagram(path: str | os.PathLike) -> dict[str, np.ndarray]:
         return {name: np.array(f[name]) for name in f}
 
 
+def transition_crossover(x: np.ndarray, phi_j: np.ndarray, f_small: np.ndarray,
+                         phi_j_second: np.ndarray | None = None, separate: float = 1e-3) -> dict:
+    """Where the first and second transition lines meet, estimated three ways.
+
+    Parameters
+    ----------
+    x, phi_j, f_small : ndarray, shape (B,)
+        X_S values (increasing), mean phi_J of the first transition, mean jammed fraction of the
+        small particles at it (NaN where a point failed).
+    phi_j_second : ndarray, shape (B,), optional
+        Mean phi_J of the second transition (equal to ``phi_j`` where they coincide).
+    separate : float
+        The two lines count as distinct where phi_J_second - phi_J > ``separate``.
+
+    Returns
+    -------
+    dict
+        ``x_at_max_phi_J`` (X_S of the largest phi_J), ``x_transitions_meet`` (first X_S where at
+        least half of the small particles jam at the first transition) and its linear
+        interpolation, and, from the points where the lines are distinct, the intersection of
+        straight-line fits of phi_J(X_S) and phi_J_second(X_S) (``x_lines_meet``, ``phi_lines_meet``;
+        a two-point line through the two largest such X_S).
+    """
+    ok = np.isfinite(phi_j)
+    out = {"x_at_max_phi_J": float(x[ok][np.argmax(phi_j[ok])]) if ok.any() else float("nan")}
+    measured = np.isfinite(f_small)
+    x_f, f_f = x[measured], f_small[measured]
+    joined = np.nonzero(f_f >= 0.5)[0]
+    out["x_transitions_meet"] = float(x_f[joined[0]]) if joined.size else float("nan")
+    if joined.size and joined[0] > 0:
+        k = joined[0]
+        t = (0.5 - f_f[k - 1]) / (f_f[k] - f_f[k - 1])
+        out["x_transitions_meet_interpolated"] = float(x_f[k - 1] + t * (x_f[k] - x_f[k - 1]))
+    if phi_j_second is not None:
+        distinct = np.nonzero(ok & np.isfinite(phi_j_second) & (phi_j_second - phi_j > separate))[0]
+        if distinct.size >= 2:
+            a, b = distinct[-2:]
+            first = np.polyfit(x[[a, b]], phi_j[[a, b]], 1)
+            second = np.polyfit(x[[a, b]], phi_j_second[[a, b]], 1)
+            if first[0] != second[0]:
+                x_meet = (second[1] - first[1]) / (first[0] - second[0])
+                out["x_lines_meet"] = float(x_meet)
+                out["phi_lines_meet"] = float(np.polyval(first, x_meet))
+    return out
+
+
 def plot_diagram(table: str | os.PathLike, png: str | os.PathLike | None = None) -> Path:
-    """Draw phi_J(X_S) per delta with both transition lines, and K*(X_S); write a PNG."""
+    """Draw phi_J(X_S) per delta with both transition lines (and where their straight-line
+    extensions meet, see :func:`transition_crossover`), and K*(X_S); write a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -353,6 +400,11 @@ def plot_diagram(table: str | os.PathLike, png: str | os.PathLike | None = None)
                         marker="s", mfc="none", ls="--", label=f"delta = {delta:g}, second")
         ax_k.errorbar(x, t["K_star_mean"][a], yerr=t["K_star_sem"][a], color=color, marker="o",
                       label=f"delta = {delta:g}")
+        meet = transition_crossover(x, t["phi_J_mean"][a], t["jammed_fraction_small_mean"][a],
+                                    t["phi_J_second_mean"][a])
+        if "x_lines_meet" in meet:
+            ax_phi.plot(meet["x_lines_meet"], meet["phi_lines_meet"], marker="*", ms=12, color=color,
+                        ls="none", label=f"lines meet: X*_S = {meet['x_lines_meet']:.3f}")
     ax_phi.set(xlabel="X_S (volume fraction of small particles)", ylabel="phi_J",
                title="Jamming transitions")
     ax_k.set(xlabel="X_S", ylabel="K* = K d_L / k_n", title="Bulk modulus just above jamming")

@@ -130,3 +130,24 @@ def test_partial_moduli_fall_back_to_linear_response(tmp_path):
                          groups={"modulus": modulus})
     values = _point_values(path)
     assert (values["K_SS"], values["K_SL"], values["K_LL"]) == (0.05, 0.1, 0.15)
+
+
+def test_transition_crossover_intersects_the_two_lines():
+    from granular.diagram import transition_crossover
+
+    x = np.array([0.05, 0.1, 0.15, 0.2, 0.3])
+    first = 0.64 + 0.8 * x
+    second = 0.9 - 0.3 * x
+    phi_j = np.where(x < 0.25, first, 0.80)
+    phi_j[3] = np.nan  # a failed point is skipped
+    phi_second = np.where(x < 0.25, second, phi_j)
+    f_small = np.array([0.0, 0.0, 0.01, np.nan, 0.95])
+    out = transition_crossover(x, phi_j, f_small, phi_second)
+    assert out["x_lines_meet"] == pytest.approx(0.26 / 1.1, rel=1e-12)
+    assert out["phi_lines_meet"] == pytest.approx(0.64 + 0.8 * 0.26 / 1.1, rel=1e-12)
+    assert out["x_at_max_phi_J"] == 0.3
+    assert out["x_transitions_meet"] == 0.3
+    # half of the small particles jammed: interpolated across the failed X_S = 0.2
+    assert out["x_transitions_meet_interpolated"] == pytest.approx(0.15 + 0.15 * 0.49 / 0.94, rel=1e-12)
+    # without distinct lines there is no intersection
+    assert "x_lines_meet" not in transition_crossover(x, phi_j, f_small, phi_j)
