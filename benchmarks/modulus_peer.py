@@ -5,7 +5,9 @@ by FIRE-relaxed bisection, ``compress_to`` phi_J + ``excess_phi`` relaxed to max
 d_L), and three bulk moduli of that same relaxed state:
 
 * **strain**: :func:`granular.bulk_modulus` with ``method="strain"``, K = dP/d(epsilon_v) from
-  volumetric strains of both signs, each state relaxed with FIRE (epsilon_v = -dV/V);
+  volumetric strains of both signs, each state relaxed with FIRE (epsilon_v = -dV/V), at each
+  amplitude of ``--strains`` (the first, the library default 1e-5, is the reference of the
+  ``rel_vs_strain`` column);
 * **hessian**: :func:`granular.linear_response`, affine minus non-affine part from the sparse
   Hessian of the backbone (scipy LU), plus 2P/3;
 * **jax-md**: ``jax_md.elasticity.athermal_moduli``, the elastic tensor C_ijkl of the same energy
@@ -53,7 +55,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchmarks.harness import Report, measure, print_table, write_results
-from jamwave.argtypes import bounded_float, bounded_int
+from jamwave.argtypes import bounded_float, bounded_int, float_list
 
 SYSTEMS = {
     # (delta, X_S): the classic 1:1.4 mixture, 50:50 by number, and a stronger size ratio.
@@ -196,7 +198,7 @@ def jaxmd_bulk_modulus(packing, law, keep: np.ndarray | None = None, *,
 
 
 def compare_system(label: str, delta: float, x_small: float, n: int, seed: int, *, excess_phi: float,
-                   strain: float, repeats: int, rattler_check: bool,
+                   strains: list[float], repeats: int, rattler_check: bool,
                    cg_tol: float) -> tuple[list[dict], dict]:
     """Rows (one per method) and notes for one system."""
     import granular
@@ -205,13 +207,13 @@ def compare_system(label: str, delta: float, x_small: float, n: int, seed: int, 
     packing, phi_j, jam_s = jammed_state(delta, x_small, n, seed, excess_phi, law)
     backbone = granular.backbone(packing, law)
     results = {}
-    strain_timing = measure(lambda: results.__setitem__(
-        "strain", granular.bulk_modulus(packing, law, strain=strain, method="strain")),
-        warmup=0, repeats=repeats)
+    strain_timings = [measure(lambda s=s: results.__setitem__(
+        s, granular.bulk_modulus(packing, law, strain=s, method="strain")), warmup=0, repeats=repeats)
+        for s in strains]
     hessian_timing = measure(lambda: results.__setitem__(
         "hessian", granular.linear_response(packing, law)), warmup=1, repeats=repeats)
     peer = jaxmd_bulk_modulus(packing, law, backbone.jammed, cg_tol=cg_tol)
-    k_strain, k_hessian = results["strain"].K, results["hessian"].K
+    k_strain, k_hessian = results[strains[0]].K, results["hessian"].K
     case = f"{label}: delta={delta:.4g} X_S={x_small:g}"
     common = {"case": case, "n": packing.n}
 
@@ -219,8 +221,11 @@ def compare_system(label: str, delta: float, x_small: float, n: int, seed: int, 
         return {"rel_vs_strain": (k - k_strain) / k_strain, "rel_vs_hessian": (k - k_hessian) / k_hessian}
 
     rows = [
-        {**common, "method": "strain (FIRE, +-eps)", "n_used": packing.n, "K_raw": "", "K": k_strain,
-         **rel(k_strain), "wall_s": strain_timing.median, "first_s": ""},
+        {**common, "method": f"strain (FIRE, eps={s:g})", "n_used": packing.n, "K_raw": "",
+         "K": results[s].K, **rel(results[s].K), "wall_s": timing.median, "first_s": ""}
+        for s, timing in zip(strains, strain_timings)
+    ]
+    rows += [
         {**common, "method": "hessian (scipy LU)", "n_used": results["hessian"].n_active, "K_raw": "",
          "K": k_hessian, **rel(k_hessian), "wall_s": hessian_timing.median, "first_s": ""},
         {**common, "method": "jax-md backbone", "n_used": peer.n_particles, "K_raw": peer.B, "K": peer.K,
@@ -228,7 +233,7 @@ def compare_system(label: str, delta: float, x_small: float, n: int, seed: int, 
     ]
     notes = {"delta": delta, "x_small": x_small, "seed": seed, "phi_J": phi_j,
              "phi": packing.packing_fraction,
-             "pressure": results["strain"].pressure, "pressure_jaxmd": peer.pressure,
+             "pressure": results[strains[0]].pressure, "pressure_jaxmd": peer.pressure,
              "z_backbone": backbone.z_backbone, "n_backbone": int(backbone.jammed.sum()),
              "jaxmd_converged": peer.converged, "jaxmd_max_gradient": peer.max_gradient,
              "raw_B_rel_vs_hessian": (peer.B - k_hessian) / k_hessian, "jam_wall_s": jam_s}
@@ -253,8 +258,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed-b", type=bounded_int(0), default=0, help="seed of system b (default: 0)")
     parser.add_argument("--excess-phi", type=bounded_float(0, 0.1, lo_open=True), default=0.01,
                         help="phi - phi_J of the measured state (default: 0.01)")
-    parser.add_argument("--strain", type=bounded_float(0, 1e-2, lo_open=True), default=1e-5,
-                        help="volumetric strain of the strain method (default: 1e-5)")
+    parser.add_argument("--strains", type=float_list(0, 1e-2, lo_open=True), default="1e-5,1e-6",
+                        help="volumetric strains of the strain method (default: 1e-5,1e-6)")
     parser.add_argument("--cg-tol", type=bounded_float(0, 1e-3, lo_open=True), default=1e-10,
                         help="relative tolerance of jax-md's CG solve (default: 1e-10)")
     parser.add_argument("--rattler-check", default="b",
@@ -277,12 +282,12 @@ def main(argv=None) -> int:
     import jax
 
     size = {"a": (args.n_a, args.seed_a), "b": (args.n_b, args.seed_b)}
-    report = Report("modulus_peer", notes={"excess_phi": args.excess_phi, "strain": args.strain,
+    report = Report("modulus_peer", notes={"excess_phi": args.excess_phi, "strains": args.strains,
                                            "cg_tol": args.cg_tol, "jax": jax.__version__,
                                            "jax_md": _version("jax-md"), "load_before": os.getloadavg()})
     for label in labels:
         rows, notes = compare_system(label, *SYSTEMS[label], *size[label], excess_phi=args.excess_phi,
-                                     strain=args.strain, repeats=args.repeats,
+                                     strains=args.strains, repeats=args.repeats,
                                      rattler_check=label in check, cg_tol=args.cg_tol)
         report.rows.extend(rows)
         report.notes[label] = notes
