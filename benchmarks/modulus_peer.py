@@ -142,8 +142,8 @@ def species_sigma(radius: np.ndarray, species: np.ndarray) -> np.ndarray:
     return r[:, None] + r[None, :]
 
 
-def jaxmd_bulk_modulus(packing, law, keep: np.ndarray | None = None, *,
-                       cg_tol: float = 1e-10) -> JaxmdModulus:
+def jaxmd_bulk_modulus(packing, law, keep: np.ndarray | None = None, *, cg_tol: float = 1e-10,
+                       time_warm: bool = True) -> JaxmdModulus:
     """K of a relaxed packing from ``jax_md.elasticity.athermal_moduli`` (see the module docstring).
 
     Parameters
@@ -156,6 +156,9 @@ def jaxmd_bulk_modulus(packing, law, keep: np.ndarray | None = None, *,
         Particles to include (default all); the box, hence the volume, is unchanged.
     cg_tol : float
         Relative tolerance of jax-md's conjugate-gradient solve of the non-affine response.
+    time_warm : bool
+        Run the compiled computation a second time to time it without compilation (else
+        ``warm_s`` is NaN).
     """
     if law.model != "linear":
         raise ValueError("the jax-md cross-check uses jax-md's harmonic soft sphere: "
@@ -187,14 +190,14 @@ def jaxmd_bulk_modulus(packing, law, keep: np.ndarray | None = None, *,
             results.append((jax.block_until_ready(tensor), bool(converged)))
 
         first = measure(run, warmup=0, repeats=1)
-        warm = measure(run, warmup=0, repeats=1)
+        warm_s = measure(run, warmup=0, repeats=1).best if time_warm else float("nan")
         tensor, converged = results[-1]
         bulk = float(elasticity.extract_isotropic_moduli(tensor)["B"])
         pressure = float(quantity.pressure(energy_fn, fractional, box, neighbor=neighbors))
         gradient = float(jnp.max(jnp.abs(jax.grad(energy_fn)(fractional, neighbor=neighbors))))
     return JaxmdModulus(B=bulk, K=bulk + 2.0 * pressure / 3.0, pressure=pressure, max_gradient=gradient,
                         converged=converged, n_particles=int(keep.sum()), first_s=first.best,
-                        warm_s=warm.best)
+                        warm_s=warm_s)
 
 
 def compare_system(label: str, delta: float, x_small: float, n: int, seed: int, *, excess_phi: float,

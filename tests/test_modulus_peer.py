@@ -27,7 +27,7 @@ def test_jaxmd_bulk_modulus_agrees_with_the_hessian_and_needs_the_pressure_term(
     law = granular.ContactLaw()
     packing, _, _ = jammed_state(0.5, 0.5, 100, 0, 0.02, law)
     ours = granular.linear_response(packing, law)
-    peer = jaxmd_bulk_modulus(packing, law, granular.backbone(packing, law).jammed)
+    peer = jaxmd_bulk_modulus(packing, law, granular.backbone(packing, law).jammed, time_warm=False)
     assert peer.converged
     assert peer.pressure == pytest.approx(ours.pressure, rel=1e-8)
     assert peer.K == pytest.approx(ours.K, rel=2e-2)
