@@ -4,15 +4,20 @@ At delta = 0.15 the first transition (a backbone of large particles, small ones 
 second transition (the small particles join the backbone) meet near X*_S ~ 0.21, where phi_J is
 largest and K* jumps. This script runs the sweep over X_S with :func:`granular.jamming_diagram`,
 prints per X_S: phi_J, phi_J_second, the jammed fraction of small particles at phi_J and K*, and
-locates (a) the X_S of the largest phi_J and (b) the smallest X_S at which the transitions coincide
-(jammed fraction of small particles >= 1/2 at the first transition).
+locates (a) the X_S of the largest phi_J, (b) the smallest X_S at which the transitions coincide
+(jammed fraction of small particles >= 1/2 at the first transition) and (c) where the straight
+lines through the first and second transitions meet (:func:`granular.transition_crossover`).
 
-Small defaults run in minutes on 2 CPU cores. At full size on a GPU machine or a cluster::
+The defaults (15 large spheres, one seed) run in minutes to an hour on 2 CPU cores, but their box is
+only about 2.3 large diameters wide, so the first transition varies strongly from seed to seed
+(benchmarks/RESULTS.md: phi_J 0.68-0.81 at X_S = 0.2); the second transition is reproducible. Use
+``--n-large 40`` or more and several seeds for the first line. At full size on a GPU machine or a
+cluster::
 
     python -m benchmarks.jamming_diagram --n-large 200 --seeds 5 \\
-        --xs 0.05:0.5:0.025 --backend cuda --workers 1            # one GPU
+        --xs 0.05:0.5:0.025 --follow-step 0.005 --backend cuda --workers 1   # one GPU
     python -m benchmarks.jamming_diagram --n-large 200 --seeds 5 \\
-        --xs 0.05:0.5:0.025 --scheduler tcp://HOST:8786           # a Dask cluster (e.g. dask-jobqueue)
+        --xs 0.05:0.5:0.025 --follow-step 0.005 --scheduler tcp://HOST:8786  # Dask cluster
 """
 
 from __future__ import annotations
