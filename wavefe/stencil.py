@@ -189,13 +189,9 @@ def _csr_rows(indptr, indices, data, u, u_old, gamma):
         u_old[p] = 2 * u[p] - u_old[p] - gamma[p] * acc
 
 
-@njit(fastmath=True, cache=True, boundscheck=False)
-def _csr_rows_serial(indptr, indices, data, u, u_old, gamma):
-    for p in range(u.shape[0]):
-        acc = 0.0
-        for q in range(indptr[p], indptr[p + 1]):
-            acc += data[q] * u[indices[q]]
-        u_old[p] = 2 * u[p] - u_old[p] - gamma[p] * acc
+# The same rows compiled without threads (prange runs as range): on one thread the parallel
+# launch costs more than it saves.
+_csr_rows_serial = njit(fastmath=True, cache=True, boundscheck=False)(_csr_rows.py_func)
 
 
 @njit(cache=True)
