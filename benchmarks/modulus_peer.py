@@ -58,7 +58,8 @@ from benchmarks.harness import Report, measure, print_table, write_results
 from jamwave.argtypes import bounded_float, bounded_int, float_list
 
 SYSTEMS = {
-    # (delta, X_S): the classic 1:1.4 mixture, 50:50 by number, and a stronger size ratio.
+    # (delta, X_S by volume): the 1:1.4 mixture (half the solid volume small, not 50:50 by number)
+    # and a stronger size ratio.
     "a": (1.0 / 1.4, 0.5),
     "b": (0.5, 0.5),
 }
