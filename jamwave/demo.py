@@ -24,8 +24,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from jamcommon.files import atomic_write_text
 from jamwave.demo_plots import plot_media, plot_pressure_path, plot_wave_sample
-from jamwave.files import atomic_write_text
 from jamwave.report import Report
 
 

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jamwave.files import atomic_write_text
+from jamcommon.files import atomic_write_text
 
 
 @dataclass

@@ -44,7 +44,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from jamwave.files import atomic_path, check_writable
+from jamcommon.files import atomic_path, check_writable
 from surrogate.data import Normalisation, WaveWindows, as_windows, load_trajectories
 from surrogate.evaluate import rollout, rollout_metrics
 from surrogate.io import save

@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 from jamwave.argtypes import bounded_int
-from jamwave.cli import add_group
-from jamwave.commands import surrogate_pruning
+from jamwave.commands import add_group, surrogate_pruning
 from jamwave.commands.fit_arguments import add_fit_arguments, fit_options
 
 
@@ -76,7 +75,7 @@ def _register_evaluate(sub) -> None:
 
 
 def _evaluate(args) -> int:
-    from jamwave.files import atomic_write_text, check_writable
+    from jamcommon.files import atomic_write_text, check_writable
     from surrogate.evaluate import evaluate
     from surrogate.io import load
     from surrogate.plots import plot_rollout

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from jamwave.files import OutputExistsError, atomic_path, atomic_write_text
+from jamcommon.files import OutputExistsError, atomic_path, atomic_write_text
 
 from .history import HISTORY_FORMAT, history_entry
 from .methods import METHODS, _exact_fraction, prune_model, remaining_weights
