@@ -42,11 +42,11 @@ def _register_train(sub) -> None:
 
 
 def _train(args) -> int:
-    from surrogate.train import train
+    from surrogate.train import train_model
 
-    model = train(args.data, args.val, args.out, conv=args.conv, rank=args.rank, width=args.width,
-                  depth=args.depth, kernel_size=args.kernel_size, seed=args.seed, overwrite=args.force,
-                  progress=True, epochs=args.epochs, **fit_options(args))
+    model = train_model(args.data, args.val, args.out, conv=args.conv, rank=args.rank, width=args.width,
+                        depth=args.depth, kernel_size=args.kernel_size, seed=args.seed,
+                        overwrite=args.force, progress=True, epochs=args.epochs, **fit_options(args))
     history = model.history
     print(f"wrote {args.out}: best validation nRMSE {history['best_val_nrmse']:.4g} at epoch "
           f"{history['best_epoch'] + 1} of {len(history['epoch'])}")
