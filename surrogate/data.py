@@ -208,13 +208,13 @@ class WaveWindows(Dataset):
         # One open: check the file, select, and read the fields when preloading.
         with _checked_file(path) as (handle, info):
             self.info = info
-            self._select(samples, frames, steps)
+            self._set_selection(samples, frames, steps)
             if preload == "auto":
                 preload = _fits_in_memory(info)
             if preload:
                 self._u, self._c = _read_fields(handle, self.samples, self.frames)
 
-    def _select(self, samples, frames, steps) -> None:
+    def _set_selection(self, samples, frames, steps) -> None:
         self.samples = _select(self.info.n_samples, samples, "samples")
         if frames is None:
             frames = self.info.n_frames
@@ -234,7 +234,7 @@ class WaveWindows(Dataset):
             return self
         other = copy.copy(self)
         other._handle = other._pid = None
-        other._select(self.samples, self.frames, steps)
+        other._set_selection(self.samples, self.frames, steps)
         return other
 
     @property
