@@ -28,6 +28,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from granular.backend import BACKENDS
 from jamcommon.files import atomic_write_text
 from jamwave.demo_plots import plot_media, plot_pressure_path, plot_wave_sample
 from jamwave.demo_sizes import SIZES, DemoSize
@@ -61,8 +62,8 @@ def run_demo(out, *, size: str = "small", backend: str = "auto", scheduler: str 
     """
     if size not in SIZES:
         raise ValueError(f"size must be one of {tuple(SIZES)}, got {size!r}")
-    if backend not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"backend must be one of ('auto', 'cpu', 'cuda'), got {backend!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if int(seed) != seed or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed}")
     run = DemoRun(Path(out), SIZES[size], backend=backend, scheduler=scheduler, workers=workers,

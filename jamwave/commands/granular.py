@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from granular.backend import BACKENDS
 from jamwave.argtypes import bounded_float, bounded_int, float_list
 from jamwave.commands import add_group
-
-BACKENDS = ("auto", "cpu", "cuda")
 
 
 def register(groups) -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 from jamwave.argtypes import bounded_float, bounded_int
 from jamwave.commands import add_group
 
+# wavefe.samples' vocabulary, repeated so that building the parser does not import the solver
+# (numba, scipy); tests/test_wavefe_cli.py checks that the two agree.
 SPEEDS = ("uniform", "layered", "random", "granular")
 SOURCES = ("ricker", "pulse")
 BOUNDARIES = ("dirichlet", "neumann", "absorbing")
