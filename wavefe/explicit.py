@@ -54,6 +54,37 @@ def stable_dt(mesh: TriMesh, c, boundary="dirichlet", exact: bool = False) -> fl
     return 2.0 / np.sqrt(worst)
 
 
+def _checked_inputs(mesh: TriMesh, c, dt, boundary, method: str, dtype, check_cfl: bool):
+    """Check the arguments of :class:`ExplicitWave`; return ``c`` as (nb, n_nodes), the resolved
+    method and the dtype. Errors name the parameter and its allowed values."""
+    c = np.atleast_2d(np.asarray(c, np.float64))
+    if c.shape[1] != mesh.n_nodes:
+        raise ValueError(f"c must have {mesh.n_nodes} nodal values per row, got {c.shape[1]}")
+    if not np.all(np.isfinite(c)) or np.any(c <= 0):
+        raise ValueError("c must be finite and > 0 at every node")
+    if method == "auto":
+        method = "stencil" if mesh.structured else "csr"
+    if method not in ("stencil", "csr"):
+        raise ValueError(f"method must be 'auto', 'stencil' or 'csr', got {method!r}")
+    if method == "stencil" and not mesh.structured:
+        raise ValueError("method='stencil' needs a structured mesh; use method='csr'")
+    if method == "csr" and len(c) > 1:
+        raise ValueError("method='csr' advances one medium; pass c of shape (n_nodes,)")
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    if not (np.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be finite and > 0, got {dt}")
+    if check_cfl:
+        dt_max = stable_dt(mesh, c, boundary)
+        if dt > dt_max * (1 + 1e-12):
+            dt_max = stable_dt(mesh, c, boundary, exact=True)
+        if dt > dt_max * (1 + 1e-12):
+            raise ValueError(f"dt = {dt:.6g} is above the CFL limit {dt_max:.6g} of this mesh and "
+                             "speed; use wavefe.stable_dt(mesh, c) times a safety factor < 1")
+    return c, method, dtype
+
+
 class ExplicitWave:
     """Central-difference wave solver with lumped mass.
 
@@ -79,33 +110,8 @@ class ExplicitWave:
     def __init__(self, mesh, c, *, dt, boundary="dirichlet", sources=(), method="auto",
                  dtype=np.float64, check_cfl=True):
         self.mesh = mesh
-        c = np.asarray(c, np.float64)
-        self.batched = c.ndim == 2
-        c = np.atleast_2d(c)
-        if c.shape[1] != mesh.n_nodes:
-            raise ValueError(f"c must have {mesh.n_nodes} nodal values per row, got {c.shape[1]}")
-        if not np.all(np.isfinite(c)) or np.any(c <= 0):
-            raise ValueError("c must be finite and > 0 at every node")
-        if method == "auto":
-            method = "stencil" if mesh.structured else "csr"
-        if method not in ("stencil", "csr"):
-            raise ValueError(f"method must be 'auto', 'stencil' or 'csr', got {method!r}")
-        if method == "stencil" and not mesh.structured:
-            raise ValueError("method='stencil' needs a structured mesh; use method='csr'")
-        if method == "csr" and len(c) > 1:
-            raise ValueError("method='csr' advances one medium; pass c of shape (n_nodes,)")
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in (np.float32, np.float64):
-            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
-        if not (np.isfinite(dt) and dt > 0):
-            raise ValueError(f"dt must be finite and > 0, got {dt}")
-        if check_cfl:
-            dt_max = stable_dt(mesh, c, boundary)
-            if dt > dt_max * (1 + 1e-12):
-                dt_max = stable_dt(mesh, c, boundary, exact=True)
-            if dt > dt_max * (1 + 1e-12):
-                    raise ValueError(f"dt = {dt:.6g} is above the CFL limit {dt_max:.6g} of this mesh and "
-                                 "speed; use wavefe.stable_dt(mesh, c) times a safety factor < 1")
+        self.batched = np.ndim(c) == 2
+        c, method, self.dtype = _checked_inputs(mesh, c, dt, boundary, method, dtype, check_cfl)
         self.dt, self.method, self.c, self.nb = float(dt), method, c, len(c)
         self.boundary = boundary
         self.M = assemble.lumped_mass(mesh)
