@@ -42,6 +42,7 @@ from granular.contact import ContactLaw
 from granular.diagram import DiagramSettings, jamming_diagram, read_diagram, transition_crossover
 from granular.elasticity import BulkModulus, bulk_modulus, linear_response
 from granular.follow import follow_compression, second_transition
+from granular.generate import make_packing
 from granular.h5md import read_packing, read_results, write_packing
 from granular.jamming import JammingResult, compress_to, find_jamming
 from granular.measure import (
@@ -64,7 +65,7 @@ from granular.simulate import (
     fire_minimize,
     run_md,
 )
-from granular.space import Packing, make_packing, scale_to_phi
+from granular.space import Packing, scale_to_phi
 
 __all__ = [
     "Backbone",

@@ -188,15 +188,10 @@ def _relax_damped(packing, law, *, force_tol, kinetic_tol, damping, max_steps, b
 
 def spring_forces(packing: Packing, law: ContactLaw) -> np.ndarray:
     """Net elastic contact force on every particle, shape (N, 3), units k_n d_L (linear law)."""
-    from granular.measure import contacts
+    from granular.measure import contacts, net_forces, pair_forces
 
     c = contacts(packing, law)
-    spring = law.k_n * c.overlap * (np.sqrt(c.overlap) if law.model == "hertz" else 1.0)
-    pair = spring[:, None] * c.normal  # force on j, along the normal from i to j
-    force = np.zeros((packing.n, 3))
-    np.add.at(force, c.j, pair)
-    np.add.at(force, c.i, -pair)
-    return force
+    return net_forces(c, pair_forces(c.overlap, law), packing.n)
 
 
 def find_jamming(
