@@ -93,8 +93,12 @@ def make_packing(delta: float, x_small: float, *, n_large: int | None = None, n:
     return Packing(position[order], np.zeros_like(position), radius[order], species[order], box)
 
 
-def random_positions(radius: np.ndarray, box: np.ndarray, seed: int) -> np.ndarray:
+def random_positions(radius: np.ndarray, box: np.ndarray, seed: int, *,
+                     cell_capacity: int | None = None) -> np.ndarray:
     """Centres (N, 3) of non-overlapping spheres of ``radius`` (N,) in the periodic ``box`` (3,).
+
+    ``cell_capacity`` is the first capacity of the insertion grids' cells (default: from the mean
+    occupancy); it is doubled until no cell overflows and does not change the result.
 
     Raises
     ------
@@ -104,8 +108,12 @@ def random_positions(radius: np.ndarray, box: np.ndarray, seed: int) -> np.ndarr
     level, level_rmax = radius_levels(radius)
     dims, offset = level_grids(box, level, level_rmax, 0.0)
     cells = int(offset[-1])
-    occupancy = max(np.bincount(level)[k] / np.prod(dims[k]) for k in range(level_rmax.size))
-    cap = 4 + 2 * int(np.ceil(occupancy))
+    if cell_capacity is None:
+        occupancy = max(np.bincount(level)[k] / np.prod(dims[k]) for k in range(level_rmax.size))
+        cell_capacity = 4 + 2 * int(np.ceil(occupancy))
+    if int(cell_capacity) < 1:
+        raise ValueError(f"cell_capacity must be an integer >= 1, got {cell_capacity}")
+    cap = int(cell_capacity)
     position = np.empty((radius.size, 3))
     while True:
         placed, overflow = _insert(radius, level, dims, offset, box, int(seed) & 0x7FFFFFFF,

@@ -32,7 +32,7 @@ import numpy as np
 from granular.contact import ContactLaw
 from granular.space import Packing, scale_to_phi
 
-HISTORY_KEYS = ("phi", "pressure", "pressure_SS", "pressure_SL", "pressure_LL", "Z", "steps")
+JAMMING_HISTORY_KEYS = ("phi", "pressure", "pressure_SS", "pressure_SL", "pressure_LL", "Z", "steps")
 
 
 @dataclass
@@ -261,7 +261,7 @@ def find_jamming(
         raise ValueError(f"force_tol must be > 0, got {force_tol}")
     backend = resolve_backend(backend)
     tol = force_tol * law.k_n
-    history = {key: [] for key in HISTORY_KEYS}
+    history = {key: [] for key in JAMMING_HISTORY_KEYS}
     bar = _progress_bar(progress, method)
 
     def evaluate(p: Packing, relaxer: str = "fire") -> _Relaxed:
@@ -269,7 +269,7 @@ def find_jamming(
             raise RuntimeError(f"no jamming point after {max_relaxations} relaxations (max_relaxations)")
         r = relax(p, law, force_tol=tol, max_steps=max_steps, backend=backend, relaxer=relaxer,
                   damping=damping, unjammed_pressure=p_low)
-        for key, value in zip(HISTORY_KEYS, (r.packing.packing_fraction, r.pressure, *r.split, r.z,
+        for key, value in zip(JAMMING_HISTORY_KEYS, (r.packing.packing_fraction, r.pressure, *r.split, r.z,
                                               r.steps)):
             history[key].append(value)
         if bar is not None:
