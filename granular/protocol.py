@@ -114,7 +114,6 @@ def jam_run(
     from granular.generate import make_packing
     from granular.h5md import write_packing
     from granular.jamming import compress_to, find_jamming, spring_forces
-    from granular.generate import make_packing
     from jamcommon import __version__
     from jamcommon.files import check_writable
 
