@@ -1,10 +1,12 @@
 """The jamming diagram over (delta, X_S, seed): phi_J of both transitions, K*, partial moduli.
 
-Each point (delta, X_S, seed) is an idempotent task (:func:`run_point`): jam a random packing
-(:func:`granular.protocol.jam_run`), follow it under compression to find the second transition
-(:func:`granular.follow.follow_compression`), measure the bulk modulus at phi_J + ``excess_phi``
-(:func:`granular.elasticity.bulk_modulus`), and write one H5MD file atomically. A point whose file
-exists is skipped, so a killed sweep resumes where it stopped. Tasks run on a
+Each point (delta, X_S, seed) is an idempotent task (:func:`granular.diagram_point.run_point`):
+jam a random packing, follow it under compression to the second transition, measure the bulk
+modulus, its split and the jammed fractions at phi + ``excess_phi`` on both transition lines, and
+write one H5MD file atomically. A point whose file exists is skipped, so a killed sweep resumes
+where it stopped; a point that failed (an error, or the optional per-point wall-time cap) leaves a
+``.failed.json`` record and is not retried unless asked (or, for a timeout, given a larger cap).
+Tasks run on a
 ``concurrent.futures.Executor``: local processes by default, or a Dask cluster (``client=`` or
 ``scheduler=`` address). :func:`combine` gathers the point files into ``diagram.h5`` (axes delta,
 x_small, seed; means and standard errors over seeds) and :func:`plot_diagram` draws ``diagram.png``.
@@ -16,17 +18,24 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from granular.diagram_point import read_failure, run_point, run_point_capped  # noqa: F401 (re-export)
 from jamcommon.files import atomic_path
 
 TABLE_KEYS = ("phi_J", "phi_J_second", "K_star", "K_SS", "K_SL", "K_LL", "K_linear_response",
               "jammed_fraction_small", "jammed_fraction_large", "Z_backbone", "x_small_realised", "n_small",
-              "n_large")
+              "n_large", "jammed_fraction_small_excess", "jammed_fraction_large_excess",
+              "second_phi", "second_K_star", "second_K_SS", "second_K_SL", "second_K_LL",
+              "second_jammed_fraction_small", "second_jammed_fraction_large", "second_Z_backbone",
+              "wall_s", "jam_fire_steps",
+              "cross_K_below", "cross_K_above", "cross_K_SS_below", "cross_K_SS_above",
+              "cross_K_SL_below", "cross_K_SL_above", "cross_K_LL_below", "cross_K_LL_above")
+STATUS = {"done": 0, "timeout": 1, "error": 2, "missing": -1}
 
 
 @dataclass(frozen=True)
@@ -38,7 +47,10 @@ class DiagramSettings:
     n_large, n : int
         Number of large particles (or total number; exactly one).
     method : str
-        Jamming method, ``"bisection"`` or ``"compress"``.
+        Jamming method, passed to :func:`granular.jamming.find_jamming` (``"bisection"``,
+        ``"compress"``, or any other method it accepts).
+    modulus_method : str
+        ``"both"``, ``"strain"`` or ``"linear_response"`` (K on both lines).
     excess_phi : float
         The modulus is measured at phi_J + excess_phi.
     follow_step, follow_range : float
@@ -46,8 +58,6 @@ class DiagramSettings:
         (stopping once the second transition is crossed).
     strain : float
         Volumetric strain of the strain method.
-    modulus_method : str
-        ``"both"``, ``"strain"`` or ``"linear_response"``.
     k_n : float
         Contact stiffness.
     force_tol : float
@@ -99,63 +109,6 @@ def check_grid(deltas, x_small_values, seeds) -> tuple[list[float], list[float],
     return sorted(deltas), sorted(xs), seeds
 
 
-def run_point(delta: float, x_small: float, seed: int, settings: DiagramSettings,
-              path: str | os.PathLike) -> str:
-    """Compute one point of the diagram and write its file; skip if the file exists.
-
-    Returns the path of the point file. The file holds the packing at phi_J + excess_phi with
-    ``/jamwave/results`` (jamming and the second transition), ``/jamwave/modulus`` and
-    ``/jamwave/follow`` (the followed path).
-    """
-    path = Path(path)
-    if path.exists():
-        return str(path)
-    import numba
-
-    from granular.contact import ContactLaw
-    from granular.elasticity import bulk_modulus
-    from granular.follow import SECOND_TRANSITION_CRITERION, follow_compression
-    from granular.h5md import write_packing
-    from granular.jamming import compress_to, spring_forces
-    from granular.protocol import jam_run, results_of
-    from jamcommon import __version__
-
-    if settings.threads:
-        numba.set_num_threads(max(1, min(int(settings.threads), numba.config.NUMBA_NUM_THREADS)))
-    law = ContactLaw(k_n=settings.k_n)
-    _, jammed, jam = jam_run(delta, x_small, n=settings.n, n_large=settings.n_large, seed=seed,
-                             method=settings.method, law=law, force_tol=settings.force_tol,
-                             max_steps=settings.max_steps, backend=settings.backend)
-    follow = follow_compression(jammed, law, phi_step=settings.follow_step,
-                                phi_max=min(jam.phi_j + settings.follow_range, 0.99),
-                                stop_after_second=True, force_tol=settings.force_tol,
-                                max_steps=settings.max_steps, backend=jam.backend)
-    state = compress_to(jammed, jam.phi_j + settings.excess_phi, law, force_tol=settings.force_tol,
-                        max_steps=settings.max_steps, backend=jam.backend)
-    modulus = bulk_modulus(state, law, strain=settings.strain, method=settings.modulus_method,
-                           force_tol=settings.force_tol * 0.1, max_steps=settings.max_steps,
-                           backend=jam.backend)
-    first = results_of(jammed, law, phi_j=jam.phi_j, phi_low=jam.phi_low, phi_high=jam.phi_high)
-    results = results_of(state, law, phi_j=jam.phi_j, phi_low=jam.phi_low, phi_high=jam.phi_high)
-    results.update({
-        "phi_J_second": follow.phi_second,
-        "jammed_fraction_small_at_phi_J": first["jammed_fraction_small"],
-        "jammed_fraction_large_at_phi_J": first["jammed_fraction_large"],
-        "Z_backbone_at_phi_J": first["Z_backbone"],
-        "pressure_at_phi_J": first["pressure"],
-        "second_transition_jump": follow.jump,
-    })
-    parameters = {"delta": delta, "x_small": x_small, "seed": int(seed), "settings": asdict(settings),
-                  "backend": jam.backend, "version": __version__, "jamming_criterion": jam.criterion,
-                  "second_transition_criterion": SECOND_TRANSITION_CRITERION,
-                  "second_transition_result": follow.criterion}
-    write_packing(path, state, force=spring_forces(state, law),
-                  observables={k: np.asarray(v, dtype=float) for k, v in jam.history.items()},
-                  parameters=parameters, results=results,
-                  groups={"modulus": modulus.as_dict(), "follow": follow.history})
-    return str(path)
-
-
 def _executor(executor, client, scheduler, workers):
     """(executor, closer) for the sweep; closer releases what this module created."""
     if executor is not None:
@@ -173,6 +126,47 @@ def _executor(executor, client, scheduler, workers):
     return pool, pool.shutdown
 
 
+def _should_run(path: Path, time_limit: float | None, retry_failed: bool) -> bool:
+    """Whether a point still needs running: no file, and no failure record that stands.
+
+    A recorded error stands unless ``retry_failed``; a recorded timeout stands unless
+    ``retry_failed`` or the new ``time_limit`` is larger than the recorded one (None: no cap).
+    """
+    if path.exists():
+        return False
+    failure = read_failure(path)
+    if failure is None or retry_failed:
+        return True
+    if failure["kind"] != "timeout":
+        return False
+    old = failure.get("time_limit")
+    return time_limit is None or (old is not None and time_limit > old)
+
+
+def _run_jobs(todo, n_jobs, settings, pool, time_limit, progress) -> list:
+    """Submit the points to ``pool``; return [((delta, x_small, seed), error repr)] of the failures."""
+    failures = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_jobs, initial=n_jobs - len(todo), desc="diagram", unit="point")
+    try:
+        futures = {pool.submit(run_point_capped, d, x, s, settings, str(p), time_limit): (d, x, s)
+                   for d, x, s, p in todo}
+        for future in as_completed(futures):
+            try:
+                future.result()
+            except Exception as exc:  # noqa: BLE001 - one failed point must not stop the sweep
+                failures.append((futures[future], repr(exc)))
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return failures
+
+
 def jamming_diagram(
     deltas,
     x_small_values,
@@ -185,6 +179,8 @@ def jamming_diagram(
     scheduler: str | None = None,
     workers: int | None = None,
     force: bool = False,
+    time_limit: float | None = None,
+    retry_failed: bool = False,
     progress: bool = False,
 ) -> Path:
     """Run (or resume) a jamming-diagram sweep and write ``diagram.h5`` and ``diagram.png``.
@@ -209,7 +205,11 @@ def jamming_diagram(
     workers : int, optional
         Local worker processes (default: all cores).
     force : bool
-        Recompute points whose files exist.
+        Recompute every point (point files and failure records are removed first).
+    time_limit : float, optional
+        Wall-time cap of one point in seconds (see :func:`granular.diagram_point.run_point_capped`).
+    retry_failed : bool
+        Rerun points with a failure record (by default only timeouts given a larger cap are rerun).
     progress : bool
         tqdm bar over the points.
 
@@ -217,11 +217,19 @@ def jamming_diagram(
     -------
     pathlib.Path
         The combined ``diagram.h5``.
+
+    Raises
+    ------
+    RuntimeError
+        After writing the table, if points failed in this run (they are NaN in the table).
     """
-    settings = DiagramSettings() if settings is None else settings
-    deltas, xs, seeds = check_grid(deltas, x_small_values, seeds)
+    from granular.diagram_point import failure_path
     from granular.protocol import check_run_inputs
 
+    settings = DiagramSettings() if settings is None else settings
+    deltas, xs, seeds = check_grid(deltas, x_small_values, seeds)
+    if time_limit is not None and not (math.isfinite(time_limit) and time_limit > 0):
+        raise ValueError(f"time_limit must be > 0 seconds, got {time_limit}")
     for d in deltas:
         for x in xs:
             check_run_inputs(d, x, n=settings.n, n_large=settings.n_large, excess_phi=settings.excess_phi)
@@ -231,68 +239,83 @@ def jamming_diagram(
     if force:
         for *_, path in jobs:
             path.unlink(missing_ok=True)
-    todo = [job for job in jobs if not job[3].exists()]
+            failure_path(path).unlink(missing_ok=True)
+    todo = [job for job in jobs if _should_run(job[3], time_limit, retry_failed)]
     failures = []
     if todo:
         pool, close = _executor(executor, client, scheduler, workers)
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="diagram", unit="point")
         try:
-            futures = {pool.submit(run_point, d, x, s, settings, str(p)): (d, x, s) for d, x, s, p in todo}
-            for future in as_completed(futures):
-                try:
-                    future.result()
-                except Exception as exc:  # noqa: BLE001 - one failed point must not stop the sweep
-                    failures.append((futures[future], repr(exc)))
-                if bar is not None:
-                    bar.update(1)
+            failures = _run_jobs(todo, len(jobs), settings, pool, time_limit, progress)
         finally:
-            if bar is not None:
-                bar.close()
             if close is not None:
                 close()
     table = combine(out_dir, deltas, xs, seeds)
     plot_diagram(table)
     if failures:
         listed = "; ".join(f"(delta={d}, x_small={x}, seed={s}): {err}" for (d, x, s), err in failures)
-        raise RuntimeError(f"{len(failures)} of {len(jobs)} points failed (rerun to retry them): {listed}")
+        raise RuntimeError(f"{len(failures)} of {len(jobs)} points failed (recorded; rerun with "
+                           f"retry_failed to retry them): {listed}")
     return table
 
 
 def _point_values(path: Path) -> dict[str, float]:
+    """The table values of one point file (NaN for what an older point file lacks)."""
+    from granular.diagram_point import _moduli_star
     from granular.h5md import read_group
 
     results = read_group(path, "results")
     modulus = read_group(path, "modulus")
-    k_n, d_l = results["k_n"], 1.0
-    # partial moduli from the strain method, or from linear response when only that one ran
-    prefix = "K_linear_response_" if math.isnan(modulus["K"]) else "K_"
-    return {
-        "phi_J": results["phi_J"], "phi_J_second": results["phi_J_second"], "K_star": modulus["K_star"],
-        "K_SS": modulus[prefix + "SS"] * d_l / k_n, "K_SL": modulus[prefix + "SL"] * d_l / k_n,
-        "K_LL": modulus[prefix + "LL"] * d_l / k_n,
-        "K_linear_response": modulus["K_linear_response"] * d_l / k_n,
+    try:
+        timing = read_group(path, "timing")
+    except KeyError:  # point files written before timings were recorded
+        timing = {}
+    k_n, nan = results["k_n"], float("nan")
+    values = {
+        "phi_J": results["phi_J"], "phi_J_second": results["phi_J_second"],
+        **_moduli_star(modulus, k_n), "K_linear_response": modulus["K_linear_response"] / k_n,
         "jammed_fraction_small": results["jammed_fraction_small_at_phi_J"],
         "jammed_fraction_large": results["jammed_fraction_large_at_phi_J"],
         "Z_backbone": results["Z_backbone_at_phi_J"], "x_small_realised": results["x_small"],
         "n_small": results["n_small"], "n_large": results["n_large"],
+        "jammed_fraction_small_excess": results.get("jammed_fraction_small", nan),
+        "jammed_fraction_large_excess": results.get("jammed_fraction_large", nan),
+        "wall_s": timing.get("total_s", nan), "jam_fire_steps": timing.get("jam_fire_steps", nan),
     }
+    values.update({key: results.get(key, nan) for key in TABLE_KEYS if key.startswith("second_")})
+    try:
+        values.update(_across_second(read_group(path, "follow"), k_n))
+    except KeyError:  # a point file without its followed path
+        values.update(_across_second({}, k_n))
+    return values
 
 
-def combine(out_dir: str | os.PathLike, deltas, xs, seeds) -> Path:
-    """Gather the point files into ``out_dir/diagram.h5``; missing points are NaN.
+def _across_second(follow: dict, k_n: float) -> dict[str, float]:
+    """Linear-response K, K_SS, K_SL, K_LL (units k_n / d_L) of the followed states just below and
+    just above the second transition (the last state with fewer than half of the small particles
+    jammed and the next one); NaN where the path has no such crossing."""
+    from granular.follow import SECOND_TRANSITION_THRESHOLD
 
-    Datasets of shape (n_delta, n_x_small, n_seed) for every key of :data:`TABLE_KEYS`, with
-    ``<key>_mean`` and ``<key>_sem`` (standard error over seeds, NaN with fewer than two) of shape
-    (n_delta, n_x_small); axes ``delta``, ``x_small``, ``seed`` attached as HDF5 dimension scales.
-    Moduli are dimensionless (K d_L / k_n); jammed fractions and Z are taken at phi_J.
-    """
-    out_dir = Path(out_dir)
+    keys = ("K", "K_SS", "K_SL", "K_LL")
+    out = {f"cross_{k}_{side}": float("nan") for k in keys for side in ("below", "above")}
+    fs = np.asarray(follow.get("jammed_fraction_small", []), dtype=float)
+    above = np.nonzero(fs >= SECOND_TRANSITION_THRESHOLD)[0]
+    if above.size == 0 or above[0] == 0:
+        return out
+    k = int(above[0])
+    for key in keys:
+        series = np.asarray(follow[key], dtype=float) / k_n
+        out[f"cross_{key}_below"], out[f"cross_{key}_above"] = float(series[k - 1]), float(series[k])
+    return out
+
+
+def _gather(out_dir: Path, deltas, xs, seeds) -> tuple[dict, np.ndarray, dict]:
+    """(values per key, status array, settings of the first point found) from the point files."""
+    from granular.h5md import read_parameters
+
     shape = (len(deltas), len(xs), len(seeds))
     data = {key: np.full(shape, np.nan) for key in TABLE_KEYS}
+    status = np.full(shape, STATUS["missing"], dtype=np.int8)
+    settings = {}
     for a, d in enumerate(deltas):
         for b, x in enumerate(xs):
             for c, s in enumerate(seeds):
@@ -300,32 +323,74 @@ def combine(out_dir: str | os.PathLike, deltas, xs, seeds) -> Path:
                 if path.exists():
                     for key, value in _point_values(path).items():
                         data[key][a, b, c] = value
+                    status[a, b, c] = STATUS["done"]
+                    if not settings:
+                        params = read_parameters(path)
+                        settings = dict(params.get("settings", {}))
+                        settings["jamwave_version"] = params.get("version", "")
+                elif (failure := read_failure(path)) is not None:
+                    status[a, b, c] = STATUS.get(failure["kind"], STATUS["error"])
+    return data, status, settings
+
+
+def _mean_sem(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard error over the last axis, ignoring NaN (sem NaN with fewer than two)."""
+    count = np.sum(np.isfinite(values), axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, np.nansum(values, axis=-1) / np.maximum(count, 1), np.nan)
+        dev = np.where(np.isfinite(values), values - mean[..., None], 0.0)
+        var = np.sum(dev**2, axis=-1) / np.maximum(count - 1, 1)
+        sem = np.where(count > 1, np.sqrt(var / np.maximum(count, 1)), np.nan)
+    return mean, sem
+
+
+def combine(out_dir: str | os.PathLike, deltas, xs, seeds) -> Path:
+    """Gather the point files into ``out_dir/diagram.h5``; missing or failed points are NaN.
+
+    Datasets of shape (n_delta, n_x_small, n_seed) for every key of :data:`TABLE_KEYS`, with
+    ``<key>_mean`` and ``<key>_sem`` (standard error over seeds, NaN with fewer than two) of shape
+    (n_delta, n_x_small); axes ``delta``, ``x_small``, ``seed`` attached as HDF5 dimension scales;
+    ``status`` (int8, :data:`STATUS`: 0 done, 1 timeout, 2 error, -1 missing). Moduli are
+    dimensionless (K d_L / k_n). Unprefixed jammed fractions and Z are taken at phi_J;
+    ``*_excess`` at phi_J + excess_phi; ``second_*`` at phi_J_second + excess_phi (the state
+    ``second_phi``). The settings of the sweep are root attributes ``setting_<name>``.
+    """
+    out_dir = Path(out_dir)
+    data, status, settings = _gather(out_dir, deltas, xs, seeds)
     target = out_dir / "diagram.h5"
     with atomic_path(target, overwrite=True) as tmp:
         with h5py.File(tmp, "w") as f:
-            f.attrs["schema"] = "jamwave.jamming_diagram/1"
+            f.attrs["schema"] = "jamwave.jamming_diagram/2"
             f.attrs["dims"] = np.array(["delta", "x_small", "seed"], dtype=h5py.string_dtype())
+            f.attrs["status_codes"] = str(STATUS)
+            for name, value in settings.items():
+                f.attrs[f"setting_{name}"] = "None" if value is None else value
             axes = {"delta": np.asarray(deltas, float), "x_small": np.asarray(xs, float),
                     "seed": np.asarray(seeds, np.int64)}
             for name, values in axes.items():
                 f.create_dataset(name, data=values)
                 f[name].make_scale(name)
+            f.create_dataset("status", data=status)
             for key, values in data.items():
                 f.create_dataset(key, data=values)
-                count = np.sum(np.isfinite(values), axis=2)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    mean = np.where(count > 0, np.nansum(values, axis=2) / np.maximum(count, 1), np.nan)
-                    dev = np.where(np.isfinite(values), values - mean[..., None], 0.0)
-                    var = np.sum(dev**2, axis=2) / np.maximum(count - 1, 1)
-                    sem = np.where(count > 1, np.sqrt(var / np.maximum(count, 1)), np.nan)
+                mean, sem = _mean_sem(values)
                 f.create_dataset(f"{key}_mean", data=mean)
                 f.create_dataset(f"{key}_sem", data=sem)
+            for key in ("status", *data):
                 for axis, name in enumerate(("delta", "x_small", "seed")):
                     f[key].dims[axis].attach_scale(f[name])
+            for key in data:
                 for axis, name in enumerate(("delta", "x_small")):
                     f[f"{key}_mean"].dims[axis].attach_scale(f[name])
                     f[f"{key}_sem"].dims[axis].attach_scale(f[name])
     return target
+
+
+def read_diagram_settings(path: str | os.PathLike) -> dict:
+    """The sweep settings stored as root attributes of a ``diagram.h5`` (``setting_<name>``)."""
+    with h5py.File(path, "r") as f:
+        return {k[len("setting_"):]: (v.item() if hasattr(v, "item") else v)
+                for k, v in f.attrs.items() if k.startswith("setting_")}
 
 
 def read_diagram(path: str | os.PathLike) -> dict[str, np.ndarray]:
