@@ -333,7 +333,7 @@ def _gather(out_dir: Path, deltas, xs, seeds) -> tuple[dict, np.ndarray, dict]:
     return data, status, settings
 
 
-def _mean_sem(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def mean_sem(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard error over the last axis, ignoring NaN (sem NaN with fewer than two)."""
     count = np.sum(np.isfinite(values), axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -357,7 +357,15 @@ def combine(out_dir: str | os.PathLike, deltas, xs, seeds) -> Path:
     """
     out_dir = Path(out_dir)
     data, status, settings = _gather(out_dir, deltas, xs, seeds)
-    target = out_dir / "diagram.h5"
+    return write_table(out_dir / "diagram.h5", deltas, xs, seeds, data, status, settings)
+
+
+def write_table(target: Path, deltas, xs, seeds, data: dict, status: np.ndarray, settings: dict) -> Path:
+    """Write a ``diagram.h5`` (layout of :func:`combine`) from per-seed arrays, atomically.
+
+    ``data`` maps table keys to arrays (n_delta, n_x_small, n_seed); ``status`` is int8 of the same
+    shape; ``settings`` become root attributes ``setting_<name>``.
+    """
     with atomic_path(target, overwrite=True) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["schema"] = "jamwave.jamming_diagram/2"
@@ -373,7 +381,7 @@ def combine(out_dir: str | os.PathLike, deltas, xs, seeds) -> Path:
             f.create_dataset("status", data=status)
             for key, values in data.items():
                 f.create_dataset(key, data=values)
-                mean, sem = _mean_sem(values)
+                mean, sem = mean_sem(values)
                 f.create_dataset(f"{key}_mean", data=mean)
                 f.create_dataset(f"{key}_sem", data=sem)
             for key in ("status", *data):

@@ -25,6 +25,7 @@ def register(groups) -> None:
     _register_show(sub)
     _register_modulus(sub)
     _register_diagram(sub)
+    _register_diagram_report(sub)
 
 
 def _mixture_args(p: argparse.ArgumentParser) -> None:
@@ -180,6 +181,17 @@ def _register_diagram(sub) -> None:
                    help="compression step when following to the second transition (default: 0.005)")
     p.add_argument("--follow-range", type=bounded_float(0, 0.4, lo_open=True), default=0.1,
                    help="follow up to phi_J + RANGE (default: 0.1)")
+    p.add_argument("--modulus-method", choices=("both", "strain", "linear_response"), default="both",
+                   help="K on both lines: strains of both signs, Hessian linear response (one "
+                        "relaxation fewer per sign), or both (default: both)")
+    p.add_argument("--max-steps", type=bounded_int(1000), default=10**7,
+                   help="FIRE step cap of one relaxation (default: 1e7)")
+    p.add_argument("--time-limit", type=bounded_float(0, lo_open=True), default=None,
+                   help="wall-time cap of one point in seconds: a slower point is killed and recorded "
+                        "as failed (default: none)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="rerun points with a failure record (timeouts rerun anyway with a larger "
+                        "--time-limit)")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address (default: local processes)")
     p.add_argument("--workers", type=bounded_int(1), default=None, help="local worker processes")
     p.add_argument("--force", action="store_true", help="recompute points whose files exist")
@@ -192,11 +204,15 @@ def _diagram(args) -> int:
     settings = DiagramSettings(
         n_large=args.n_large, n=args.n, method=args.method, excess_phi=args.excess_phi,
         follow_step=args.follow_step, follow_range=args.follow_range, k_n=args.k_n,
-        backend=args.backend, threads=1,
+        modulus_method=args.modulus_method, max_steps=args.max_steps, backend=args.backend, threads=1,
     )
-    table = jamming_diagram(args.delta, args.xs, args.seeds, args.out, settings,
-                            scheduler=args.scheduler, workers=args.workers, force=args.force,
-                            progress=True)
+    failed = None
+    try:
+        table = jamming_diagram(args.delta, args.xs, args.seeds, args.out, settings,
+                                scheduler=args.scheduler, workers=args.workers, force=args.force,
+                                time_limit=args.time_limit, retry_failed=args.retry_failed, progress=True)
+    except RuntimeError as exc:  # failed points are recorded and NaN in the table, which is written
+        failed, table = str(exc), Path(args.out) / "diagram.h5"
     t = read_diagram(table)
     print(f"{'delta':>6} {'X_S':>6} {'phi_J':>16} {'phi_J second':>16} {'K*':>14} {'f_small':>8}")
     for a, delta in enumerate(t["delta"]):
@@ -206,4 +222,36 @@ def _diagram(args) -> int:
                   f"{t['K_star_mean'][a, b]:7.4f}+-{t['K_star_sem'][a, b]:.4f} "
                   f"{t['jammed_fraction_small_mean'][a, b]:8.3f}")
     print(f"table {table}, plot {table.with_suffix('.png')}")
+    if failed:
+        print(failed)
+        return 1
+    return 0
+
+
+def _register_diagram_report(sub) -> None:
+    p = sub.add_parser("diagram-report", help="X*_S, phi_J maximum, K jump and the paper's claims "
+                                              "from a diagram.h5.",
+                       description="Bootstrap over seeds (95 %% intervals) of X*_S (where the two "
+                                   "transition lines meet), of the phi_J maximum and of the K* jump "
+                                   "at X*_S; the claims of Petit et al. decided by explicit criteria. "
+                                   "Writes OUT/report.json, claims.md, lines.png, moduli.png and "
+                                   "partial_moduli.png.")
+    p.add_argument("table", help="diagram.h5 (from jamwave granular diagram)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--delta", type=bounded_float(0, 1, lo_open=True), default=None,
+                   help="size ratio to report, in (0, 1] (required if the table holds several)")
+    p.add_argument("--n-boot", type=bounded_int(100), default=2000,
+                   help="bootstrap replicates, >= 100 (default: 2000)")
+    p.add_argument("--seed", type=bounded_int(0), default=0, help="bootstrap seed (default: 0)")
+    p.add_argument("--force", action="store_true", help="overwrite existing report files")
+    p.set_defaults(func=_diagram_report)
+
+
+def _diagram_report(args) -> int:
+    from granular.diagram_report import claims_markdown, diagram_report
+
+    result = diagram_report(args.table, args.out, delta=args.delta, n_boot=args.n_boot, seed=args.seed,
+                            overwrite=args.force)
+    print(claims_markdown(result))
+    print(f"report {Path(args.out) / 'report.json'}, figures lines.png, moduli.png, partial_moduli.png")
     return 0
