@@ -6,7 +6,8 @@ second transition (:func:`granular.follow.follow_compression`), and measures the
 its split K_SS + K_SL + K_LL and the jammed fractions of both species at phi + ``excess_phi`` on
 BOTH lines: just above the first transition (phi_J) and just above the second (phi_J_second). Where
 the two transitions coincide the second-line values are those of the first (one measurement);
-where the second is not reached within the followed range they are NaN. Wall time per phase and the
+where the second is not reached within the followed range, or its measurement fails (recorded in
+the parameter ``second_line_error``), they are NaN. Wall time per phase and the
 FIRE step count of the jamming search are recorded, so a study can be costed from its points.
 
 The point file is one H5MD packing (the state at phi_J + excess_phi) with ``/jamwave/results``,
@@ -39,7 +40,11 @@ def _moduli_star(modulus: dict, k_n: float) -> dict[str, float]:
 
 
 def second_line_state(follow, first_state, first_modulus: dict, settings, law, backend: str):
-    """State, modulus dict and line values just above the second transition.
+    """Modulus dict, line values and error text just above the second transition.
+
+    The state is at phi_J_second + excess_phi, compressed from the last followed state (the first
+    one past the second transition), or that followed state itself when it is already further
+    (a follow step larger than excess_phi): never decompressed, so it stays jammed.
 
     Parameters
     ----------
@@ -55,28 +60,51 @@ def second_line_state(follow, first_state, first_modulus: dict, settings, law, b
 
     Returns
     -------
-    (modulus dict or None, values dict with keys SECOND_LINE_KEYS prefixed ``second_``)
+    (modulus dict or None, values with keys SECOND_LINE_KEYS prefixed ``second_``, error str)
+        Where the second transition is not reached, or its measurement fails (the error then
+        names why), the values are NaN and the first line is kept.
     """
     from granular.elasticity import bulk_modulus
     from granular.jamming import compress_to
     from granular.measure import backbone
 
-    nan = float("nan")
+    nan_values = {f"second_{key}": float("nan") for key in SECOND_LINE_KEYS}
     if follow.criterion == "coincident":
         state, modulus = first_state, first_modulus
     elif follow.criterion == "crossing":
-        state = compress_to(follow.packing, follow.phi_second + settings.excess_phi, law,
-                            force_tol=settings.force_tol, max_steps=settings.max_steps, backend=backend)
-        modulus = bulk_modulus(state, law, strain=settings.strain, method=settings.modulus_method,
-                               force_tol=settings.force_tol * 0.1, max_steps=settings.max_steps,
-                               backend=backend).as_dict()
+        target = max(follow.phi_second + settings.excess_phi, follow.packing.packing_fraction)
+        try:
+            state = compress_to(follow.packing, target, law, force_tol=settings.force_tol,
+                                max_steps=settings.max_steps, backend=backend)
+            modulus = bulk_modulus(state, law, strain=settings.strain, method=settings.modulus_method,
+                                   force_tol=settings.force_tol * 0.1, max_steps=settings.max_steps,
+                                   backend=backend).as_dict()
+        except (ValueError, RuntimeError) as exc:
+            return None, nan_values, repr(exc)
     else:
-        return None, {f"second_{key}": nan for key in SECOND_LINE_KEYS}
+        return None, nan_values, ""
     bb = backbone(state, law)
     values = {"phi": state.packing_fraction, **_moduli_star(modulus, law.k_n),
               "jammed_fraction_small": bb.jammed_fraction_small,
               "jammed_fraction_large": bb.jammed_fraction_large, "Z_backbone": bb.z_backbone}
-    return modulus, {f"second_{key}": float(values[key]) for key in SECOND_LINE_KEYS}
+    return modulus, {f"second_{key}": float(values[key]) for key in SECOND_LINE_KEYS}, ""
+
+
+def _point_results(jammed, state, jam, follow, law) -> dict:
+    """Scalar results of a point: the state at phi_J + excess_phi, and at phi_J itself."""
+    from granular.protocol import results_of
+
+    first = results_of(jammed, law, phi_j=jam.phi_j, phi_low=jam.phi_low, phi_high=jam.phi_high)
+    results = results_of(state, law, phi_j=jam.phi_j, phi_low=jam.phi_low, phi_high=jam.phi_high)
+    results.update({
+        "phi_J_second": follow.phi_second,
+        "jammed_fraction_small_at_phi_J": first["jammed_fraction_small"],
+        "jammed_fraction_large_at_phi_J": first["jammed_fraction_large"],
+        "Z_backbone_at_phi_J": first["Z_backbone"],
+        "pressure_at_phi_J": first["pressure"],
+        "second_transition_jump": follow.jump,
+    })
+    return results
 
 
 def run_point(delta: float, x_small: float, seed: int, settings, path: str | os.PathLike) -> str:
@@ -107,7 +135,7 @@ def run_point(delta: float, x_small: float, seed: int, settings, path: str | os.
     from granular.follow import SECOND_TRANSITION_CRITERION, follow_compression
     from granular.h5md import write_packing
     from granular.jamming import compress_to, spring_forces
-    from granular.protocol import jam_run, results_of
+    from granular.protocol import jam_run
     from jamcommon import __version__
 
     if settings.threads:
@@ -134,24 +162,16 @@ def run_point(delta: float, x_small: float, seed: int, settings, path: str | os.
                            force_tol=settings.force_tol * 0.1, max_steps=settings.max_steps,
                            backend=jam.backend).as_dict()
     timing["modulus_first_s"] = lap()
-    modulus_second, second = second_line_state(follow, state, modulus, settings, law, jam.backend)
+    modulus_second, second, second_error = second_line_state(follow, state, modulus, settings, law,
+                                                             jam.backend)
     timing["modulus_second_s"] = lap()
     timing["total_s"] = clock[-1] - clock[0]
-    first = results_of(jammed, law, phi_j=jam.phi_j, phi_low=jam.phi_low, phi_high=jam.phi_high)
-    results = results_of(state, law, phi_j=jam.phi_j, phi_low=jam.phi_low, phi_high=jam.phi_high)
-    results.update({
-        "phi_J_second": follow.phi_second,
-        "jammed_fraction_small_at_phi_J": first["jammed_fraction_small"],
-        "jammed_fraction_large_at_phi_J": first["jammed_fraction_large"],
-        "Z_backbone_at_phi_J": first["Z_backbone"],
-        "pressure_at_phi_J": first["pressure"],
-        "second_transition_jump": follow.jump,
-        **second,
-    })
+    results = _point_results(jammed, state, jam, follow, law)
+    results.update(second)
     parameters = {"delta": delta, "x_small": x_small, "seed": int(seed), "settings": asdict(settings),
                   "backend": jam.backend, "version": __version__, "jamming_criterion": jam.criterion,
                   "jamming_method": jam.method, "second_transition_criterion": SECOND_TRANSITION_CRITERION,
-                  "second_transition_result": follow.criterion}
+                  "second_transition_result": follow.criterion, "second_line_error": second_error}
     groups = {"modulus": modulus, "follow": follow.history, "timing": timing}
     if modulus_second is not None:
         groups["modulus_second"] = modulus_second

@@ -231,7 +231,7 @@ def _diagram(args) -> int:
 def _register_diagram_report(sub) -> None:
     p = sub.add_parser("diagram-report", help="X*_S, phi_J maximum, K jump and the paper's claims "
                                               "from a diagram.h5.",
-                       description="Bootstrap over seeds (95 %% intervals) of X*_S (where the two "
+                       description="Bootstrap over seeds (95 % intervals) of X*_S (where the two "
                                    "transition lines meet), of the phi_J maximum and of the K* jump "
                                    "at X*_S; the claims of Petit et al. decided by explicit criteria. "
                                    "Writes OUT/report.json, claims.md, lines.png, moduli.png and "
