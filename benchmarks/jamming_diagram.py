@@ -6,7 +6,9 @@ largest and K* jumps. This script runs the sweep over X_S with :func:`granular.j
 prints per X_S: phi_J, phi_J_second, the jammed fraction of small particles at phi_J and K*, and
 locates (a) the X_S of the largest phi_J, (b) the smallest X_S at which the transitions coincide
 (jammed fraction of small particles >= 1/2 at the first transition) and (c) where the straight
-lines through the first and second transitions meet (:func:`granular.transition_crossover`).
+lines through the first and second transitions meet (:func:`granular.transition_crossover`), then
+writes the report of :mod:`granular.diagram_report` (X*_S with its bootstrap interval, the phi_J
+maximum, the K jump, the claims table and figures) into OUT/report.
 
 The defaults (15 large spheres, one seed) run in minutes to an hour on 2 CPU cores, but their box is
 only about 2.3 large diameters wide, so the first transition varies strongly from seed to seed
@@ -46,6 +48,10 @@ def main(argv=None) -> int:
                         default="linear_response",
                         help="K at phi_J + excess: linear response alone is one relaxation (default)")
     parser.add_argument("--excess-phi", type=bounded_float(0, 0.2, lo_open=True), default=5e-3)
+    parser.add_argument("--method", default="bisection",
+                        help="jamming method passed to find_jamming (default: bisection)")
+    parser.add_argument("--time-limit", type=bounded_float(0, lo_open=True), default=None,
+                        help="wall-time cap of one point in seconds (a slower one is recorded as failed)")
     parser.add_argument("--backend", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--workers", type=bounded_int(1), default=None)
     parser.add_argument("--scheduler", default=None)
@@ -56,12 +62,14 @@ def main(argv=None) -> int:
 
     settings = DiagramSettings(n_large=args.n_large, follow_step=args.follow_step,
                                follow_range=args.follow_range, backend=args.backend,
-                               modulus_method=args.modulus_method, excess_phi=args.excess_phi)
+                               modulus_method=args.modulus_method, excess_phi=args.excess_phi,
+                               method=args.method)
     start = time.perf_counter()
     failures = ""
     try:
         table = jamming_diagram([args.delta], args.xs, args.seeds, args.out, settings,
-                                workers=args.workers, scheduler=args.scheduler, progress=True)
+                                workers=args.workers, scheduler=args.scheduler, time_limit=args.time_limit,
+                                progress=True)
     except RuntimeError as exc:  # failed points: the table holds NaN there; report and keep the rest
         failures = str(exc)
         print(failures)
@@ -85,6 +93,9 @@ def main(argv=None) -> int:
     meeting = {k: v for k, v in report.notes.items() if k.startswith(("x_", "phi_lines"))}
     print(meeting, f"wall time {elapsed:.0f} s")
     write_results(report)
+    from granular.diagram_report import claims_markdown, diagram_report
+
+    print(claims_markdown(diagram_report(table, Path(args.out) / "report", overwrite=True)))
     return 0
 
 

@@ -372,7 +372,7 @@ def write_table(target: Path, deltas, xs, seeds, data: dict, status: np.ndarray,
             f.attrs["dims"] = np.array(["delta", "x_small", "seed"], dtype=h5py.string_dtype())
             f.attrs["status_codes"] = str(STATUS)
             for name, value in settings.items():
-                f.attrs[f"setting_{name}"] = "None" if value is None else value
+                f.attrs[f"setting_{name}"] = _attr_value(value)
             axes = {"delta": np.asarray(deltas, float), "x_small": np.asarray(xs, float),
                     "seed": np.asarray(seeds, np.int64)}
             for name, values in axes.items():
@@ -392,6 +392,15 @@ def write_table(target: Path, deltas, xs, seeds, data: dict, status: np.ndarray,
                     f[f"{key}_mean"].dims[axis].attach_scale(f[name])
                     f[f"{key}_sem"].dims[axis].attach_scale(f[name])
     return target
+
+
+def _attr_value(value):
+    """An HDF5 attribute for a setting: numbers and strings as they are, anything else as JSON."""
+    import json
+
+    if isinstance(value, (bool, int, float, str, np.integer, np.floating)):
+        return value
+    return json.dumps(value, default=str)
 
 
 def read_diagram_settings(path: str | os.PathLike) -> dict:
