@@ -231,6 +231,9 @@ def jamming_diagram(
     if force:
         for *_, path in jobs:
             path.unlink(missing_ok=True)
+    for *_, path in jobs:
+        if path.exists():
+            _point_values(path)  # a damaged or foreign file under a point's name stops here, named
     todo = [job for job in jobs if not job[3].exists()]
     failures = []
     if todo:
@@ -263,10 +266,26 @@ def jamming_diagram(
 
 
 def _point_values(path: Path) -> dict[str, float]:
-    from granular.h5md import read_group
+    """The table entries of one finished point file.
 
-    results = read_group(path, "results")
-    modulus = read_group(path, "modulus")
+    Raises
+    ------
+    granular.h5md.PackingFileError
+        (a ``ValueError``) if the file is unreadable or lacks a result, naming it and the way out.
+    """
+    from granular.h5md import PackingFileError, read_group
+
+    try:
+        results = read_group(path, "results")
+        modulus = read_group(path, "modulus")
+        return _entries(results, modulus)
+    except (PackingFileError, KeyError, TypeError) as exc:
+        reason = str(exc) if isinstance(exc, PackingFileError) else f"lacks the result {exc}"
+        raise PackingFileError(f"point file {str(path)!r} is not a finished diagram point ({reason}); "
+                               f"delete it, or pass --force to recompute every point") from None
+
+
+def _entries(results: dict, modulus: dict) -> dict[str, float]:
     k_n, d_l = results["k_n"], 1.0
     # partial moduli from the strain method, or from linear response when only that one ran
     prefix = "K_linear_response_" if math.isnan(modulus["K"]) else "K_"

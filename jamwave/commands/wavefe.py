@@ -91,18 +91,34 @@ def _common(p) -> None:
 
 
 def _materials(files) -> tuple:
+    """The ``--granular`` entries, each checked now (before any output is written)."""
+    from wavefe.media import material
+
     out = []
     for name in files:
         path = Path(name)
-        if not path.exists():
-            raise ValueError(f"--granular: {name} does not exist")
+        if not path.is_file():
+            raise ValueError(f"--granular: {name} does not exist or is not a file")
         if path.suffix.lower() == ".json":
-            table = json.loads(path.read_text())
-            if not isinstance(table, list):
-                raise ValueError(f"--granular: {name} must hold a JSON list of materials")
-            out.extend(table)
+            try:
+                table = json.loads(path.read_text())
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ValueError(f"--granular: {name} is not a JSON file ({exc})") from None
+            if not isinstance(table, list) or not table:
+                raise ValueError(f"--granular: {name} must hold a non-empty JSON list of materials")
+            entries = table
         else:
-            out.append(str(path))
+            entries = [str(path)]
+        for k, entry in enumerate(entries):
+            if not isinstance(entry, dict) and path.suffix.lower() == ".json":
+                raise ValueError(f"--granular: {name}, entry {k}: expected an object with K_star and phi "
+                                 f"(or K, phi, k_n), got {type(entry).__name__}")
+            try:
+                material(entry)
+            except (TypeError, ValueError) as exc:
+                where = "" if str(path) in str(exc) else f"{name}: "
+                raise ValueError(f"--granular: {where}{exc}") from None
+        out.extend(entries)
     return tuple(out)
 
 
