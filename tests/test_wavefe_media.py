@@ -75,8 +75,15 @@ def test_granular_packing_files(tmp_path, points):
     assert c[-1] == pytest.approx(np.sqrt(0.5 / 0.70))
     with h5py.File(tmp_path / "bad.h5", "w") as f:
         f["/jamwave/results/phi"] = 0.6
-    with pytest.raises(ValueError, match="lacks /jamwave/modulus/K"):
+    with pytest.raises(ValueError, match="lacks /jamwave/modulus"):
         media.read_packing(tmp_path / "bad.h5")
+    with h5py.File(tmp_path / "bad.h5", "a") as f:
+        f["/jamwave/modulus/K"] = 0.6  # K without K_star or k_n: the unit is unknown
+    with pytest.raises(ValueError, match="no contact stiffness"):
+        media.read_packing(tmp_path / "bad.h5")
+    with h5py.File(tmp_path / "bad.h5", "a") as f:
+        f["/jamwave/results/k_n"] = 2.0
+    assert media.read_packing(tmp_path / "bad.h5").K_star == pytest.approx(0.3)
 
 
 def test_sources():
