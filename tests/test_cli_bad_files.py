@@ -52,6 +52,8 @@ def _junk(path: Path, kind: str, good: Path | None) -> None:
             f.create_group("h5md").attrs["version"] = [1, 1]
     elif kind == "wave_dataset":
         write_wave_file(path, samples=1, frames=4, n=8)
+    elif kind == "wave_short":  # the right schema, too few frames for next-frame training
+        write_wave_file(path, samples=1, frames=2, n=8)
     elif kind == "packing":
         write_packing(path, make_packing(1.0, 0.0, n=20, phi=0.3, seed=0))
     elif kind == "empty_hdf5":
@@ -137,9 +139,14 @@ def _cases():
                        "--frames", "3", "--out", "{OUT}/s.png"], kind, "json"))
         cases.append((f"compare-pruning-{kind}",
                       ["surrogate", "compare-pruning", "{BAD}", "--out", "{OUT}/c.png"], kind, "json"))
+    cases.append(("dataset-granular-no-modulus",  # a valid packing whose modulus was never measured
+                  ["wavefe", "dataset", "--speed", "granular", "--granular", "{BAD}", "--samples", "1",
+                   "--grid", "8", "--frames", "3", "--workers", "1", "--out", "{OUT}/d.h5"],
+                  "packing", "packing"))
     for kind in WAVE_KINDS:
         cases.append((f"export-{kind}", ["wavefe", "export", "--format", "the-well", "--train", "{BAD}",
                                          "--out", "{OUT}/well"], kind, "wave"))
+    for kind in WAVE_KINDS + ["wave_short"]:
         cases.append((f"train-data-{kind}", ["surrogate", "train", "--data", "{BAD}", "--val", "{GOOD_WAVE}",
                                              "--out", "{OUT}/m.pt", "--width", "2", "--depth", "1"],
                       kind, "wave"))
