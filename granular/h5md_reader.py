@@ -90,7 +90,9 @@ def open_packing_file(path: str | os.PathLike):
     try:
         with handle:
             yield handle
-    except (OSError, RuntimeError) as exc:  # h5py raises these on damaged/truncated content
+    except MissingGroupError:
+        raise
+    except (OSError, RuntimeError, KeyError) as exc:  # h5py's errors on damaged or truncated content
         raise PackingFileError(f"packing file {str(path)!r} cannot be read (truncated or damaged?): "
                                f"{_first_line(exc)}") from None
 

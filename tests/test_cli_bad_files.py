@@ -42,6 +42,11 @@ def _junk(path: Path, kind: str, good: Path | None) -> None:
     elif kind == "truncated_half":
         data = good.read_bytes()
         path.write_bytes(data[: len(data) // 2])
+    elif kind == "scrambled":  # full length, but the second half overwritten: damaged chunks/metadata
+        data = bytearray(good.read_bytes())
+        half = len(data) // 2
+        data[half:] = np.random.default_rng(2).bytes(len(data) - half)
+        path.write_bytes(bytes(data))
     elif kind == "truncated_head":
         path.write_bytes(good.read_bytes()[:700])
     elif kind == "one_array":
@@ -52,10 +57,25 @@ def _junk(path: Path, kind: str, good: Path | None) -> None:
             f.create_group("h5md").attrs["version"] = [1, 1]
     elif kind == "wave_dataset":
         write_wave_file(path, samples=1, frames=4, n=8)
+    elif kind in ("wave_u_group", "wave_u_text"):  # right schema, /fields/u of the wrong kind
+        write_wave_file(path, samples=1, frames=4, n=8)
+        with h5py.File(path, "a") as f:
+            del f["fields/u"]
+            if kind == "wave_u_group":
+                f.create_group("fields/u")
+            else:
+                f["fields/u"] = np.full((1, 4, 8, 8), "x", dtype="S1")
     elif kind == "wave_short":  # the right schema, too few frames for next-frame training
         write_wave_file(path, samples=1, frames=2, n=8)
     elif kind == "packing":
         write_packing(path, make_packing(1.0, 0.0, n=20, phi=0.3, seed=0))
+    elif kind in ("packing_no_box", "packing_nan"):  # H5MD packing with a broken piece
+        write_packing(path, make_packing(1.0, 0.0, n=20, phi=0.3, seed=0), results={"k_n": 1.0})
+        with h5py.File(path, "a") as f:
+            if kind == "packing_no_box":
+                del f["particles/all/box"]
+            else:
+                f["particles/all/position/value"][0, 3, 1] = np.nan
     elif kind == "empty_hdf5":
         h5py.File(path, "w").close()
     elif kind == "json_junk":
@@ -85,8 +105,8 @@ def _junk(path: Path, kind: str, good: Path | None) -> None:
 
 
 H5_KINDS = ["missing", "empty", "text", "binary", "hdf5_signature_only", "truncated_half",
-            "truncated_head", "one_array", "empty_hdf5", "directory"]
-PACKING_KINDS = H5_KINDS + ["h5md_no_particles", "wave_dataset"]
+            "truncated_head", "scrambled", "one_array", "empty_hdf5", "directory"]
+PACKING_KINDS = H5_KINDS + ["h5md_no_particles", "wave_dataset", "packing_no_box", "packing_nan"]
 WAVE_KINDS = H5_KINDS + ["packing", "h5md_no_particles"]
 MODEL_KINDS = ["missing", "empty", "text", "binary", "truncated_half", "one_array", "torch_list",
                "torch_bad_config", "torch_no_state", "directory"]
@@ -143,10 +163,10 @@ def _cases():
                   ["wavefe", "dataset", "--speed", "granular", "--granular", "{BAD}", "--samples", "1",
                    "--grid", "8", "--frames", "3", "--workers", "1", "--out", "{OUT}/d.h5"],
                   "packing", "packing"))
-    for kind in WAVE_KINDS:
+    for kind in WAVE_KINDS + ["wave_u_group", "wave_u_text"]:
         cases.append((f"export-{kind}", ["wavefe", "export", "--format", "the-well", "--train", "{BAD}",
                                          "--out", "{OUT}/well"], kind, "wave"))
-    for kind in WAVE_KINDS + ["wave_short"]:
+    for kind in WAVE_KINDS + ["wave_short", "wave_u_group", "wave_u_text"]:
         cases.append((f"train-data-{kind}", ["surrogate", "train", "--data", "{BAD}", "--val", "{GOOD_WAVE}",
                                              "--out", "{OUT}/m.pt", "--width", "2", "--depth", "1"],
                       kind, "wave"))

@@ -69,7 +69,10 @@ def check_wave_file(path: str | os.PathLike) -> tuple[int, int, int, int]:
                 raise ValueError(f"wave dataset {str(path)!r} has {found}; expected {SCHEMA!r}")
             for name in ("fields/u", "fields/c", "t", "x", "y"):
                 if not isinstance(f.get(name), h5py.Dataset):
-                    raise ValueError(f"wave dataset {str(path)!r} lacks /{name}")
+                    raise ValueError(f"wave dataset {str(path)!r} lacks the dataset /{name}")
+                if f[name].dtype.kind not in "fiu":
+                    raise ValueError(f"wave dataset {str(path)!r}: /{name} has dtype {f[name].dtype}, "
+                                     f"expected numbers")
             shape = f["fields/u"].shape
             if len(shape) != 4 or f["fields/c"].shape != (shape[0], *shape[2:]) or \
                     f["t"].shape != (shape[1],) or f["x"].shape != (shape[3],) or f["y"].shape != (shape[2],):
@@ -80,8 +83,8 @@ def check_wave_file(path: str | os.PathLike) -> tuple[int, int, int, int]:
                 raise ValueError(f"wave dataset {str(path)!r}: boundary attribute {boundary!r}, expected "
                                  f"one of {sorted(BC_TYPES)}")
             return tuple(int(s) for s in shape)
-    except OSError as exc:
-        first = (str(exc).strip().splitlines() or ["unreadable"])[0]
+    except (OSError, RuntimeError, KeyError) as exc:  # h5py's errors on damaged or truncated files
+        first = (str(exc).strip().splitlines() or ["unreadable"])[0].strip("'\"")
         raise ValueError(f"wave dataset {str(path)!r} cannot be read (truncated?): {first}") from None
 
 
