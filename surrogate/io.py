@@ -87,3 +87,34 @@ def _rebuild(payload: dict) -> WaveSurrogate:
     model.extra = payload.get("extra") or {}
     model.eval()
     return model
+
+
+def read_checkpoint(path: str | os.PathLike, keys=(), *, what: str = "checkpoint") -> dict:
+    """A resume file written with ``torch.save`` (read with ``weights_only=True``), checked.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    keys : iterable of str
+        Entries the dict must hold.
+    what : str
+        Its name in the error message.
+
+    Raises
+    ------
+    ValueError
+        If the file cannot be read by torch or is not a dict holding ``keys``; the message names
+        the file and says to delete it to start again.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our file"
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"{what} {str(path)!r} is not readable ({reason}); delete it to start "
+                         f"again") from None
+    missing = [k for k in keys if not isinstance(state, dict) or k not in state]
+    if not isinstance(state, dict) or missing:
+        raise ValueError(f"{what} {str(path)!r} is damaged (missing {', '.join(missing) or 'its dict'}); "
+                         f"delete it to start again")
+    return state

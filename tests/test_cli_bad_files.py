@@ -139,8 +139,8 @@ def _cases():
         cases.append((f"modulus-{kind}", ["granular", "modulus", "--in", "{BAD}"], kind, "packing"))
         if kind != "missing":  # a missing point file is simply computed
             cases.append((f"diagram-{kind}", ["granular", "diagram", "--delta", "1", "--xs", "0", "--seeds",
-                                              "1", "--n", "20", "--out", "{OUT}", "--point-file",
-                                              "{BAD}"], kind, "packing"))
+                                              "1", "--n", "20", "--out", "{OUT}", "--put-bad-at",
+                                              point_name(1.0, 0.0, 0)], kind, "packing"))
         cases.append((f"dataset-granular-{kind}",
                       ["wavefe", "dataset", "--speed", "granular", "--granular", "{BAD}", "--samples", "1",
                        "--grid", "8", "--frames", "3", "--workers", "1", "--out", "{OUT}/d.h5"],
@@ -182,6 +182,15 @@ def _cases():
                                             "{GOOD_WAVE}", "--val", "{BAD}", "--out", "{OUT}/p"],
                       kind, "wave"))
     for kind in MODEL_KINDS:
+        if kind not in ("missing", "directory"):  # resume files: a damaged checkpoint is refused
+            cases.append((f"train-checkpoint-{kind}", ["surrogate", "train", "--data", "{GOOD_WAVE}", "--val",
+                                                       "{GOOD_WAVE}", "--out", "{OUT}/m.pt", "--width", "2",
+                                                       "--depth", "1", "--put-bad-at", "m.pt.ckpt"],
+                          kind, "model"))
+            cases.append((f"prune-checkpoint-{kind}", ["surrogate", "prune", "--model", "{GOOD_MODEL}",
+                                                       "--data", "{GOOD_WAVE}", "--val", "{GOOD_WAVE}",
+                                                       "--out", "{OUT}", "--put-bad-at", "checkpoint.pt"],
+                          kind, "model"))
         cases.append((f"evaluate-model-{kind}", ["surrogate", "evaluate", "--model", "{BAD}", "--data",
                                                  "{GOOD_WAVE}", "--out", "{OUT}/e.json"], kind, "model"))
         cases.append((f"prune-model-{kind}", ["surrogate", "prune", "--model", "{BAD}", "--data",
@@ -259,12 +268,11 @@ def _fill(argv, mapping):
     return out
 
 
-def _diagram_point(argv, bad: Path, out: Path) -> list[str]:
-    """The diagram case: the bad file takes the name of the sweep's only point in OUT."""
-    i = argv.index("--point-file")
-    argv = argv[:i] + argv[i + 2:]
-    bad.rename(out / point_name(1.0, 0.0, 0))
-    return argv
+def _put_bad(argv, bad: Path, out: Path) -> list[str]:
+    """``--put-bad-at NAME``: the bad file becomes OUT/NAME (a resume file the command reads)."""
+    i = argv.index("--put-bad-at")
+    bad.rename(out / argv[i + 1])
+    return argv[:i] + argv[i + 2:]
 
 
 CASES = _cases()
@@ -281,11 +289,13 @@ def test_bad_input_file(tmp_path, good, case):
     _junk(bad, kind, good_file)
     argv = _fill(template, {"BAD": bad, "OUT": out, "GOOD_PACKING": good["packing"],
                             "GOOD_WAVE": good["wave"], "GOOD_MODEL": good["model"]})
-    if "--point-file" in argv:
-        argv = _diagram_point(argv, bad, out)
+    named = bad.name
+    if "--put-bad-at" in argv:
+        named = argv[argv.index("--put-bad-at") + 1]
+        argv = _put_bad(argv, bad, out)
     before = sorted(p.name for p in out.iterdir())
     status, err = run_in_process(argv)
-    check_one_line(status, err, [bad.name, "--"])
+    check_one_line(status, err, [named])
     assert sorted(p.name for p in out.iterdir()) == before, "an output was left behind"
 
 
