@@ -22,7 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from jamwave.files import atomic_path
+from jamcommon.files import atomic_path
 
 TABLE_KEYS = ("phi_J", "phi_J_second", "K_star", "K_SS", "K_SL", "K_LL", "K_linear_response",
               "jammed_fraction_small", "jammed_fraction_large", "Z_backbone", "x_small_realised", "n_small",
@@ -118,7 +118,7 @@ def run_point(delta: float, x_small: float, seed: int, settings: DiagramSettings
     from granular.h5md import write_packing
     from granular.jamming import compress_to, spring_forces
     from granular.protocol import jam_run, results_of
-    from jamwave import __version__
+    from jamcommon import __version__
 
     if settings.threads:
         numba.set_num_threads(max(1, min(int(settings.threads), numba.config.NUMBA_NUM_THREADS)))
@@ -228,13 +228,7 @@ def jamming_diagram(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(d, x, s, out_dir / point_name(d, x, s)) for d in deltas for x in xs for s in seeds]
-    if force:
-        for *_, path in jobs:
-            path.unlink(missing_ok=True)
-    for *_, path in jobs:
-        if path.exists():
-            _point_values(path)  # a damaged or foreign file under a point's name stops here, named
-    todo = [job for job in jobs if not job[3].exists()]
+    todo = _pending(jobs, force)
     failures = []
     if todo:
         pool, close = _executor(executor, client, scheduler, workers)
@@ -263,6 +257,20 @@ def jamming_diagram(
         listed = "; ".join(f"(delta={d}, x_small={x}, seed={s}): {err}" for (d, x, s), err in failures)
         raise RuntimeError(f"{len(failures)} of {len(jobs)} points failed (rerun to retry them): {listed}")
     return table
+
+
+def _pending(jobs: list, force: bool) -> list:
+    """The jobs whose point file is missing (all of them with ``force``, whose files are removed).
+
+    An existing file is read first, so a damaged or foreign file under a point's name stops the
+    sweep before any work, with its name (:func:`_point_values`).
+    """
+    for *_, path in jobs:
+        if force:
+            path.unlink(missing_ok=True)
+        elif path.exists():
+            _point_values(path)
+    return [job for job in jobs if not job[3].exists()]
 
 
 def _point_values(path: Path) -> dict[str, float]:

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from granular.h5md import PackingFileError, read_contact_stiffness, read_force, read_packing
+from granular.h5md import PackingFileError, read_contact_stiffness, read_frame, read_packing
 
 N = 12
 BOX = np.array([3.0, 3.5, 4.0])
@@ -129,7 +129,7 @@ def test_every_allowed_form_reads(tmp_path, form):
     expected_v = a["velocity"] if form in ("fixed_box", "series_box", "trajectory") else np.zeros((N, 3))
     assert np.allclose(p.velocity, expected_v)
     expected_f = a["force"] if form == "series_box" else np.zeros((N, 3))
-    assert np.allclose(read_force(path), expected_f)
+    assert np.allclose(read_frame(path)["force"], expected_f)
 
 
 def test_earlier_frames_and_sampled_properties(tmp_path):

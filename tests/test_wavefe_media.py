@@ -67,7 +67,7 @@ def test_granular_table_units(points):
 def test_granular_packing_files(tmp_path, points):
     a = _packing(tmp_path / "a.h5", phi=0.66, K=30.0, k_n=100.0)
     b = _packing(tmp_path / "b.h5", phi=0.70, K_star=0.5, delta=0.15, x_small=0.2)
-    mat = media.read_packing(b)
+    mat = media.read_material(b)
     assert (mat.delta, mat.x_small) == (0.15, 0.2)
     labels = media.voronoi_labels(points, [[0.25, 0.25], [0.75, 0.75]])
     c = media.from_granular(labels, [a, str(b)])
@@ -76,14 +76,14 @@ def test_granular_packing_files(tmp_path, points):
     with h5py.File(tmp_path / "bad.h5", "w") as f:
         f["/jamwave/results/phi"] = 0.6
     with pytest.raises(ValueError, match="lacks /jamwave/modulus"):
-        media.read_packing(tmp_path / "bad.h5")
+        media.read_material(tmp_path / "bad.h5")
     with h5py.File(tmp_path / "bad.h5", "a") as f:
         f["/jamwave/modulus/K"] = 0.6  # K without K_star or k_n: the unit is unknown
     with pytest.raises(ValueError, match="no contact stiffness"):
-        media.read_packing(tmp_path / "bad.h5")
+        media.read_material(tmp_path / "bad.h5")
     with h5py.File(tmp_path / "bad.h5", "a") as f:
         f["/jamwave/results/k_n"] = 2.0
-    assert media.read_packing(tmp_path / "bad.h5").K_star == pytest.approx(0.3)
+    assert media.read_material(tmp_path / "bad.h5").K_star == pytest.approx(0.3)
 
 
 def test_sources():
@@ -114,7 +114,7 @@ def test_foreign_packing_file_uses_its_own_packing_fraction(tmp_path):
     with h5py.File(path, "a") as f:
         f["/parameters/jamwave/law/k_n"] = 50.0
         f["/jamwave/modulus/K"] = 10.0
-    mat = media.read_packing(path)
+    mat = media.read_material(path)
     assert mat.phi == pytest.approx(read_packing(path).packing_fraction)
     assert mat.k_n == 50.0 and mat.K_star == pytest.approx(10.0 / 50.0)
     assert np.isnan(mat.delta)

@@ -149,7 +149,7 @@ def material(entry) -> GranularMaterial:
     if isinstance(entry, GranularMaterial):
         return entry
     if isinstance(entry, str | os.PathLike):
-        return read_packing(entry)
+        return read_material(entry)
     if not isinstance(entry, dict):
         raise ValueError(f"a granular material is a dict or a file path, got {type(entry).__name__}")
     k_n = float(entry.get("k_n", 1.0))
@@ -166,8 +166,10 @@ def material(entry) -> GranularMaterial:
                             float(entry.get("x_small", "nan")))
 
 
-def read_packing(path) -> GranularMaterial:
-    """Read ``phi``, ``k_n``, ``K`` (or ``K_star``), ``delta``, ``x_small`` from a packing file.
+def read_material(path) -> GranularMaterial:
+    """The granular material of a packing file: phi, k_n, K (or K_star), delta and x_small.
+
+    Named apart from :func:`granular.h5md.read_packing`, which reads the particles.
 
     ``K_star`` is ``/jamwave/modulus/K_star``, else ``/jamwave/modulus/K`` over the file's contact
     stiffness (``/parameters/jamwave/law/k_n`` or ``/jamwave/results/k_n``; an error when neither is
@@ -209,9 +211,9 @@ def read_packing(path) -> GranularMaterial:
         delta = scalar("/jamwave/results/delta", float("nan"))
         x_small = scalar("/jamwave/results/x_small", float("nan"))
     if phi < 0:
-        from granular.h5md import read_packing as read_state
+        from granular.h5md import read_packing
 
-        phi = read_state(path).packing_fraction
+        phi = read_packing(path).packing_fraction
     try:  # k_n only labels the material when K_star is stored: the speed is sqrt(K_star / phi)
         return GranularMaterial(K_star, phi, 1.0 if k_n is None else k_n, 1.0, delta, x_small,
                                 source=os.fspath(path))

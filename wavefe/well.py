@@ -35,7 +35,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from jamwave.files import atomic_path, check_writable
+from jamcommon.files import atomic_path, check_writable
 
 SCHEMA = "jamwave.wave2d/1"
 SPLITS = ("train", "valid", "test")

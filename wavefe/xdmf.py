@@ -25,7 +25,7 @@ from xml.sax.saxutils import escape
 import h5py
 import numpy as np
 
-from jamwave.files import atomic_path, atomic_write_text
+from jamcommon.files import atomic_path, atomic_write_text
 
 
 def views_name(h5path, sample: int = 0) -> Path:

@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from granular.backend import BACKENDS
 from jamwave.argtypes import bounded_float, bounded_int, float_list
-from jamwave.cli import add_group
-
-BACKENDS = ("auto", "cpu", "cuda")
+from jamwave.commands import add_group
 
 
 def register(groups) -> None:
@@ -98,7 +97,7 @@ def _show(args) -> int:
     from granular.h5md import MissingGroupError, read_group, read_packing, read_parameters
     from granular.protocol import summary
     from granular.slice_plot import plot_slice
-    from jamwave.files import check_writable
+    from jamcommon.files import check_writable
 
     path = Path(args.file)
     png = Path(args.png) if args.png else path.with_name(path.stem + "_slice.png")
@@ -161,7 +160,7 @@ def _register_modulus(sub) -> None:
 def _modulus(args) -> int:
     from granular.elasticity import bulk_modulus
     from granular.h5md import append_group, open_packing_file, read_packing
-    from jamwave.files import OutputExistsError
+    from jamcommon.files import OutputExistsError
 
     path = Path(args.input)
     packing = read_packing(path, group=args.group)  # refuses a missing or malformed file first
