@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 from granular.diagram import point_name
+from granular.generate import make_packing
 from granular.h5md import write_packing
-from granular.space import make_packing
 from jamwave.cli import main
 from tests.surrogate_wavefile import write_wave_file
 
