@@ -223,7 +223,6 @@ def jamming_diagram(
     RuntimeError
         After writing the table, if points failed in this run (they are NaN in the table).
     """
-    from granular.diagram_point import failure_path
     from granular.protocol import check_run_inputs
 
     settings = DiagramSettings() if settings is None else settings
@@ -236,11 +235,7 @@ def jamming_diagram(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(d, x, s, out_dir / point_name(d, x, s)) for d in deltas for x in xs for s in seeds]
-    if force:
-        for *_, path in jobs:
-            path.unlink(missing_ok=True)
-            failure_path(path).unlink(missing_ok=True)
-    todo = [job for job in jobs if _should_run(job[3], time_limit, retry_failed)]
+    todo = _pending(jobs, force, time_limit, retry_failed)
     failures = []
     if todo:
         pool, close = _executor(executor, client, scheduler, workers)
@@ -258,8 +253,43 @@ def jamming_diagram(
     return table
 
 
+def _pending(jobs: list, force: bool, time_limit: float | None, retry_failed: bool) -> list:
+    """The jobs still to run (all of them with ``force``, whose files and failure records are
+    removed), see :func:`_should_run`.
+
+    An existing file is read first, so a damaged or foreign file under a point's name stops the
+    sweep before any work, with its name (:func:`_point_values`).
+    """
+    from granular.diagram_point import failure_path
+
+    for *_, path in jobs:
+        if force:
+            path.unlink(missing_ok=True)
+            failure_path(path).unlink(missing_ok=True)
+        elif path.exists():
+            _point_values(path)
+    return [job for job in jobs if _should_run(job[3], time_limit, retry_failed)]
+
+
 def _point_values(path: Path) -> dict[str, float]:
-    """The table values of one point file (NaN for what an older point file lacks)."""
+    """The table entries of one finished point file (NaN for what an older point file lacks).
+
+    Raises
+    ------
+    granular.h5md.PackingFileError
+        (a ``ValueError``) if the file is unreadable or lacks a result, naming it and the way out.
+    """
+    from granular.h5md import PackingFileError
+
+    try:
+        return _entries(path)
+    except (PackingFileError, KeyError, TypeError) as exc:
+        reason = str(exc) if isinstance(exc, PackingFileError) else f"lacks the result {exc}"
+        raise PackingFileError(f"point file {str(path)!r} is not a finished diagram point ({reason}); "
+                               f"delete it, or pass --force to recompute every point") from None
+
+
+def _entries(path: Path) -> dict[str, float]:
     from granular.diagram_point import _moduli_star
     from granular.h5md import read_group
 
