@@ -29,6 +29,10 @@ SECOND_LINE_KEYS = ("phi", "K_star", "K_SS", "K_SL", "K_LL", "jammed_fraction_sm
                     "jammed_fraction_large", "Z_backbone")
 
 
+def point_name(delta: float, x_small: float, seed: int) -> str:
+    return f"point_delta{delta:.4f}_xs{x_small:.4f}_seed{int(seed)}.h5"
+
+
 def _moduli_star(modulus: dict, k_n: float) -> dict[str, float]:
     """K*, K*_SS, K*_SL, K*_LL (units k_n / d_L, d_L = 1) from a BulkModulus dict.
 
