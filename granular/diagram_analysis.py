@@ -248,4 +248,8 @@ def bootstrap_diagram(x, per_seed: dict, *, n_boot: int = 2000, seed: int = 0, l
     keys = ("x_star_lines", "phi_star_lines", "x_star_half_jammed", "x_phi_max_grid", "x_phi_max",
             "phi_max", "k_jump")
     widen = small_sample_factor(n_seed, level) if small_sample else 1.0
-    return {key: _percentile(reps[:, i], point[i], level, widen) for i, key in enumerate(keys)}
+    out = {key: _percentile(reps[:, i], point[i], level, widen) for i, key in enumerate(keys)}
+    for key in ("x_phi_max_grid", "x_phi_max"):  # a location on the grid stays on it
+        e = out[key]
+        out[key] = Estimate(e.value, max(e.low, x[0]), min(e.high, x[-1]), e.defined, e.level)
+    return out

@@ -73,7 +73,7 @@ def claim_a(x, m: dict, delta: float) -> dict:
                 "does not show both sides or they interleave")
 
 
-def claim_b(x, estimates: dict, delta: float) -> list[dict]:
+def claim_b(x, phi_first, estimates: dict, delta: float) -> list[dict]:
     """(b1) X*_S location, (b2) at the phi_J maximum, (b3) K jumps there."""
     xs, xm, kj = estimates["x_star_lines"], estimates["x_phi_max"], estimates["k_jump"]
     paper = PAPER_X_STAR.get(round(delta, 4))
@@ -86,7 +86,8 @@ def claim_b(x, estimates: dict, delta: float) -> list[dict]:
     rows = [_row("(b1) X*_S", ours, "~0.21" if paper else "not given", v1,
                  f"the paper's value within our 95 % interval widened by {PAPER_X_STAR_TOL}; not resolved "
                  f"without a paper value or when the half-width exceeds {MAX_HALF_WIDTH}")]
-    edge = estimates["x_phi_max_grid"].value in (float(x[0]), float(x[-1]))
+    measured = x[np.isfinite(phi_first)]
+    edge = measured.size == 0 or estimates["x_phi_max_grid"].value in (measured.min(), measured.max())
     if not (np.isfinite(xm.low) and np.isfinite(xs.low)) or edge:
         v2 = NOT_RESOLVED
     else:
@@ -95,7 +96,7 @@ def claim_b(x, estimates: dict, delta: float) -> list[dict]:
                      f"phi_J max at X_S = {xm.value:.3f} [{xm.low:.3f}, {xm.high:.3f}] (grid "
                      f"{estimates['x_phi_max_grid'].value:.3f}), phi_J = {estimates['phi_max'].value:.4f}",
                      "yes", v2, "the 95 % intervals of the phi_J-maximum location and of X*_S overlap; not "
-                     "resolved when either is undefined or the maximum sits at the edge of the grid"))
+                     "resolved when either is undefined or the maximum is at the first or last measured X_S"))
     v3 = (NOT_RESOLVED if not np.isfinite(kj.low) else REPRODUCED if kj.low >= JUMP_MIN
           else NOT_REPRODUCED if kj.high < JUMP_MIN else NOT_RESOLVED)
     rows.append(_row("(b3) K* jumps at X*_S",
@@ -178,8 +179,8 @@ def evaluate_claims(x, means: dict, sems: dict, estimates: dict, delta: float) -
         Size ratio.
     """
     x = np.asarray(x, dtype=float)
-    return [claim_a(x, means, delta), *claim_b(x, estimates, delta), *claim_c(x, means, sems),
-            *claim_d(x, means)]
+    return [claim_a(x, means, delta), *claim_b(x, means["phi_J"], estimates, delta),
+            *claim_c(x, means, sems), *claim_d(x, means)]
 
 
 def _fmt(values) -> str:

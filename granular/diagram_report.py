@@ -103,11 +103,16 @@ def claims_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _band(ax, est: dict, color: str, label: str) -> None:
+def _band(ax, est: dict, color: str, label: str, x) -> None:
+    """Shade an estimate's interval (clipped to the X_S grid, whose range fixes the axis)."""
+    lo, hi = float(np.min(x)), float(np.max(x))
+    pad = 0.05 * (hi - lo) if hi > lo else 0.01
     if est["low"] is not None and np.isfinite(est["low"]):
-        ax.axvspan(est["low"], est["high"], color=color, alpha=0.15, label=label)
-    if np.isfinite(est["value"]):
+        ax.axvspan(max(est["low"], lo - pad), min(est["high"], hi + pad), color=color, alpha=0.15,
+                   label=label)
+    if np.isfinite(est["value"]) and lo - pad <= est["value"] <= hi + pad:
         ax.axvline(est["value"], color=color, lw=1)
+    ax.set_xlim(lo - pad, hi + pad)
 
 
 def _arr(result: dict, key: str, sem: bool = False) -> np.ndarray:
@@ -137,8 +142,8 @@ def plot_lines(result: dict, path: Path) -> Path:
     ax.errorbar(x, _arr(result, "phi_J"), _arr(result, "phi_J", True), marker="o", label="first transition")
     ax.errorbar(x, _arr(result, "phi_J_second"), _arr(result, "phi_J_second", True), marker="s", mfc="none",
                 ls="--", label="second transition")
-    _band(ax, e["x_star_lines"], "C3", "X*_S (lines meet), 95 %")
-    _band(ax, e["x_phi_max"], "C2", "phi_J maximum, 95 %")
+    _band(ax, e["x_star_lines"], "C3", "X*_S (lines meet), 95 %", x)
+    _band(ax, e["x_phi_max"], "C2", "phi_J maximum, 95 %", x)
     ax.set(xlabel="X_S", ylabel="phi_J", title=f"delta = {result['delta']:g}: transition lines")
     ax.legend(fontsize=7)
     ax_f.errorbar(x, _arr(result, "jammed_fraction_small"), _arr(result, "jammed_fraction_small", True),
@@ -148,7 +153,7 @@ def plot_lines(result: dict, path: Path) -> Path:
     ax_f.errorbar(x, _arr(result, "second_jammed_fraction_small"),
                   _arr(result, "second_jammed_fraction_small", True), marker="s", mfc="none", ls="--",
                   label="small, at phi_J_second + dphi")
-    _band(ax_f, e["x_star_lines"], "C3", "X*_S, 95 %")
+    _band(ax_f, e["x_star_lines"], "C3", "X*_S, 95 %", x)
     ax_f.set(xlabel="X_S", ylabel="jammed (non-rattler) fraction", ylim=(-0.05, 1.05),
              title="jammed fractions")
     ax_f.legend(fontsize=7)
@@ -169,7 +174,7 @@ def plot_moduli(result: dict, path: Path) -> Path:
                 label="first line: K* at phi_J + dphi")
     ax.errorbar(x, _arr(result, "second_K_star"), _arr(result, "second_K_star", True), marker="s",
                 mfc="none", ls="--", label="second line: K* at phi_J_second + dphi")
-    _band(ax, result["estimates"]["x_star_lines"], "C3", "X*_S, 95 %")
+    _band(ax, result["estimates"]["x_star_lines"], "C3", "X*_S, 95 %", x)
     ax.set(xlabel="X_S", ylabel="K* = K d_L / k_n", yscale="log",
            title=f"delta = {result['delta']:g}: bulk modulus along both lines")
     ax.legend(fontsize=7)
@@ -214,7 +219,7 @@ def plot_partial_moduli(result: dict, path: Path, point_dir: Path | None = None)
         for key, marker in (("K_SS", "o"), ("K_SL", "s"), ("K_LL", "^")):
             ax.errorbar(x, _arr(result, prefix + key), _arr(result, prefix + key, True), marker=marker,
                         label=key)
-        _band(ax, result["estimates"]["x_star_lines"], "C3", "X*_S, 95 %")
+        _band(ax, result["estimates"]["x_star_lines"], "C3", "X*_S, 95 %", x)
         ax.set(xlabel="X_S", ylabel="partial K* (units k_n / d_L)", yscale="symlog",
                title=f"delta = {result['delta']:g}: {title}")
         ax.set_yscale("symlog", linthresh=1e-3)
