@@ -9,8 +9,9 @@ Estimators (each a function of the seed-mean curves over X_S):
   first transition (linear interpolation between grid points), a second definition of X*_S.
 - :func:`phi_max_location`: the X_S of the largest phi_J, refined by the vertex of the parabola
   through the grid maximum and its two neighbours (kept within them).
-- :func:`k_jump`: K* just above X*_S over K* just below: at the grid X_S after the last one where
-  the lines are distinct, over K* at that last distinct X_S (:func:`jump_neighbours`).
+- :func:`k_jump`: K* just above X*_S over K* just below: at the next measured grid X_S after the
+  last one where the lines are distinct, over K* at that last distinct X_S
+  (:func:`jump_neighbours`).
 
 :func:`bootstrap_diagram` gives each a 95 % percentile interval by resampling the seeds with
 replacement independently at every X_S (the packings of different X_S are independent), recomputing
@@ -95,12 +96,14 @@ def phi_max_location(x, phi_first) -> tuple[float, float]:
 
 def jump_neighbours(x, phi_first, phi_second, *, separate: float = SEPARATE) -> tuple[int, int] | None:
     """Grid indices on both sides of X*_S: the largest X_S where the two lines are distinct (just
-    below X*_S) and the next X_S (just above); None if no line is distinct or none follows."""
+    below X*_S) and the next X_S with a measured first line (just above); None if no line is
+    distinct or no measured X_S follows."""
     a, b = np.asarray(phi_first, dtype=float), np.asarray(phi_second, dtype=float)
     distinct = np.nonzero(np.isfinite(a) & np.isfinite(b) & (b - a > separate))[0]
-    if distinct.size == 0 or distinct[-1] + 1 >= np.asarray(x).size:
+    if distinct.size == 0:
         return None
-    return int(distinct[-1]), int(distinct[-1] + 1)
+    after = np.nonzero(np.isfinite(a[distinct[-1] + 1:]))[0]
+    return (int(distinct[-1]), int(distinct[-1] + 1 + after[0])) if after.size else None
 
 
 def k_jump(k_star, neighbours: tuple[int, int] | None) -> float:

@@ -66,6 +66,8 @@ def test_estimators_on_exact_curves():
     pair = jump_neighbours(X, np.where(X < 0.2, first, 0.8), np.where(X < 0.2, second, 0.8))
     assert X[pair[0]] == pytest.approx(0.175) and X[pair[1]] == pytest.approx(0.2)
     assert k_jump(np.where(X < 0.2, 0.3, 2.4), pair) == pytest.approx(8.0)
+    gap = np.where(np.isclose(X, 0.2), np.nan, np.where(X < 0.2, first, 0.8))  # X_S = 0.2 failed
+    assert X[jump_neighbours(X, gap, np.where(X < 0.2, second, gap))[1]] == pytest.approx(0.225)
     assert small_sample_factor(3, 0.95) == pytest.approx(np.sqrt(1.5) * 4.302653 / 1.959964, rel=1e-5)
 
 
