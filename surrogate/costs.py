@@ -1,14 +1,19 @@
 """What a surrogate costs: parameters, stored bytes, multiply-adds, training memory, time per frame.
 
-All functions take a model mapping (N, 3, ny, nx) to (N, 1, ny, nx) and work on pruned models
+All functions take a model mapping (N, C, ny, nx) to (N, 1, ny, nx) (``C = model.in_channels``, 3
+by default) and work on pruned models
 (``torch.nn.utils.prune`` reparametrisations): :func:`count_parameters` then counts the alive
 entries of each mask, while multiply-adds stay those of the dense structure (pruning to unstructured
-sparsity does not make PyTorch's convolutions cheaper).
+sparsity does not make PyTorch's convolutions cheaper). A complex parameter (an FNO's spectral
+weights) counts as two real ones. Multiply-adds come from ``torch.utils.flop_counter``, which counts
+convolutions and matrix products but not FFTs: an FNO's are added as ``2.5 N log2 N`` multiply-adds
+per channel and transform (:func:`fft_multiply_adds`).
 """
 
 from __future__ import annotations
 
 import io
+import math
 import statistics
 import time
 
@@ -26,7 +31,7 @@ def count_parameters(model: torch.nn.Module, *, alive_only: bool = True) -> int:
         if alive_only and name.endswith("_orig") and f"{name[:-5]}_mask" in buffers:
             total += int(buffers[f"{name[:-5]}_mask"].count_nonzero())
         else:
-            total += param.numel()
+            total += param.numel() * (2 if param.is_complex() else 1)
     return total
 
 
@@ -40,13 +45,46 @@ def stored_bytes(model: torch.nn.Module) -> int:
 def _example(model: torch.nn.Module, batch: int, ny: int, nx: int) -> torch.Tensor:
     param = next(model.parameters())
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, 3, ny, nx, generator=gen, dtype=param.dtype)
+    x = torch.randn(batch, int(getattr(model, "in_channels", 3)), ny, nx, generator=gen, dtype=param.dtype)
     x[:, 2] = x[:, 2].abs() + 1.0  # a positive wave speed
     return x.to(param.device)
 
 
+def fft_multiply_adds(model: torch.nn.Module, ny: int, nx: int) -> int:
+    """Multiply-adds of the FFTs of one frame, ``2.5 N log2 N`` per channel and transform (a radix-2
+    estimate, N the padded grid size), counted by hooking ``torch.fft`` calls; 0 without FFTs."""
+    x = _example(model, 1, ny, nx)
+    total = 0.0
+    names = ("rfft2", "irfft2", "fft2", "ifft2", "rfftn", "irfftn", "fftn", "ifftn")
+    saved = {n: getattr(torch.fft, n) for n in names}
+
+    def wrap(name):
+        def call(inp, *args, **kwargs):
+            nonlocal total
+            out = saved[name](inp, *args, **kwargs)
+            big = out if name.startswith("i") else inp
+            n = float(big.shape[-1] * big.shape[-2])
+            total += 2.5 * n * math.log2(max(n, 2.0)) * big[..., 0, 0].numel()
+            return out
+        return call
+
+    was_training = model.training
+    model.eval()
+    try:
+        for n in names:
+            setattr(torch.fft, n, wrap(n))
+        with torch.no_grad():
+            model(x)
+    finally:
+        for n, fn in saved.items():
+            setattr(torch.fft, n, fn)
+        model.train(was_training)
+    return int(total)
+
+
 def multiply_adds(model: torch.nn.Module, ny: int, nx: int) -> int:
-    """Multiply-adds of one frame (batch 1, ny x nx grid), counted by ``torch.utils.flop_counter``.
+    """Multiply-adds of one frame (batch 1, ny x nx grid), counted by ``torch.utils.flop_counter``
+    plus :func:`fft_multiply_adds`.
 
     Counts convolutions and matrix products (flops / 2); elementwise operations are not counted.
     """
@@ -58,7 +96,7 @@ def multiply_adds(model: torch.nn.Module, ny: int, nx: int) -> int:
             model(x)
     finally:
         model.train(was_training)
-    return int(counter.get_total_flops() // 2)
+    return int(counter.get_total_flops() // 2) + fft_multiply_adds(model, ny, nx)
 
 
 def train_activation_bytes(model: torch.nn.Module, batch: int, ny: int, nx: int) -> int:

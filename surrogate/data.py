@@ -6,19 +6,24 @@ module never imports ``wavefe``: it reads them with plain h5py and the layout al
 - root attribute ``schema = "jamwave.wave2d/1"``; ``dt`` (s), ``save_every`` (solver steps per saved
   frame), ``h`` (grid spacing, m) when present;
 - ``/fields/u`` of shape ``(n_samples, n_frames, ny, nx)`` (float32, displacement);
-- ``/fields/c`` of shape ``(n_samples, ny, nx)`` (wave speed, m/s).
+- ``/fields/c`` of shape ``(n_samples, ny, nx)`` (wave speed, m/s);
+- optionally ``/fields/f`` of shape ``(n_samples, n_frames, ny, nx)``: the frame forcing, the sources'
+  share of ``u^{n+1} - 2 u^n + u^{n-1}`` (same units as ``u``; written for Ricker point sources).
+  Files without it (pulse datasets, older files) read as before.
 
 Public API
 ----------
 ``read_info(path) -> WaveFileInfo``
     Check the schema and shapes of a file (``ValueError`` naming the problem) and return its sizes.
-``WaveWindows(path, *, samples=None, frames=None, preload=False, steps=1)``
+``WaveWindows(path, *, samples=None, frames=None, preload=False, steps=1, forcing=False)``
     A torch ``Dataset`` of training windows in physical units: item ``i`` is ``(x, y)`` with ``x`` of
     shape ``(3, ny, nx)`` (``u^{n-1}``, ``u^n``, ``c``) and ``y`` of shape ``(steps, ny, nx)``
-    (``u^{n+1} .. u^{n+steps}``, for unrolled training), float32. Lazy: one h5py handle per process
+    (``u^{n+1} .. u^{n+steps}``, for unrolled training), float32. With ``forcing=True`` ``x`` has
+    ``3 + steps`` channels, the last ``f^n .. f^{n+steps-1}``. Lazy: one h5py handle per process
     (so per DataLoader worker), opened on first access.
-``load_trajectories(source, *, samples=None, frames=None) -> (u, c)``
-    Whole trajectories as numpy arrays, ``u`` (S, F, ny, nx) and ``c`` (S, ny, nx), for rollouts.
+``load_trajectories(source, *, samples=None, frames=None, with_forcing=False) -> (u, c) | (u, c, f)``
+    Whole trajectories as numpy arrays, ``u`` (S, F, ny, nx) and ``c`` (S, ny, nx), for rollouts;
+    ``with_forcing`` adds ``f`` (S, F, ny, nx), or None when the data have none.
 ``Normalisation``
     Scales computed on the training split (RMS of ``u``, mean and spread of ``c``, RMS of the
     second time difference ``u^{n+1} - 2 u^n + u^{n-1}``) that a model stores as buffers.
@@ -57,6 +62,8 @@ class WaveFileInfo:
         Solver steps between saved frames (1 when the file does not say).
     h : float
         Grid spacing (m), from the ``h`` attribute or from ``/x``; ``nan`` when neither exists.
+    has_forcing : bool
+        The file holds the frame forcing ``/fields/f``.
     """
 
     path: str
@@ -67,6 +74,7 @@ class WaveFileInfo:
     dt: float
     save_every: int
     h: float
+    has_forcing: bool = False
 
     @property
     def frame_dt(self) -> float:
@@ -99,13 +107,17 @@ def _check_file(handle: h5py.File, path) -> WaveFileInfo:
                          f"got {c.shape}")
     if n_frames < 3 or n_samples < 1:
         raise ValueError(f"data file {str(path)!r}: need >= 1 sample and >= 3 frames, got {u.shape}")
+    has_forcing = "fields/f" in handle
+    if has_forcing and handle["fields/f"].shape != u.shape:
+        raise ValueError(f"data file {str(path)!r}: /fields/f must have the shape of /fields/u {u.shape}, "
+                         f"got {handle['fields/f'].shape}")
     dt = float(handle.attrs.get("dt", np.nan))
     save_every = int(handle.attrs.get("save_every", 1))
     h = float(handle.attrs.get("h", np.nan))
     if not np.isfinite(h) and "x" in handle and handle["x"].shape[0] > 1:
         x = handle["x"][:2]
         h = float(x[1] - x[0])
-    return WaveFileInfo(str(path), n_samples, n_frames, ny, nx, dt, save_every, h)
+    return WaveFileInfo(str(path), n_samples, n_frames, ny, nx, dt, save_every, h, has_forcing)
 
 
 def read_info(path: str | os.PathLike) -> WaveFileInfo:
@@ -161,6 +173,8 @@ class WaveWindows(Dataset):
         every item is read lazily through one h5py handle per process.
     steps : int
         Target frames per window (>= 1): 1 for next-frame training, more for unrolled training.
+    forcing : bool
+        Append the frame forcing ``f^n .. f^{n+steps-1}`` to ``x`` (the file must hold ``/fields/f``).
 
     Notes
     -----
@@ -168,9 +182,14 @@ class WaveWindows(Dataset):
     ``(3, ny, nx)`` stacking ``u^{n-1}``, ``u^n`` and ``c``; ``y`` float32 ``(steps, ny, nx)``.
     """
 
-    def __init__(self, path, *, samples=None, frames=None, preload: bool = False, steps: int = 1):
+    def __init__(self, path, *, samples=None, frames=None, preload: bool = False, steps: int = 1,
+                 forcing: bool = False):
         self.path = str(path)
         self.info = read_info(path)
+        if forcing and not self.info.has_forcing:
+            raise ValueError(f"data file {self.path!r} has no forcing field /fields/f; use forcing=False "
+                             f"(a model without the forcing channel) or a dataset with point sources")
+        self.forcing = bool(forcing)
         self.samples = _select(self.info.n_samples, samples, "samples")
         if frames is None:
             frames = self.info.n_frames
@@ -182,9 +201,9 @@ class WaveWindows(Dataset):
         self.steps = int(steps)
         self._handle = None
         self._pid = None
-        self._u = self._c = None
+        self._u = self._c = self._f = None
         if preload:
-            self._u, self._c = self._read_all()
+            self._u, self._c, self._f = self._read_all()
 
     @property
     def windows_per_sample(self) -> int:
@@ -211,16 +230,24 @@ class WaveWindows(Dataset):
             self._handle.close()
         self._handle = None
 
-    def _read_all(self) -> tuple[np.ndarray, np.ndarray]:
+    def _read_all(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         with h5py.File(self.path, "r") as handle:
             u = np.stack([handle["fields/u"][s, : self.frames] for s in self.samples]).astype(np.float32)
             c = np.stack([handle["fields/c"][s] for s in self.samples]).astype(np.float32)
-        return u, c
+            f = None
+            if "fields/f" in handle:
+                f = np.stack([handle["fields/f"][s, : self.frames] for s in self.samples]).astype(np.float32)
+        return u, c, f
 
     def trajectories(self) -> tuple[np.ndarray, np.ndarray]:
         """Return the selected fields: ``u`` (S, frames, ny, nx) and ``c`` (S, ny, nx), float32."""
+        return self.fields()[:2]
+
+    def fields(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``u`` (S, frames, ny, nx), ``c`` (S, ny, nx) and the forcing ``f`` (S, frames, ny, nx) or
+        None when the file has none; float32."""
         if self._u is not None:
-            return self._u, self._c
+            return self._u, self._c, self._f
         return self._read_all()
 
     def __getitem__(self, index: int):
@@ -230,44 +257,60 @@ class WaveWindows(Dataset):
         row, n = divmod(index, self.windows_per_sample)
         n += 1
         stop = n + 1 + self.steps
+        forcing = ()
         if self._u is not None:
             frames = self._u[row, n - 1 : stop]
             c = self._c[row]
+            if self.forcing:
+                forcing = tuple(self._f[row, n : n + self.steps])
         else:
             handle = self._file()
             s = int(self.samples[row])
             frames = handle["fields/u"][s, n - 1 : stop].astype(np.float32)
             c = handle["fields/c"][s].astype(np.float32)
-        x = torch.from_numpy(np.stack([frames[0], frames[1], c]))
+            if self.forcing:
+                forcing = tuple(handle["fields/f"][s, n : n + self.steps].astype(np.float32))
+        x = torch.from_numpy(np.stack([frames[0], frames[1], c, *forcing]))
         y = torch.from_numpy(np.ascontiguousarray(frames[2:]))
         return x, y
 
 
-def load_trajectories(source, *, samples=None, frames=None) -> tuple[np.ndarray, np.ndarray]:
+def _from_arrays(source) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    u, c = (np.asarray(a, dtype=np.float32) for a in source[:2])
+    if u.ndim != 4 or c.shape != (u.shape[0], *u.shape[2:]):
+        raise ValueError(f"trajectories must be u (S, F, ny, nx) and c (S, ny, nx), "
+                         f"got {u.shape} and {c.shape}")
+    f = None if len(source) == 2 or source[2] is None else np.asarray(source[2], dtype=np.float32)
+    if f is not None and f.shape != u.shape:
+        raise ValueError(f"forcing f must have the shape of u {u.shape}, got {f.shape}")
+    return u, c, f
+
+
+def load_trajectories(source, *, samples=None, frames=None, with_forcing: bool = False):
     """Return whole trajectories for rollouts.
 
     Parameters
     ----------
-    source : path-like, WaveWindows or tuple (u, c)
-        A dataset file, a window dataset (its selection is used), or arrays ``u`` (S, F, ny, nx)
-        and ``c`` (S, ny, nx).
+    source : path-like, WaveWindows or tuple (u, c) or (u, c, f)
+        A dataset file, a window dataset (its selection is used), or arrays ``u`` (S, F, ny, nx),
+        ``c`` (S, ny, nx) and optionally the forcing ``f`` (S, F, ny, nx).
     samples, frames
         Further selection, as in :class:`WaveWindows` (applied after the source's own).
+    with_forcing : bool
+        Also return the forcing (None when the data have none).
 
     Returns
     -------
     u : ndarray, float32, shape (S, F, ny, nx)
     c : ndarray, float32, shape (S, ny, nx)
+    f : ndarray, float32, shape (S, F, ny, nx), or None (only with ``with_forcing``)
     """
-    if isinstance(source, tuple | list) and len(source) == 2:
-        u, c = (np.asarray(a, dtype=np.float32) for a in source)
-        if u.ndim != 4 or c.shape != (u.shape[0], *u.shape[2:]):
-            raise ValueError(f"trajectories must be u (S, F, ny, nx) and c (S, ny, nx), "
-                             f"got {u.shape} and {c.shape}")
+    if isinstance(source, tuple | list) and len(source) in (2, 3):
+        u, c, f = _from_arrays(source)
     elif isinstance(source, WaveWindows):
-        u, c = source.trajectories()
+        u, c, f = source.fields()
     elif isinstance(source, str | os.PathLike):
-        u, c = WaveWindows(source).trajectories()
+        u, c, f = WaveWindows(source).fields()
     else:
         raise ValueError(f"data must be a file path, a WaveWindows or a (u, c) tuple, "
                          f"got {type(source).__name__}")
@@ -276,7 +319,10 @@ def load_trajectories(source, *, samples=None, frames=None) -> tuple[np.ndarray,
         frames = u.shape[1]
     if not 3 <= int(frames) <= u.shape[1]:
         raise ValueError(f"frames must be in [3, {u.shape[1]}], got {frames}")
-    return u[rows, : int(frames)], c[rows]
+    out = (u[rows, : int(frames)], c[rows])
+    if with_forcing:
+        return (*out, None if f is None else f[rows, : int(frames)])
+    return out
 
 
 @dataclass(frozen=True)
@@ -339,19 +385,22 @@ class Normalisation:
                          f"a WaveWindows or (u, c) arrays")
 
 
-def as_windows(data, *, preload: bool | str = "auto", steps: int = 1) -> WaveWindows | Dataset:
+def as_windows(data, *, preload: bool | str = "auto", steps: int = 1,
+               forcing: bool = False) -> WaveWindows | Dataset:
     """Return ``data`` as a window dataset: a path becomes a :class:`WaveWindows`.
 
     With ``preload="auto"`` a file whose selected fields take less than 512 MiB is read into memory.
+    ``forcing``: windows carry the frame forcing (see :class:`WaveWindows`).
     """
     if isinstance(data, str | os.PathLike):
         if preload == "auto":
             info = read_info(data)
-            preload = info.n_samples * info.n_frames * info.ny * info.nx * 4 < 512 * 2**20
-        return WaveWindows(data, preload=bool(preload), steps=steps)
-    if isinstance(data, WaveWindows) and data.steps != steps:
+            fields = 2 if info.has_forcing else 1
+            preload = fields * info.n_samples * info.n_frames * info.ny * info.nx * 4 < 512 * 2**20
+        return WaveWindows(data, preload=bool(preload), steps=steps, forcing=forcing)
+    if isinstance(data, WaveWindows) and (data.steps != steps or data.forcing != bool(forcing)):
         return WaveWindows(data.path, samples=data.samples, frames=data.frames,
-                           preload=data._u is not None, steps=steps)
+                           preload=data._u is not None, steps=steps, forcing=forcing)
     if isinstance(data, Dataset):
         return data
     raise ValueError(f"training data must be a file path or a torch Dataset, got {type(data).__name__}")

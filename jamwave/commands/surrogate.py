@@ -28,8 +28,14 @@ def _register_train(sub) -> None:
     p.add_argument("--data", required=True, help="training split, a jamwave.wave2d/1 HDF5 file")
     p.add_argument("--val", required=True, help="validation split (rollout error for early stopping)")
     p.add_argument("--out", required=True, help="model file to write (.pt)")
-    p.add_argument("--conv", choices=("dense", "cp", "cp-layer"), default="dense",
-                   help="convolution type of every k x k layer (default dense)")
+    p.add_argument("--conv", choices=("dense", "cp", "cp-layer", "unet", "fno"), default="dense",
+                   help="network: residual CNN with dense or CP k x k layers, or the peers unet (ours) and "
+                   "fno (neuraloperator, extra 'bench') (default dense)")
+    p.add_argument("--modes", type=bounded_int(1, 4096), default=16,
+                   help="Fourier modes per axis of --conv fno (default 16)")
+    p.add_argument("--forcing", choices=("auto", "yes", "no"), default="auto",
+                   help="give the model the frame forcing /fields/f as an input channel; auto: when the "
+                   "training file has it (Ricker datasets) (default auto)")
     p.add_argument("--rank", type=bounded_int(1, 4096), default=None,
                    help="CP rank: per output filter for cp, per layer for cp-layer (required for both)")
     p.add_argument("--width", type=bounded_int(1, 4096), default=32, help="hidden channels (default 32)")
@@ -47,6 +53,7 @@ def _train(args) -> int:
 
     model = train(args.data, args.val, args.out, conv=args.conv, rank=args.rank, width=args.width,
                   depth=args.depth, kernel_size=args.kernel_size, seed=args.seed, overwrite=args.force,
+                  modes=args.modes, forcing={"auto": None, "yes": True, "no": False}[args.forcing],
                   progress=True, epochs=args.epochs, **fit_options(args))
     history = model.history
     print(f"wrote {args.out}: best validation nRMSE {history['best_val_nrmse']:.4g} at epoch "
@@ -90,6 +97,8 @@ def _evaluate(args) -> int:
     metrics = {"model": str(args.model), "data": str(args.data), "config": model.config, **metrics}
     atomic_write_text(args.out, json.dumps(metrics, indent=2), overwrite=args.force)
     plot_rollout(result, metrics, png, overwrite=args.force, title=f"{args.model} on {args.data}")
+    per_frame = " ".join(f"{e:.3g}" for e in metrics["rel_l2_per_step"])
+    print(f"relative L2 error per predicted frame (1..{metrics['horizon']}): {per_frame}")
     print(f"nRMSE {metrics['nrmse']:.4g}  VRMSE {metrics['vrmse']:.4g}  parameters {metrics['parameters']}  "
           f"{metrics['seconds_per_frame'] * 1e3:.3g} ms/frame; wrote {args.out} and {png}")
     return 0
