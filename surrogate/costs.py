@@ -16,8 +16,11 @@ import io
 import math
 import statistics
 import time
+import weakref
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 
@@ -129,6 +132,61 @@ def train_activation_bytes(model: torch.nn.Module, batch: int, ny: int, nx: int)
     return int(sum(seen.values()))
 
 
+class _LiveBytes(TorchDispatchMode):
+    """Counts the bytes of tensors created under it that are still referenced; keeps the peak."""
+
+    def __init__(self, exclude: set[int]):
+        super().__init__()
+        self.exclude, self.refs, self.sizes = exclude, {}, {}
+        self.live = self.peak = 0
+
+    def _free(self, ptr: int) -> None:
+        self.refs[ptr] -= 1
+        if self.refs[ptr] == 0:
+            self.live -= self.sizes.pop(ptr)
+            del self.refs[ptr]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            if not isinstance(t, torch.Tensor):
+                continue
+            ptr = t.untyped_storage().data_ptr()
+            if ptr in self.exclude or ptr == 0:
+                continue
+            if ptr not in self.refs:
+                self.refs[ptr] = 0
+                self.sizes[ptr] = t.untyped_storage().nbytes()
+                self.live += self.sizes[ptr]
+                self.peak = max(self.peak, self.live)
+            self.refs[ptr] += 1
+            weakref.finalize(t, self._free, ptr)
+        return out
+
+
+def inference_activation_bytes(model: torch.nn.Module, ny: int, nx: int, batch: int = 1) -> int:
+    """Peak bytes of the intermediate tensors alive at once during one inference step.
+
+    Counted with a ``TorchDispatchMode`` that adds every new output storage and subtracts it when its
+    last tensor is released (the input, parameters and buffers excluded): the activation memory of
+    inference at this batch size, independent of the allocator.
+    """
+    x = _example(model, batch, ny, nx)
+    exclude = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers(), x)}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            mode = _LiveBytes(exclude)
+            with mode:
+                out = model(x)
+            peak = mode.peak
+            del out
+    finally:
+        model.train(was_training)
+    return int(peak)
+
+
 def seconds_per_frame(model: torch.nn.Module, ny: int, nx: int, *, repeats: int = 20, warmup: int = 3,
                       batch: int = 1) -> float:
     """Median wall time of one inference step, divided by ``batch`` (s per frame)."""
@@ -143,6 +201,8 @@ def seconds_per_frame(model: torch.nn.Module, ny: int, nx: int, *, repeats: int 
             for i in range(warmup + repeats):
                 start = time.perf_counter()
                 model(x)
+                if x.is_cuda:
+                    torch.cuda.synchronize(x.device)
                 if i >= warmup:
                     times.append(time.perf_counter() - start)
     finally:
@@ -159,5 +219,6 @@ def model_costs(model: torch.nn.Module, ny: int, nx: int, *, timing_repeats: int
         "macs_per_frame": multiply_adds(model, ny, nx),
         "train_activation_bytes": train_activation_bytes(model, memory_batch, ny, nx),
         "train_activation_batch": memory_batch,
+        "inference_activation_bytes": inference_activation_bytes(model, ny, nx),
         "seconds_per_frame": seconds_per_frame(model, ny, nx, repeats=timing_repeats),
     }

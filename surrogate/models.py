@@ -3,7 +3,7 @@
 ``build_model(conv="dense" | "cp" | "cp-layer" | "unet" | "fno", rank=R, width=32, depth=3,
 kernel_size=5, forcing=False, modes=16)`` returns a :class:`Stepper`. Every model shares the wrapper:
 
-    x = (u^{n-1}/u_s, u^n/u_s, (c - c_mean)/c_s[, f^n/du_s])   3 channels, 4 with the forcing
+    x = (u^{n-1}/u_s, u^n/u_s, (c - c_mean)/c_s[, asinh(f^n/du_s)])   3 channels, 4 with the forcing
     u^{n+1} = 2 u^n - u^{n-1} [+ f^n] + du_s * net(x)
 
 so the network learns the correction to the leapfrog extrapolation; with ``forcing=True`` the frame
@@ -110,8 +110,8 @@ class Stepper(nn.Module):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"input must be (N, {self.in_channels}, ny, nx), got {tuple(x.shape)}")
         parts = [x[:, :2] / self.u_scale, (x[:, 2:3] - self.c_mean) / self.c_scale]
-        if self.forcing:
-            parts.append(x[:, 3:4] / self.du_scale)
+        if self.forcing:  # a point source's forcing is a spike of many du_scale: compressed by asinh
+            parts.append(torch.asinh(x[:, 3:4] / self.du_scale))
         return self.net(torch.cat(parts, dim=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -264,6 +264,13 @@ class FNOSurrogate(Stepper):
 
     def net(self, z: torch.Tensor) -> torch.Tensor:
         return self.fno(z)
+
+    def state_dict(self, *args, **kwargs):
+        """Tensors only: neuralop adds its constructor arguments as ``_metadata``, dropped here (the
+        wrapper's ``config`` rebuilds the model)."""
+        state = super().state_dict(*args, **kwargs)
+        state.pop("_metadata", None)
+        return state
 
 
 ARCHITECTURES = ("dense", "cp", "cp-layer", "unet", "fno")

@@ -171,3 +171,19 @@ def test_fit_stops_at_patience_and_keeps_best(ricker_files):
                   val_horizon=4, windows_per_epoch=8)
     # lr 1e-9 cannot improve the metric by 50 %: epoch 0 is best, stop after 2 more.
     assert history["best_epoch"] == 0 and len(history["epoch"]) == 3 and history["stopped_early"]
+
+
+def test_fno_saves_tensors_only(tmp_path):
+    pytest.importorskip("neuralop")
+    model = build_model("fno", width=4, depth=1, modes=3, seed=1, forcing=True)
+    assert "_metadata" not in model.state_dict()
+    again = load(save(model, tmp_path / "fno.pt"))
+    x = torch.randn(1, 4, 12, 12)
+    torch.testing.assert_close(again(x), model(x))
+
+
+def test_inference_activation_bytes_counts_live_intermediates():
+    # Two 1 x 1 convolutions 3 -> 8 -> 8 on 10 x 10: at the second one both 8-channel maps are alive.
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 1), torch.nn.Conv2d(8, 8, 1))
+    got = costs.inference_activation_bytes(model, 10, 10)
+    assert got == 2 * 8 * 10 * 10 * 4
