@@ -12,7 +12,10 @@ API tour
 >>> surrogate.train("train.h5", "val.h5", "dense.pt", conv="dense", epochs=20)  # build, fit, save
 
 Modules: :mod:`surrogate.data` (datasets, normalisation), :mod:`surrogate.layers` (``CPConv2d``,
-``LayerCPConv2d``, ``CPConv1d``), :mod:`surrogate.models` (``WaveSurrogate``, ``build_model``),
+``LayerCPConv2d``, ``CPConv1d``), :mod:`surrogate.models` (``WaveSurrogate``, the peers
+``UNetSurrogate`` and ``FNOSurrogate``, ``build_model``; a dataset with point sources gives the
+models its frame forcing as an input),
+:mod:`surrogate.stopping` (``EarlyStopping``),
 :mod:`surrogate.train` (``fit``, ``train``), :mod:`surrogate.evaluate` (``rollout``,
 ``rollout_metrics``, ``evaluate``), :mod:`surrogate.costs`, :mod:`surrogate.io` (``save``, ``load``),
 :mod:`surrogate.plots`, and :mod:`surrogate.pruning` (PQ Index, SAP and baselines; its names
@@ -27,7 +30,7 @@ from surrogate.data import Normalisation, WaveWindows, load_trajectories, read_i
 from surrogate.evaluate import Rollout, evaluate, rollout, rollout_metrics
 from surrogate.io import load, save
 from surrogate.layers import CPConv1d, CPConv2d, LayerCPConv2d
-from surrogate.models import WaveSurrogate, build_model
+from surrogate.models import FNOSurrogate, Stepper, UNetSurrogate, WaveSurrogate, build_model
 from surrogate.train import fit
 
 _PRUNING_NAMES = (
@@ -38,7 +41,8 @@ _PRUNING_NAMES = (
 )
 
 __all__ = [
-    "CPConv1d", "CPConv2d", "LayerCPConv2d", "Normalisation", "Rollout", "WaveSurrogate", "WaveWindows",
+    "CPConv1d", "CPConv2d", "FNOSurrogate", "LayerCPConv2d", "Normalisation", "Rollout", "Stepper",
+    "UNetSurrogate", "WaveSurrogate", "WaveWindows",
     "build_model", "evaluate", "fit", "load", "load_trajectories", "read_info", "rollout",
     "rollout_metrics", "save", "train", *_PRUNING_NAMES,
 ]
