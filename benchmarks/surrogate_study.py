@@ -4,7 +4,7 @@ run, statistics, solver timing and the Pareto figure.
 Data: per family (``layered``, ``random``) a train / val / test file from ``wavefe.generate_dataset``
 (Ricker point sources by default, so the files carry the frame forcing ``/fields/f``), plus one test
 split of layered granular media whose materials come from jammed packings
-(``wavefe.media.read_packing`` of ``granular`` packing files, speeds scaled so the fastest is 2, the
+(``wavefe.media.read_material`` of ``granular`` packing files, speeds scaled so the fastest is 2, the
 other families' fastest, which keeps dt and the stride the same).
 A run trains one model on the two training files together (the normalisation from both), with early
 stopping on the rollout nRMSE of both validation files, and scores it on the test files.
@@ -71,7 +71,7 @@ def make_data(a: dict, root: Path) -> dict[str, Path]:
     path = directory / "granular_test.h5"
     if a["granular_test"] and not path.is_file():
         files = packing_files(a, root)
-        speeds = [media.read_packing(f).speed for f in files]
+        speeds = [media.read_material(f).speed for f in files]
         # Scaled so the fastest material runs at the other families' c_max (2): the same dt and stride.
         settings = dataset_settings(a, "granular") | {"granular": tuple(files), "n_layers": 3,
                                                       "speed_scale": 2.0 / max(speeds)}
@@ -200,7 +200,7 @@ def pareto_figure(groups: list[dict], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from jamwave.files import atomic_path
+    from jamcommon.files import atomic_path
 
     fig, ax = plt.subplots(figsize=(7, 4.6), layout="constrained")
     markers = {"dense": "s", "cp": "o", "cp-layer": "v", "fno": "D", "unet": "^"}

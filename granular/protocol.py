@@ -114,8 +114,8 @@ def jam_run(
     from granular.h5md import write_packing
     from granular.jamming import compress_to, find_jamming, spring_forces
     from granular.space import make_packing
-    from jamwave import __version__
-    from jamwave.files import check_writable
+    from jamcommon import __version__
+    from jamcommon.files import check_writable
 
     law = ContactLaw() if law is None else law
     check_run_inputs(delta, x_small, n=n, n_large=n_large, excess_phi=excess_phi)

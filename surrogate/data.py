@@ -15,12 +15,19 @@ Public API
 ----------
 ``read_info(path) -> WaveFileInfo``
     Check the schema and shapes of a file (``ValueError`` naming the problem) and return its sizes.
-``WaveWindows(path, *, samples=None, frames=None, preload=False, steps=1, forcing=False)``
+``WaveWindows(path, *, samples=None, frames=None, preload=False, steps=1)``
     A torch ``Dataset`` of training windows in physical units: item ``i`` is ``(x, y)`` with ``x`` of
     shape ``(3, ny, nx)`` (``u^{n-1}``, ``u^n``, ``c``) and ``y`` of shape ``(steps, ny, nx)``
     (``u^{n+1} .. u^{n+steps}``, for unrolled training), float32. With ``forcing=True`` ``x`` has
     ``3 + steps`` channels, the last ``f^n .. f^{n+steps-1}``. Lazy: one h5py handle per process
     (so per DataLoader worker), opened on first access.
+``as_trajectories(data, *, samples=None, frames=None) -> Trajectories``
+    The one boundary for rollout and normalisation data: a path (opened and checked once), a
+    :class:`WaveWindows` (its selection, no reopening), ``(u, c)`` arrays or a :class:`Trajectories`
+    become a :class:`Trajectories` (``u``, ``c``, grid spacing ``h``, frame interval and the frame
+    forcing ``f`` or None).
+``as_windows(data, *, preload="auto", steps=1) -> Dataset``
+    The one boundary for training data: a path becomes a :class:`WaveWindows` (opened once).
 ``load_trajectories(source, *, samples=None, frames=None, with_forcing=False) -> (u, c) | (u, c, f)``
     Whole trajectories as numpy arrays, ``u`` (S, F, ny, nx) and ``c`` (S, ny, nx), for rollouts;
     ``with_forcing`` adds ``f`` (S, F, ny, nx), or None when the data have none.
@@ -31,8 +38,10 @@ Public API
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import math
 import os
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -120,6 +129,30 @@ def _check_file(handle: h5py.File, path) -> WaveFileInfo:
     return WaveFileInfo(str(path), n_samples, n_frames, ny, nx, dt, save_every, h, has_forcing)
 
 
+@contextlib.contextmanager
+def _checked_file(path: str | os.PathLike):
+    """Open ``path`` once, check its schema and shapes, and yield ``(handle, info)``.
+
+    Raises
+    ------
+    ValueError
+        If the file does not exist, is not HDF5, has another schema, or fields of the wrong shape.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"data file {str(path)!r} does not exist")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        raise ValueError(f"data file {str(path)!r} is not a readable HDF5 file ({exc})") from None
+    with handle:
+        try:
+            info = _check_file(handle, path)
+        except OSError as exc:
+            raise ValueError(f"data file {str(path)!r} is not a readable HDF5 file ({exc})") from None
+        yield handle, info
+
+
 def read_info(path: str | os.PathLike) -> WaveFileInfo:
     """Check that ``path`` is a ``jamwave.wave2d/1`` file and return its sizes.
 
@@ -128,14 +161,14 @@ def read_info(path: str | os.PathLike) -> WaveFileInfo:
     ValueError
         If the file does not exist, has another schema, or fields of the wrong shape.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"data file {str(path)!r} does not exist")
-    try:
-        with h5py.File(path, "r") as handle:
-            return _check_file(handle, path)
-    except OSError as exc:
-        raise ValueError(f"data file {str(path)!r} is not a readable HDF5 file ({exc})") from None
+    with _checked_file(path) as (_, info):
+        return info
+
+
+def _fits_in_memory(info: WaveFileInfo) -> bool:
+    """Whether a file's fields take less than 512 MiB as float32 (``preload="auto"``)."""
+    fields = 2 if info.has_forcing else 1
+    return fields * info.n_samples * info.n_frames * info.ny * info.nx * 4 < 512 * 2**20
 
 
 def _select(n: int, selection, name: str) -> np.ndarray:
@@ -168,9 +201,10 @@ class WaveWindows(Dataset):
         Samples to use (an int means the first ``samples``); all by default.
     frames : int, optional
         Use only the first ``frames`` frames of each sample (>= 3); all by default.
-    preload : bool
+    preload : bool or "auto"
         Read the selected fields into memory at construction (fast for small files); otherwise
-        every item is read lazily through one h5py handle per process.
+        every item is read lazily through one h5py handle per process. ``"auto"`` preloads a file
+        whose fields take less than 512 MiB.
     steps : int
         Target frames per window (>= 1): 1 for next-frame training, more for unrolled training.
     forcing : bool
@@ -182,14 +216,29 @@ class WaveWindows(Dataset):
     ``(3, ny, nx)`` stacking ``u^{n-1}``, ``u^n`` and ``c``; ``y`` float32 ``(steps, ny, nx)``.
     """
 
-    def __init__(self, path, *, samples=None, frames=None, preload: bool = False, steps: int = 1,
+    def __init__(self, path, *, samples=None, frames=None, preload: bool | str = False, steps: int = 1,
                  forcing: bool = False):
         self.path = str(path)
-        self.info = read_info(path)
+        self._handle = None
+        self._pid = None
+        self._u = self._c = self._f = None
+        # One open: check the file, select, and read the fields when preloading.
+        with _checked_file(path) as (handle, info):
+            self.info = info
+            self._set_selection(samples, frames, steps)
+            self._set_forcing(forcing)
+            if preload == "auto":
+                preload = _fits_in_memory(info)
+            if preload:
+                self._u, self._c, self._f = _read_fields(handle, self.samples, self.frames)
+
+    def _set_forcing(self, forcing: bool) -> None:
         if forcing and not self.info.has_forcing:
             raise ValueError(f"data file {self.path!r} has no forcing field /fields/f; use forcing=False "
                              f"(a model without the forcing channel) or a dataset with point sources")
         self.forcing = bool(forcing)
+
+    def _set_selection(self, samples, frames, steps) -> None:
         self.samples = _select(self.info.n_samples, samples, "samples")
         if frames is None:
             frames = self.info.n_frames
@@ -199,11 +248,21 @@ class WaveWindows(Dataset):
         if int(steps) != steps or not 1 <= steps <= self.frames - 2:
             raise ValueError(f"steps must be an integer in [1, {self.frames - 2}], got {steps}")
         self.steps = int(steps)
-        self._handle = None
-        self._pid = None
-        self._u = self._c = self._f = None
-        if preload:
-            self._u, self._c, self._f = self._read_all()
+
+    def with_steps(self, steps: int, forcing: bool | None = None) -> WaveWindows:
+        """The same file, selection and preloaded fields with ``steps`` target frames per window (and
+        the forcing channels on or off; unchanged by default).
+
+        Nothing is read again: the copy shares this one's checked sizes and arrays.
+        """
+        forcing = self.forcing if forcing is None else bool(forcing)
+        if int(steps) == self.steps and forcing == self.forcing:
+            return self
+        other = copy.copy(self)
+        other._handle = other._pid = None
+        other._set_selection(self.samples, self.frames, steps)
+        other._set_forcing(forcing)
+        return other
 
     @property
     def windows_per_sample(self) -> int:
@@ -232,12 +291,7 @@ class WaveWindows(Dataset):
 
     def _read_all(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         with h5py.File(self.path, "r") as handle:
-            u = np.stack([handle["fields/u"][s, : self.frames] for s in self.samples]).astype(np.float32)
-            c = np.stack([handle["fields/c"][s] for s in self.samples]).astype(np.float32)
-            f = None
-            if "fields/f" in handle:
-                f = np.stack([handle["fields/f"][s, : self.frames] for s in self.samples]).astype(np.float32)
-        return u, c, f
+            return _read_fields(handle, self.samples, self.frames)
 
     def trajectories(self) -> tuple[np.ndarray, np.ndarray]:
         """Return the selected fields: ``u`` (S, frames, ny, nx) and ``c`` (S, ny, nx), float32."""
@@ -275,25 +329,92 @@ class WaveWindows(Dataset):
         return x, y
 
 
-def _from_arrays(source) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    u, c = (np.asarray(a, dtype=np.float32) for a in source[:2])
-    if u.ndim != 4 or c.shape != (u.shape[0], *u.shape[2:]):
-        raise ValueError(f"trajectories must be u (S, F, ny, nx) and c (S, ny, nx), "
-                         f"got {u.shape} and {c.shape}")
-    f = None if len(source) == 2 or source[2] is None else np.asarray(source[2], dtype=np.float32)
-    if f is not None and f.shape != u.shape:
-        raise ValueError(f"forcing f must have the shape of u {u.shape}, got {f.shape}")
+def _read_fields(handle: h5py.File, samples: np.ndarray, frames: int):
+    """``u`` (S, frames, ny, nx), ``c`` (S, ny, nx) and the forcing ``f`` (S, frames, ny, nx) or None
+    of the rows ``samples``, float32."""
+    u = np.stack([handle["fields/u"][s, :frames] for s in samples]).astype(np.float32)
+    c = np.stack([handle["fields/c"][s] for s in samples]).astype(np.float32)
+    f = None
+    if "fields/f" in handle:
+        f = np.stack([handle["fields/f"][s, :frames] for s in samples]).astype(np.float32)
     return u, c, f
 
 
-def load_trajectories(source, *, samples=None, frames=None, with_forcing: bool = False):
-    """Return whole trajectories for rollouts.
+@dataclass(frozen=True)
+class Trajectories:
+    """Whole trajectories in memory, the one form rollouts and normalisation work on.
+
+    Attributes
+    ----------
+    u : ndarray, float32, shape (S, F, ny, nx)
+        Displacement frames (m).
+    c : ndarray, float32, shape (S, ny, nx)
+        Wave speed (m/s).
+    h, frame_dt : float
+        Grid spacing (m) and time between frames (s); NaN when unknown (arrays given directly).
+    f : ndarray, float32, shape (S, F, ny, nx), or None
+        The frame forcing (the sources' share of each frame's second difference), when the data
+        have one.
+    """
+
+    u: np.ndarray
+    c: np.ndarray
+    h: float = math.nan
+    frame_dt: float = math.nan
+    f: np.ndarray | None = None
+
+    def select(self, samples=None, frames=None) -> Trajectories:
+        """A copy holding the selected samples and the first ``frames`` frames (as :class:`WaveWindows`)."""
+        rows = _select(self.u.shape[0], samples, "samples")
+        if frames is None:
+            frames = self.u.shape[1]
+        if not 3 <= int(frames) <= self.u.shape[1]:
+            raise ValueError(f"frames must be in [3, {self.u.shape[1]}], got {frames}")
+        f = None if self.f is None else self.f[rows, : int(frames)]
+        return Trajectories(self.u[rows, : int(frames)], self.c[rows], self.h, self.frame_dt, f)
+
+
+def as_trajectories(data, *, samples=None, frames=None) -> Trajectories:
+    """Return rollout data as :class:`Trajectories`: the one place its accepted forms are told apart.
 
     Parameters
     ----------
-    source : path-like, WaveWindows or tuple (u, c) or (u, c, f)
+    data : path-like, WaveWindows, Trajectories or tuple (u, c) or (u, c, f)
+        A dataset file (opened and checked once), a window dataset (its selection and its file's
+        spacing, nothing reopened), trajectories, or arrays ``u`` (S, F, ny, nx), ``c`` (S, ny, nx)
+        and optionally the forcing ``f`` (S, F, ny, nx) or None.
+    samples, frames
+        Further selection, as in :class:`WaveWindows` (applied after the source's own).
+    """
+    if isinstance(data, Trajectories):
+        return data.select(samples, frames)
+    if isinstance(data, WaveWindows):
+        u, c, f = data.fields()
+        return Trajectories(u, c, data.info.h, data.info.frame_dt, f).select(samples, frames)
+    if isinstance(data, str | os.PathLike):
+        windows = WaveWindows(data, samples=samples, frames=frames, preload=True)
+        return Trajectories(windows._u, windows._c, windows.info.h, windows.info.frame_dt, windows._f)
+    if isinstance(data, tuple | list) and len(data) in (2, 3):
+        u, c = (np.asarray(a, dtype=np.float32) for a in data[:2])
+        if u.ndim != 4 or c.shape != (u.shape[0], *u.shape[2:]):
+            raise ValueError(f"trajectories must be u (S, F, ny, nx) and c (S, ny, nx), "
+                             f"got {u.shape} and {c.shape}")
+        f = None if len(data) == 2 or data[2] is None else np.asarray(data[2], dtype=np.float32)
+        if f is not None and f.shape != u.shape:
+            raise ValueError(f"forcing f must have the shape of u {u.shape}, got {f.shape}")
+        return Trajectories(u, c, f=f).select(samples, frames)
+    raise ValueError(f"data must be a file path, a WaveWindows, a Trajectories or a (u, c) tuple, "
+                     f"got {type(data).__name__}")
+
+
+def load_trajectories(source, *, samples=None, frames=None, with_forcing: bool = False):
+    """Return whole trajectories for rollouts (the arrays of :func:`as_trajectories`).
+
+    Parameters
+    ----------
+    source : path-like, WaveWindows, Trajectories or tuple (u, c) or (u, c, f)
         A dataset file, a window dataset (its selection is used), or arrays ``u`` (S, F, ny, nx),
-        ``c`` (S, ny, nx) and optionally the forcing ``f`` (S, F, ny, nx).
+        ``c`` (S, ny, nx) and optionally the forcing ``f``.
     samples, frames
         Further selection, as in :class:`WaveWindows` (applied after the source's own).
     with_forcing : bool
@@ -305,24 +426,8 @@ def load_trajectories(source, *, samples=None, frames=None, with_forcing: bool =
     c : ndarray, float32, shape (S, ny, nx)
     f : ndarray, float32, shape (S, F, ny, nx), or None (only with ``with_forcing``)
     """
-    if isinstance(source, tuple | list) and len(source) in (2, 3):
-        u, c, f = _from_arrays(source)
-    elif isinstance(source, WaveWindows):
-        u, c, f = source.fields()
-    elif isinstance(source, str | os.PathLike):
-        u, c, f = WaveWindows(source).fields()
-    else:
-        raise ValueError(f"data must be a file path, a WaveWindows or a (u, c) tuple, "
-                         f"got {type(source).__name__}")
-    rows = _select(u.shape[0], samples, "samples")
-    if frames is None:
-        frames = u.shape[1]
-    if not 3 <= int(frames) <= u.shape[1]:
-        raise ValueError(f"frames must be in [3, {u.shape[1]}], got {frames}")
-    out = (u[rows, : int(frames)], c[rows])
-    if with_forcing:
-        return (*out, None if f is None else f[rows, : int(frames)])
-    return out
+    traj = as_trajectories(source, samples=samples, frames=frames)
+    return (traj.u, traj.c, traj.f) if with_forcing else (traj.u, traj.c)
 
 
 @dataclass(frozen=True)
@@ -378,34 +483,29 @@ class Normalisation:
 
     @classmethod
     def from_dataset(cls, data) -> Normalisation:
-        """Compute the scales from a training split: a path, a :class:`WaveWindows` or ``(u, c)``."""
-        if isinstance(data, str | os.PathLike | WaveWindows | tuple | list):
-            return cls.from_arrays(*load_trajectories(data))
-        raise ValueError(f"cannot compute normalisation from {type(data).__name__}; pass a path, "
-                         f"a WaveWindows or (u, c) arrays")
+        """Compute the scales from a training split: anything :func:`as_trajectories` accepts."""
+        traj = as_trajectories(data)
+        return cls.from_arrays(traj.u, traj.c)
 
 
-def as_windows(data, *, preload: bool | str = "auto", steps: int = 1,
-               forcing: bool = False) -> WaveWindows | Dataset:
-    """Return ``data`` as a window dataset: a path becomes a :class:`WaveWindows`.
+def as_windows(data, *, preload: bool | str = "auto", steps: int = 1, forcing: bool = False) -> Dataset:
+    """Return training data as a window dataset: the one place its accepted forms are told apart.
 
-    With ``preload="auto"`` a file whose selected fields take less than 512 MiB is read into memory.
-    ``forcing``: windows carry the frame forcing (see :class:`WaveWindows`).
+    Parameters
+    ----------
+    data : path-like, WaveWindows or torch Dataset
+        A path becomes a :class:`WaveWindows` (the file opened once; with ``preload="auto"`` read
+        into memory when its fields take less than 512 MiB); a :class:`WaveWindows` with another
+        ``steps`` is re-windowed without reading again; any other ``Dataset`` is used as it is.
+    steps : int
+        Target frames per window.
+    forcing : bool
+        Windows carry the frame forcing (:class:`WaveWindows`); another ``Dataset`` must already.
     """
     if isinstance(data, str | os.PathLike):
-        if preload == "auto":
-            info = read_info(data)
-            fields = 2 if info.has_forcing else 1
-            preload = fields * info.n_samples * info.n_frames * info.ny * info.nx * 4 < 512 * 2**20
-        return WaveWindows(data, preload=bool(preload), steps=steps, forcing=forcing)
-    if isinstance(data, WaveWindows) and (data.steps != steps or data.forcing != bool(forcing)):
-        return WaveWindows(data.path, samples=data.samples, frames=data.frames,
-                           preload=data._u is not None, steps=steps, forcing=forcing)
+        return WaveWindows(data, preload=preload, steps=steps, forcing=forcing)
+    if isinstance(data, WaveWindows):
+        return data.with_steps(steps, forcing)
     if isinstance(data, Dataset):
         return data
     raise ValueError(f"training data must be a file path or a torch Dataset, got {type(data).__name__}")
-
-
-def select_samples(n: int, selection: Sequence[int] | int | slice | None) -> np.ndarray:
-    """Indices picked by a ``samples`` argument (see :class:`WaveWindows`)."""
-    return _select(n, selection, "samples")

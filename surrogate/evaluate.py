@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from surrogate.data import WaveWindows, load_trajectories, read_info
+from surrogate.data import as_trajectories
 
 BANDS = {"band_low": (0.0, 1.0 / 3.0), "band_mid": (1.0 / 3.0, 2.0 / 3.0), "band_high": (2.0 / 3.0, 10.0)}
 
@@ -63,14 +63,6 @@ class Rollout:
     frame_dt: float = math.nan
 
 
-def _file_spacing(data) -> tuple[float, float]:
-    path = data.path if isinstance(data, WaveWindows) else data
-    if isinstance(path, tuple | list):
-        return math.nan, math.nan
-    info = read_info(path)
-    return info.h, info.frame_dt
-
-
 def rollout(model: torch.nn.Module, data, horizon: int | None = None, *, samples=None,
             batch_size: int = 32, h: float | None = None, frame_dt: float | None = None,
             start: int = 0) -> Rollout:
@@ -81,8 +73,8 @@ def rollout(model: torch.nn.Module, data, horizon: int | None = None, *, samples
     model : Stepper
         Any module mapping (N, 3, ny, nx) ``(u^{n-1}, u^n, c)`` to (N, 1, ny, nx) ``u^{n+1}``; with
         ``model.forcing`` (N, 4, ny, nx), the fourth channel the frame forcing ``f^n``.
-    data : path-like, WaveWindows or (u, c) or (u, c, f)
-        Trajectories, see :func:`surrogate.data.load_trajectories`.
+    data : path-like, WaveWindows, Trajectories, (u, c) or (u, c, f)
+        Trajectories, see :func:`surrogate.data.as_trajectories` (a path is opened once).
     horizon : int, optional
         Frames to predict, in [1, n_frames - 2]; all available by default.
     samples : int, slice or sequence, optional
@@ -95,7 +87,8 @@ def rollout(model: torch.nn.Module, data, horizon: int | None = None, *, samples
         Start from the true frames ``u^start, u^{start+1}`` (default 0). Datasets whose sources
         start from rest hold near-zero first frames, on which relative errors mean little.
     """
-    u, c, f = load_trajectories(data, samples=samples, with_forcing=True)
+    traj = as_trajectories(data, samples=samples)
+    u, c, f = traj.u, traj.c, traj.f
     forcing = bool(getattr(model, "forcing", False))
     if forcing and f is None:
         raise ValueError("the model takes the frame forcing but the data have none (/fields/f)")
@@ -109,10 +102,8 @@ def rollout(model: torch.nn.Module, data, horizon: int | None = None, *, samples
         raise ValueError(f"horizon must be an integer in [1, {n_frames - 2}] for this data and start, "
                          f"got {horizon}")
     horizon = int(horizon)
-    if h is None or frame_dt is None:
-        file_h, file_dt = _file_spacing(data)
-        h = file_h if h is None else h
-        frame_dt = file_dt if frame_dt is None else frame_dt
+    h = traj.h if h is None else h
+    frame_dt = traj.frame_dt if frame_dt is None else frame_dt
     was_training = model.training
     model.eval()
     dev = next((p.device for p in model.parameters()), torch.device("cpu"))

@@ -8,11 +8,15 @@ checkpoint=None, progress=False) -> history``
     ``X_mask``): only ``X_orig`` is optimised, so pruned entries stay pruned. Each call makes a
     fresh optimiser (so rewinding and re-fitting starts clean) unless it resumes from ``checkpoint``.
     The model's normalisation is computed from ``train_data`` when not yet set.
-``train(train_data, val_data, out, *, conv="dense", rank=None, width=32, depth=3, kernel_size=5,
-seed=0, overwrite=False, checkpoint=None, progress=False, forcing=None, modes=16, **fit_options)
--> Stepper``
-    Build, fit and save (the command line path). The module itself is callable as this function:
-    ``surrogate.train(...)`` is ``surrogate.train.train(...)``.
+``train_model(train_data, val_data, out, *, conv="dense", rank=None, width=32, depth=3,
+kernel_size=5, seed=0, overwrite=False, checkpoint=None, progress=False, forcing=None, modes=16,
+**fit_options) -> Stepper``
+    Build, fit and save a new model (what ``jamwave surrogate train`` runs).
+
+Data: ``train_data`` goes through :func:`surrogate.data.as_windows` and ``val_data`` through
+:func:`surrogate.data.as_trajectories` once, at the start of :func:`fit`; a file is opened and
+checked there and not again (pass a :class:`~surrogate.data.WaveWindows` and a
+:class:`~surrogate.data.Trajectories` to reuse them across calls, as the pruning schedule does).
 
 Loss: mean squared error of ``(u_hat^{n+j} - u^{n+j}) / du_scale`` over windows and the ``unroll``
 steps ``j = 1 .. unroll`` of an autoregressive unroll from the true ``u^{n-1}, u^n`` (backpropagated
@@ -42,14 +46,13 @@ import math
 import os
 import sys
 import time
-import types
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
-from jamwave.files import atomic_path, check_writable
-from surrogate.data import Normalisation, WaveWindows, as_windows, load_trajectories, read_info
+from jamcommon.files import atomic_path, check_writable
+from surrogate.data import Normalisation, WaveWindows, as_trajectories, as_windows, read_info
 from surrogate.evaluate import rollout, rollout_metrics
 from surrogate.io import save
 from surrogate.models import build_model
@@ -92,6 +95,59 @@ def _unrolled_loss(model, x, y, du_scale: float, u_noise: float) -> torch.Tensor
     return loss / y.shape[1]
 
 
+def _check_fit_arguments(*, epochs, lr, batch_size, patience, lr_patience, num_workers, unroll, noise,
+                         lr_factor, windows_per_epoch=None, min_delta=0.0) -> None:
+    if windows_per_epoch is not None:
+        _check_positive("windows_per_epoch", windows_per_epoch, integer=True)
+    EarlyStopping(patience, min_delta)  # checks both
+    _check_positive("epochs", epochs, integer=True)
+    _check_positive("lr", lr)
+    _check_positive("batch_size", batch_size, integer=True)
+    _check_positive("patience", patience, integer=True)
+    _check_positive("lr_patience", lr_patience, integer=True, allow_zero=True)
+    _check_positive("num_workers", num_workers, integer=True, allow_zero=True)
+    _check_positive("unroll", unroll, integer=True)
+    _check_positive("noise", noise, allow_zero=True)
+    if not 0 < lr_factor < 1:
+        raise ValueError(f"lr_factor must be in (0, 1), got {lr_factor}")
+
+
+def _resume(checkpoint, model, optimiser, scheduler, history: dict):
+    """Load ``checkpoint`` into model, optimiser and scheduler if it exists.
+
+    Returns ``(history, best_state, bad_epochs, start_epoch)``: the fresh ``history`` and epoch 0
+    when there is nothing to resume.
+    """
+    if checkpoint is None or not Path(checkpoint).is_file():
+        return history, None, 0, 0
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if set(state["model"]) != set(model.state_dict()):
+        raise ValueError(f"checkpoint {str(checkpoint)!r} belongs to another model; delete it "
+                         f"or pass another checkpoint path")
+    model.load_state_dict(state["model"])
+    optimiser.load_state_dict(state["optimiser"])
+    scheduler.load_state_dict(state["scheduler"])
+    history = state["history"]
+    return history, state["best_state"], state["bad_epochs"], len(history["epoch"])
+
+
+def _prepare_data(model, train_data, val_data, val_samples, unroll: int):
+    """The training windows and validation trajectories, opened once; sets the normalisation."""
+    forcing = bool(getattr(model, "forcing", False))
+    dataset = as_windows(train_data, steps=unroll, forcing=forcing)
+    if len(dataset) == 0:
+        raise ValueError("training data holds no windows")
+    if hasattr(model, "normalised") and not bool(model.normalised):
+        if not isinstance(dataset, WaveWindows):
+            raise ValueError(f"cannot compute normalisation from {type(dataset).__name__}; pass a path "
+                             f"or a WaveWindows, or a model whose normalisation is set")
+        model.set_normalisation(Normalisation.from_arrays(*dataset.trajectories()))
+    val = None if val_data is None else as_trajectories(val_data, samples=val_samples)
+    if forcing and val is not None and val.f is None:
+        raise ValueError("the model takes the frame forcing but the validation data have none (/fields/f)")
+    return dataset, val
+
+
 def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, lr: float = 1e-3,
         batch_size: int = 16, seed: int = 0, patience: int = 5, val_horizon: int | None = None,
         val_samples=None, unroll: int = 1, noise: float = 0.0, lr_factor: float = 0.5,
@@ -105,9 +161,10 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, 
     ----------
     model : WaveSurrogate
     train_data : path-like or Dataset
-        Training windows (a ``jamwave.wave2d/1`` file or a :class:`~surrogate.data.WaveWindows`).
-    val_data : path-like, WaveWindows, (u, c) or None
-        Validation trajectories for the rollout error.
+        Training windows (a ``jamwave.wave2d/1`` file or a :class:`~surrogate.data.WaveWindows`;
+        see :func:`surrogate.data.as_windows`).
+    val_data : path-like, WaveWindows, Trajectories, (u, c) or None
+        Validation trajectories for the rollout error (see :func:`surrogate.data.as_trajectories`).
     epochs : int
         Maximum epochs (total, counting those done before a resume).
     lr : float
@@ -122,8 +179,6 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, 
         Rollout length for validation (all available frames by default).
     val_samples : optional
         Validation samples used (all by default).
-    val_start : int
-        First context frame of the validation rollouts (:func:`surrogate.evaluate.rollout`).
     unroll : int
         Autoregressive steps per training window (1: next-frame teacher forcing).
     noise : float
@@ -136,41 +191,20 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, 
         Show a tqdm bar over epochs.
     num_workers : int
         DataLoader worker processes (each opens its own file handle).
-    windows_per_epoch : int, optional
-        Train each epoch on this many windows drawn (without replacement, seeded by the epoch) from
-        all windows; all windows by default. Makes the cost of an epoch independent of the data size.
-    min_delta : float
-        Relative improvement of the validation metric that resets the patience
-        (:class:`surrogate.stopping.EarlyStopping`).
+    windows_per_epoch, min_delta, val_start
+        Windows per epoch (a seeded random subset; all by default); relative improvement that
+        resets the patience; first context frame of the validation rollouts.
     device : str, optional
         Train on this torch device (e.g. ``"cuda"``); the model is moved there.
     """
-    _check_positive("epochs", epochs, integer=True)
-    _check_positive("lr", lr)
-    _check_positive("batch_size", batch_size, integer=True)
-    _check_positive("patience", patience, integer=True)
-    _check_positive("lr_patience", lr_patience, integer=True, allow_zero=True)
-    _check_positive("num_workers", num_workers, integer=True, allow_zero=True)
-    _check_positive("unroll", unroll, integer=True)
-    _check_positive("noise", noise, allow_zero=True)
-    if windows_per_epoch is not None:
-        _check_positive("windows_per_epoch", windows_per_epoch, integer=True)
-    EarlyStopping(patience, min_delta)  # checks both
-    if not 0 < lr_factor < 1:
-        raise ValueError(f"lr_factor must be in (0, 1), got {lr_factor}")
+    _check_fit_arguments(epochs=epochs, lr=lr, batch_size=batch_size, patience=patience,
+                         lr_patience=lr_patience, num_workers=num_workers, unroll=unroll, noise=noise,
+                         lr_factor=lr_factor, windows_per_epoch=windows_per_epoch, min_delta=min_delta)
     if device is not None:
         model.to(device)
-    dataset = as_windows(train_data, steps=int(unroll), forcing=bool(getattr(model, "forcing", False)))
-    if len(dataset) == 0:
-        raise ValueError("training data holds no windows")
-    if hasattr(model, "normalised") and not bool(model.normalised):
-        source = dataset if isinstance(dataset, WaveWindows) else train_data
-        model.set_normalisation(Normalisation.from_dataset(source))
+    dataset, val = _prepare_data(model, train_data, val_data, val_samples, int(unroll))
     du_scale = float(getattr(model, "du_scale", 1.0))
     u_noise = float(noise) * float(getattr(model, "u_scale", 1.0))
-    forcing = bool(getattr(model, "forcing", False))
-    val = None if val_data is None else load_trajectories(val_data, samples=val_samples,
-                                                          with_forcing=forcing)
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.Adam(params, lr=lr)
@@ -178,26 +212,13 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, 
                                                            patience=lr_patience, min_lr=min_lr)
     settings = {"epochs": int(epochs), "lr": float(lr), "batch_size": int(batch_size), "seed": int(seed),
                 "patience": int(patience), "val_horizon": val_horizon, "unroll": int(unroll),
-                "noise": float(noise), "lr_factor": float(lr_factor),
-                "lr_patience": int(lr_patience), "min_lr": float(min_lr),
-                "windows_per_epoch": windows_per_epoch, "min_delta": float(min_delta),
-                "val_start": int(val_start)}
+                "noise": float(noise), "lr_factor": float(lr_factor), "lr_patience": int(lr_patience),
+                "min_lr": float(min_lr), "windows_per_epoch": windows_per_epoch,
+                "min_delta": float(min_delta), "val_start": int(val_start)}
     history = {"epoch": [], "train_loss": [], "val_nrmse": [], "lr": [], "seconds": [],
                "best_epoch": None, "best_val_nrmse": math.inf, "stopped_early": False,
                "settings": settings}
-    best_state = None
-    bad_epochs = 0
-    start = 0
-    if checkpoint is not None and Path(checkpoint).is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        if set(state["model"]) != set(model.state_dict()):
-            raise ValueError(f"checkpoint {str(checkpoint)!r} belongs to another model; delete it "
-                             f"or pass another checkpoint path")
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        scheduler.load_state_dict(state["scheduler"])
-        history, best_state, bad_epochs = state["history"], state["best_state"], state["bad_epochs"]
-        start = len(history["epoch"])
+    history, best_state, bad_epochs, start = _resume(checkpoint, model, optimiser, scheduler, history)
 
     # Seeded epochs draw from torch's global generator; keep the caller's generator state intact.
     with torch.random.fork_rng(devices=[]):
@@ -206,13 +227,12 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, 
         return _run(model, dataset, val, optimiser, scheduler, history, best_state, stopper, start,
                     epochs=epochs, batch_size=batch_size, seed=seed, windows_per_epoch=windows_per_epoch,
                     val_horizon=val_horizon, val_start=val_start, du_scale=du_scale, u_noise=u_noise,
-                    checkpoint=checkpoint,
-                    progress=progress, num_workers=num_workers)
+                    checkpoint=checkpoint, progress=progress, num_workers=num_workers)
 
 
 def _run(model, dataset, val, optimiser, scheduler, history, best_state, stopper, start, *, epochs,
-         batch_size, seed, windows_per_epoch, val_horizon, val_start, du_scale, u_noise, checkpoint, progress,
-         num_workers):
+         batch_size, seed, windows_per_epoch, val_horizon, val_start, du_scale, u_noise, checkpoint,
+         progress, num_workers):
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     bar = None
     if progress:
@@ -272,11 +292,11 @@ def _run(model, dataset, val, optimiser, scheduler, history, best_state, stopper
     return history
 
 
-def train(train_data, val_data, out: str | os.PathLike, *, conv: str = "dense", rank: int | None = None,
-          width: int = 32, depth: int = 3, kernel_size: int = 5, seed: int = 0, overwrite: bool = False,
-          checkpoint: str | os.PathLike | None = None, progress: bool = False,
-          forcing: bool | None = None, modes: int = 16, **fit_options):
-    """Build a model, :func:`fit` it and save it to ``out``; return the model.
+def train_model(train_data, val_data, out: str | os.PathLike, *, conv: str = "dense",
+                rank: int | None = None, width: int = 32, depth: int = 3, kernel_size: int = 5,
+                seed: int = 0, overwrite: bool = False, checkpoint: str | os.PathLike | None = None,
+                progress: bool = False, forcing: bool | None = None, modes: int = 16, **fit_options):
+    """Build a new model, :func:`fit` it and save it to ``out``; return the model.
 
     ``conv`` is any of :data:`surrogate.models.ARCHITECTURES` (``modes``: the FNO's Fourier modes).
     ``forcing=None`` gives the model the forcing channel when the training file has one.
@@ -294,13 +314,3 @@ def train(train_data, val_data, out: str | os.PathLike, *, conv: str = "dense", 
     save(model, out, overwrite=overwrite)
     checkpoint.unlink(missing_ok=True)
     return model
-
-
-class _CallableModule(types.ModuleType):
-    """Lets ``surrogate.train(...)`` call :func:`train` while ``surrogate.train.fit`` stays reachable."""
-
-    def __call__(self, *args, **kwargs):
-        return train(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -72,7 +72,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from jamwave.files import check_writable
+from jamcommon.files import check_writable
 from wavefe.samples import SPLITS, DatasetConfig, simulate
 
 SCHEMA = "jamwave.wave2d/1"
@@ -83,7 +83,7 @@ FORCING_MEANING = ("f[s, n] = sum_{|j| < k} (k - |j|) dt^2 (M + dt/2 C)^-1 b(t_{
 
 def _version() -> str:
     try:
-        from jamwave import __version__
+        from jamcommon import __version__
     except ImportError:  # pragma: no cover
         __version__ = "unknown"
     return f"jamwave.wavefe {__version__}"
