@@ -187,3 +187,22 @@ def test_inference_activation_bytes_counts_live_intermediates():
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 1), torch.nn.Conv2d(8, 8, 1))
     got = costs.inference_activation_bytes(model, 10, 10)
     assert got == 2 * 8 * 10 * 10 * 4
+
+
+@pytest.mark.slow  # the CLI path end to end (imports, training, plot): 90 s on the loaded 2-core machine
+def test_cli_trains_a_forcing_unet_and_reports_per_frame_errors(ricker_files, tmp_path, capsys):
+    import json
+
+    from jamwave.cli import main
+
+    train, val = ricker_files
+    out = tmp_path / "unet.pt"
+    assert main(["surrogate", "train", "--data", train, "--val", val, "--out", str(out), "--conv", "unet",
+                 "--width", "4", "--depth", "1", "--epochs", "1"]) == 0
+    assert load(out).forcing  # auto: the training file has /fields/f
+    metrics = tmp_path / "m.json"
+    assert main(["surrogate", "evaluate", "--model", str(out), "--data", val, "--out", str(metrics),
+                 "--horizon", "20", "--repeats", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "per predicted frame (1..20)" in printed
+    assert len(json.loads(metrics.read_text())["rel_l2_per_step"]) == 20
