@@ -10,14 +10,16 @@ materials come from jammed packings. Protocol:
    nRMSE: the best rank with at least 5x fewer parameters than dense, and the best rank overall.
 2. Seeds ``--seeds`` (>= 5 by default) for dense, the chosen CP ranks, FNO and U-Net.
 
-Budget rule, identical for every model: Adam (lr, plateau halving), ``--windows-per-epoch`` windows
-per epoch, batch, input noise, at most ``--epochs`` epochs, early stopping on the validation rollout
-nRMSE with ``--patience`` epochs and relative ``--min-delta``; the best validation epoch is kept (the
-epoch each run stopped at is reported). Scores: rollouts of ``--horizon`` frames from the true frames
-``--start``, ``--start + 1`` (Ricker sources start from rest: the first frames are near zero), test nRMSE,
-VRMSE and error at the last frame, mean and 95 % Student-t interval over seeds; parameters (a complex
-FNO weight counts twice), multiply-adds (FFTs estimated), training and inference activation memory,
-time per frame; a Pareto figure; wavefe's solver per simulated time unit and the break-even stride.
+Budget rule, identical for every model: Adam (lr, plateau halving), ``--windows-per-epoch`` windows per
+epoch, batch, input noise, at most ``--epochs`` epochs, early stopping on the validation rollout nRMSE
+with ``--patience`` epochs and relative ``--min-delta``, never before ``--min-epochs`` (the rollout
+error of an autoregressive model can rise early in training before it falls); the best validation epoch
+is kept (the epoch each run stopped at is reported). Scores: rollouts of ``--horizon`` frames from the
+true frames ``--start``, ``--start + 1`` (Ricker sources start from rest: the first frames are near
+zero), test nRMSE, VRMSE and error at the last frame, mean and 95 % Student-t interval over seeds;
+parameters (a complex FNO weight counts twice), multiply-adds (FFTs estimated), training and inference
+activation memory, time per frame; a Pareto figure; wavefe's solver per simulated time unit and the
+break-even stride.
 
     python -m benchmarks.surrogate_compression                 # the full study (see RESULTS.md for time)
     python -m benchmarks.surrogate_compression --preset quick  # minutes: proves the pipeline only
@@ -40,16 +42,16 @@ PRESETS = {
     "full": dict(grid=64, frames=32, start=8, horizon=22, save_every=8, train=100, val=8, test=20,
                  granular_test=20, width=16, depth=2, kernel_size=5, ranks=[1, 2, 3, 4],
                  fno_width=12, fno_depth=4, fno_modes=12, unet_width=8, unet_depth=2, epochs=40,
-                 patience=6, windows_per_epoch=256, seeds=[0, 1, 2, 3, 4], packing_n=400),
+                 min_epochs=12, patience=6, windows_per_epoch=192, seeds=[0, 1, 2, 3, 4], packing_n=400),
     # Minutes: proves the pipeline; its numbers say nothing about the goals.
     "quick": dict(grid=32, frames=32, start=8, horizon=22, save_every=4, train=12, val=3, test=4,
                   granular_test=4, width=12, depth=1, kernel_size=5, ranks=[1, 2], fno_width=8,
-                  fno_depth=2, fno_modes=8, unet_width=4, unet_depth=2, epochs=10, patience=4,
-                  windows_per_epoch=256, seeds=[0, 1], packing_n=200),
+                  fno_depth=2, fno_modes=8, unet_width=4, unet_depth=2, epochs=12, min_epochs=8,
+                  patience=3, windows_per_epoch=256, seeds=[0, 1], packing_n=200),
     "gpu": dict(grid=128, frames=42, start=8, horizon=32, save_every=8, train=400, val=40, test=50,
                 granular_test=50, width=32, depth=3, kernel_size=5, ranks=[1, 2, 3, 4, 6, 8],
                 fno_width=32, fno_depth=4, fno_modes=16, unet_width=16, unet_depth=3, epochs=200,
-                patience=15, windows_per_epoch=4096, seeds=[0, 1, 2, 3, 4], packing_n=2000),
+                min_epochs=30, patience=15, windows_per_epoch=4096, seeds=[0, 1, 2, 3, 4], packing_n=2000),
 }
 
 
@@ -63,7 +65,7 @@ def parse_args(argv) -> dict:
                    help="sizes (default full; gpu with --device cuda); the flags below override it")
     for name in ("grid", "frames", "start", "horizon", "save_every", "train", "val", "test", "granular_test",
                  "width", "depth", "kernel_size", "fno_width", "fno_depth", "fno_modes", "unet_width",
-                 "unet_depth", "epochs", "patience", "windows_per_epoch", "packing_n"):
+                 "unet_depth", "epochs", "min_epochs", "patience", "windows_per_epoch", "packing_n"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=None)
     p.add_argument("--ranks", type=_int_list, default=None, help="CP ranks tried in the selection")
     p.add_argument("--seeds", type=_int_list, default=None)

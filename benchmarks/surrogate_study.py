@@ -131,6 +131,7 @@ def train_one(a: dict, paths: dict, conv: str, rank, seed: int, forcing: bool) -
     tick = time.perf_counter()
     history = surrogate.fit(model, windows, val, epochs=a["epochs"], lr=a["lr"], batch_size=a["batch_size"],
                             seed=seed, patience=a["patience"], min_delta=a["min_delta"],
+                            min_epochs=a["min_epochs"],
                             val_horizon=a["horizon"], val_start=a["start"], unroll=a["unroll"],
                             noise=a["noise"], windows_per_epoch=a["windows_per_epoch"], device=a["device"])
     seconds = time.perf_counter() - tick

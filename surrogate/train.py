@@ -96,10 +96,10 @@ def _unrolled_loss(model, x, y, du_scale: float, u_noise: float) -> torch.Tensor
 
 
 def _check_fit_arguments(*, epochs, lr, batch_size, patience, lr_patience, num_workers, unroll, noise,
-                         lr_factor, windows_per_epoch=None, min_delta=0.0) -> None:
+                         lr_factor, windows_per_epoch=None, min_delta=0.0, min_epochs=0) -> None:
     if windows_per_epoch is not None:
         _check_positive("windows_per_epoch", windows_per_epoch, integer=True)
-    EarlyStopping(patience, min_delta)  # checks both
+    EarlyStopping(patience, min_delta, min_epochs=min_epochs)  # checks the three
     _check_positive("epochs", epochs, integer=True)
     _check_positive("lr", lr)
     _check_positive("batch_size", batch_size, integer=True)
@@ -154,7 +154,7 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, 
         lr_patience: int = 2, min_lr: float = 1e-5,
         checkpoint: str | os.PathLike | None = None, progress: bool = False, num_workers: int = 0,
         windows_per_epoch: int | None = None, min_delta: float = 0.0, device: str | None = None,
-        val_start: int = 0) -> dict:
+        val_start: int = 0, min_epochs: int = 0) -> dict:
     """Train ``model`` in place; return the history (see the module docstring).
 
     Parameters
@@ -167,18 +167,15 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, 
         Validation trajectories for the rollout error (see :func:`surrogate.data.as_trajectories`).
     epochs : int
         Maximum epochs (total, counting those done before a resume).
-    lr : float
-        Initial Adam learning rate.
-    batch_size : int
+    lr, batch_size : float, int
+        Initial Adam learning rate; windows per step.
     seed : int
         Seeds the window order and the input noise of each epoch (the caller's global torch
         generator state is left as it was).
     patience : int
         Epochs without improvement of the validation metric before stopping.
-    val_horizon : int, optional
-        Rollout length for validation (all available frames by default).
-    val_samples : optional
-        Validation samples used (all by default).
+    val_horizon, val_samples : optional
+        Rollout length and samples of the validation (all available by default).
     unroll : int
         Autoregressive steps per training window (1: next-frame teacher forcing).
     noise : float
@@ -191,15 +188,17 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, 
         Show a tqdm bar over epochs.
     num_workers : int
         DataLoader worker processes (each opens its own file handle).
-    windows_per_epoch, min_delta, val_start
+    windows_per_epoch, min_delta, min_epochs, val_start
         Windows per epoch (a seeded random subset; all by default); relative improvement that
-        resets the patience; first context frame of the validation rollouts.
+        resets the patience; epochs before stopping may happen; first context frame of the
+        validation rollouts.
     device : str, optional
-        Train on this torch device (e.g. ``"cuda"``); the model is moved there.
+        Torch device to train on (e.g. ``"cuda"``); the model is moved there.
     """
     _check_fit_arguments(epochs=epochs, lr=lr, batch_size=batch_size, patience=patience,
                          lr_patience=lr_patience, num_workers=num_workers, unroll=unroll, noise=noise,
-                         lr_factor=lr_factor, windows_per_epoch=windows_per_epoch, min_delta=min_delta)
+                         lr_factor=lr_factor, windows_per_epoch=windows_per_epoch, min_delta=min_delta,
+                         min_epochs=min_epochs)
     if device is not None:
         model.to(device)
     dataset, val = _prepare_data(model, train_data, val_data, val_samples, int(unroll))
@@ -214,7 +213,7 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, 
                 "patience": int(patience), "val_horizon": val_horizon, "unroll": int(unroll),
                 "noise": float(noise), "lr_factor": float(lr_factor), "lr_patience": int(lr_patience),
                 "min_lr": float(min_lr), "windows_per_epoch": windows_per_epoch,
-                "min_delta": float(min_delta), "val_start": int(val_start)}
+                "min_delta": float(min_delta), "val_start": int(val_start), "min_epochs": int(min_epochs)}
     history = {"epoch": [], "train_loss": [], "val_nrmse": [], "lr": [], "seconds": [],
                "best_epoch": None, "best_val_nrmse": math.inf, "stopped_early": False,
                "settings": settings}
@@ -223,7 +222,7 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, 
     # Seeded epochs draw from torch's global generator; keep the caller's generator state intact.
     with torch.random.fork_rng(devices=[]):
         stopper = EarlyStopping(patience, min_delta, history["best_val_nrmse"], history["best_epoch"],
-                                bad_epochs)
+                                bad_epochs, min_epochs, len(history["epoch"]))
         return _run(model, dataset, val, optimiser, scheduler, history, best_state, stopper, start,
                     epochs=epochs, batch_size=batch_size, seed=seed, windows_per_epoch=windows_per_epoch,
                     val_horizon=val_horizon, val_start=val_start, du_scale=du_scale, u_noise=u_noise,

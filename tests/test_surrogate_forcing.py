@@ -162,6 +162,14 @@ def test_early_stopping_logic():
         EarlyStopping(patience=0)
     with pytest.raises(ValueError, match="min_delta"):
         EarlyStopping(patience=1, min_delta=1.0)
+    late = EarlyStopping(patience=1, min_epochs=4)
+    for epoch, metric in enumerate([1.0, 2.0, 3.0]):
+        late.update(epoch, metric)
+    assert late.bad_epochs == 2 and not late.stop  # three epochs seen, four required
+    late.update(3, 4.0)
+    assert late.stop and late.best_epoch == 0
+    with pytest.raises(ValueError, match="min_epochs"):
+        EarlyStopping(min_epochs=-1)
 
 
 def test_fit_stops_at_patience_and_keeps_best(ricker_files):
@@ -171,6 +179,10 @@ def test_fit_stops_at_patience_and_keeps_best(ricker_files):
                   val_horizon=4, windows_per_epoch=8)
     # lr 1e-9 cannot improve the metric by 50 %: epoch 0 is best, stop after 2 more.
     assert history["best_epoch"] == 0 and len(history["epoch"]) == 3 and history["stopped_early"]
+    model = build_model("dense", width=4, depth=0, kernel_size=3, seed=0, forcing=True)
+    history = fit(model, train, val, epochs=30, lr=1e-9, patience=2, min_delta=0.5, seed=0,
+                  val_horizon=4, windows_per_epoch=8, min_epochs=5)
+    assert len(history["epoch"]) == 5 and history["stopped_early"]
 
 
 def test_fno_saves_tensors_only(tmp_path):
