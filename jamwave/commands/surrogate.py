@@ -75,6 +75,9 @@ def _register_evaluate(sub) -> None:
                    help="frames to predict (default: all frames after the first two)")
     p.add_argument("--samples", type=bounded_int(1, 10**9), default=None,
                    help="use the first SAMPLES samples (default: all)")
+    p.add_argument("--start", type=bounded_int(0, 100000), default=0,
+                   help="roll out from the true frames START, START+1 (default 0; datasets with sources "
+                   "that start from rest have near-zero first frames)")
     p.add_argument("--png", default=None, help="figure to write (default: OUT with suffix .png)")
     p.add_argument("--repeats", type=bounded_int(1, 10000), default=20,
                    help="timing repeats for the seconds per frame (default 20)")
@@ -93,7 +96,7 @@ def _evaluate(args) -> int:
     check_writable(png, overwrite=args.force)
     model = load(args.model)
     metrics, result = evaluate(model, args.data, args.horizon, samples=args.samples,
-                               timing_repeats=args.repeats)
+                               timing_repeats=args.repeats, start=args.start)
     metrics = {"model": str(args.model), "data": str(args.data), "config": model.config, **metrics}
     atomic_write_text(args.out, json.dumps(metrics, indent=2), overwrite=args.force)
     plot_rollout(result, metrics, png, overwrite=args.force, title=f"{args.model} on {args.data}")
