@@ -189,6 +189,14 @@ def cost_line(a: dict, rows: list[dict]) -> list[dict]:
     return out
 
 
+def _relative(path: Path) -> str:
+    """``path`` relative to the results folder when inside it (no machine paths in results)."""
+    try:
+        return str(Path(path).resolve().relative_to(RESULTS_DIR))
+    except ValueError:
+        return Path(path).name
+
+
 def main(argv=None) -> Report:
     a = parse_args(argv)
     import numba
@@ -226,7 +234,7 @@ def main(argv=None) -> Report:
     print_table(costs)
     report = Report(a["name"], notes={"settings": {k: (str(v) if isinstance(v, Path) else v)
                                                    for k, v in a.items()},
-                                      "data": {k: str(v) for k, v in paths.items()},
+                                      "data": {k: _relative(v) for k, v in paths.items()},
                                       "chosen_ranks": ranks, "runs": runs, "cost_line": costs,
                                       "data_seconds": data_s, "total_seconds": time.perf_counter() - tick,
                                       "load_average_start": load_start,
