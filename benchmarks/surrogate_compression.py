@@ -164,6 +164,9 @@ def summarise(runs: list[dict]) -> list[dict]:
         for metric in ("nrmse", "vrmse", "rel_l2_final"):
             m, lo, hi = study.interval([r[f"test_{metric}"] for r in rs])
             row.update({f"test_{metric}": m, f"test_{metric}_lo": lo, f"test_{metric}_hi": hi})
+        per_frame = [sum(r["test_rel_l2_per_step"][t] for r in rs) / len(rs)
+                     for t in range(len(rs[0]["test_rel_l2_per_step"]))]
+        row["test_rel_l2_per_frame"] = per_frame
         if "granular_nrmse" in rs[0]:
             row["granular_nrmse"] = study.interval([r["granular_nrmse"] for r in rs])[0]
         row["vs_dense"] = row["test_nrmse"] / study.interval([r["test_nrmse"] for r in dense_runs])[0]
@@ -230,6 +233,11 @@ def main(argv=None) -> Report:
     print_table(rows, ["model", "seeds", "parameters", "fewer_params", "macs", "test_nrmse", "test_nrmse_lo",
                        "test_nrmse_hi", "vs_dense", "test_vrmse", "test_rel_l2_final", "granular_nrmse",
                        "stop_epochs", "ms_frame"])
+    print("test relative L2 error per predicted frame (mean over seeds), frames 1, 5, 10, 15, 20, last:")
+    for row in rows:
+        e = row["test_rel_l2_per_frame"]
+        print(f"  {row['model']:28s}", " ".join(f"{e[t]:.3g}" for t in sorted({0, 4, 9, 14, 19, len(e) - 1})
+                                               if t < len(e)))
     costs = cost_line(a, rows)
     print_table(costs)
     report = Report(a["name"], notes={"settings": {k: (str(v) if isinstance(v, Path) else v)
