@@ -33,9 +33,11 @@ from torch.nn.utils import prune
 
 from jamwave.files import OutputExistsError, atomic_path, atomic_write_text
 
+from .control import GaussianControl
 from .history import HISTORY_FORMAT, history_entry
 from .methods import METHODS, _exact_fraction, prune_model, remaining_weights
-from .pqi import SCOPES, check_pq, check_sap, masked_weight, prunable_parameters
+from .pqi import SCOPES, check_pq, check_sap, prunable_parameters
+from .scores import check_magnitude, importance_scores
 
 __all__ = ["CHECKPOINT_FORMAT", "prune_iteratively", "rewind"]
 
@@ -109,6 +111,14 @@ def _save_model(model: nn.Module, path: Path, history: dict) -> None:
             torch.save({"state_dict": model.state_dict(), "extra": {"pruning": history}}, tmp)
 
 
+def _prune_step(model: nn.Module, method: str, scope: str, scores, magnitude: str, hyper: dict) -> dict:
+    """One pruning step: one-shot ranks by its fixed ``scores``; the others by the current weights
+    (``plain``) or their CP-aware magnitude."""
+    if method != "oneshot" and magnitude != "plain":
+        scores = importance_scores(model, magnitude)
+    return prune_model(model, method, scope, importance_scores=scores, **hyper)
+
+
 def _config(method, scope, hyper, seed) -> dict:
     return {"method": method, "scope": scope, "hyper": hyper, "seed": int(seed)}
 
@@ -118,7 +128,8 @@ def prune_iteratively(model: nn.Module, data, method: str = "sap", scope: str = 
                       q: float = 1.0, eta_r: float = 0.0, gamma: float = 1.0, beta: float = 0.9,
                       amount: float = 0.2, seed: int = 0, horizon: int | None = None, train_fn=None,
                       eval_fn=None, train_options: dict | None = None, overwrite: bool = False,
-                      plot: bool = True, progress: bool = False) -> dict:
+                      plot: bool = True, progress: bool = False, magnitude: str = "plain",
+                      control: bool = True) -> dict:
     """Iteratively train, measure, prune and rewind ``model`` in place; return the history.
 
     Parameters
@@ -163,6 +174,12 @@ def prune_iteratively(model: nn.Module, data, method: str = "sap", scope: str = 
         Write ``pruning.png`` when the call ends.
     progress : bool
         Show a tqdm bar over iterations.
+    magnitude : {"plain", "cp-aware"}
+        Ranking (and, for SAP, PQ Index) scores: the weights, or the CP-aware kernel-contribution
+        magnitude of :mod:`.scores` (invariant to the scale ambiguity of CP factors).
+    control : bool
+        Record in each entry, under ``"control"``, the PQ Index of untrained Gaussian weights pruned
+        to the same counts per unit of ``scope`` (:class:`~.control.GaussianControl`).
 
     Returns
     -------
@@ -179,6 +196,7 @@ def prune_iteratively(model: nn.Module, data, method: str = "sap", scope: str = 
     check_pq(p, q)
     check_sap(eta_r, gamma, beta)
     _exact_fraction(amount)
+    check_magnitude(magnitude)
     try:
         train, val = data
     except (TypeError, ValueError):
@@ -194,6 +212,8 @@ def prune_iteratively(model: nn.Module, data, method: str = "sap", scope: str = 
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path, history_path = out / "checkpoint.pt", out / "history.json"
     config = _config(method, scope, hyper, seed)
+    if magnitude != "plain":  # absent for the default, so runs written before the option resume
+        config["magnitude"] = magnitude
 
     _reparametrise(model)
     if ckpt_path.is_file() and not overwrite:
@@ -203,6 +223,7 @@ def prune_iteratively(model: nn.Module, data, method: str = "sap", scope: str = 
                              f"({state.get('config')}); choose another output folder or pass --force")
         model.load_state_dict(state["model"])
         initial, scores = state["initial"], state["scores"]
+        twin = GaussianControl.from_state(state["control"]) if state.get("control") else None
         history = json.loads(state["history"])
         start = int(state["next_iteration"])
     else:
@@ -210,10 +231,13 @@ def prune_iteratively(model: nn.Module, data, method: str = "sap", scope: str = 
             raise OutputExistsError(f"{str(history_path)!r} exists without a checkpoint; pass --force "
                                     f"to start again")
         initial, scores, start = _initial_values(model), None, 0
+        twin = None
         sizes = {qn: total for qn, (_, total) in remaining_weights(model).items()}
         history = {"format": HISTORY_FORMAT, **config, "iterations": iterations, "sizes": sizes,
                    "total": sum(sizes.values()), "entries": [], "complete": False}
     history["iterations"] = iterations
+    if control and twin is None:  # the control is path-independent: a late start matches exactly
+        twin = GaussianControl(model, scope, seed=seed, p=p, q=q)
     history["complete"] = start > iterations
 
     bar = None
@@ -228,7 +252,7 @@ def prune_iteratively(model: nn.Module, data, method: str = "sap", scope: str = 
             if t > 0:
                 previous = history["entries"][t - 1]
                 if "pruned" not in previous:  # the run was complete before ``iterations`` was raised
-                    previous["pruned"] = prune_model(model, method, scope, importance_scores=scores, **hyper)
+                    previous["pruned"] = _prune_step(model, method, scope, scores, magnitude, hyper)
                     previous["pruned_total"] = sum(previous["pruned"].values())
                 rewind(model, initial)
             fit_ckpt = out / f"fit_iter_{t:02d}.pt"
@@ -237,21 +261,24 @@ def prune_iteratively(model: nn.Module, data, method: str = "sap", scope: str = 
             if "nrmse" not in metrics:
                 raise ValueError("eval_fn must return a dict with the key 'nrmse'")
             entry = history_entry(model, t, metrics, trained, p=p, q=q)
+            if twin is not None:
+                entry["control"] = twin.record(model)
             history["entries"] = history["entries"][:t] + [entry]
             history["complete"] = t == iterations
             if method == "oneshot" and scores is None:
-                scores = {qn: masked_weight(m, n).clone() for qn, m, n in prunable_parameters(model)}
+                scores = importance_scores(model, magnitude)
             _save_model(model, out / f"iter_{t:02d}.pt", history)
             if t == iterations:
                 _save_model(model, out / "model.pt", history)
             if t < iterations:
-                pruned = prune_model(model, method, scope, importance_scores=scores, **hyper)
+                pruned = _prune_step(model, method, scope, scores, magnitude, hyper)
                 entry["pruned"] = pruned
                 entry["pruned_total"] = sum(pruned.values())
             entry["seconds"] = time.perf_counter() - tick
             with atomic_path(ckpt_path, overwrite=True) as tmp:
                 torch.save({"format": CHECKPOINT_FORMAT, "config": config, "model": model.state_dict(),
                             "initial": initial, "scores": scores, "history": json.dumps(history),
+                            "control": None if twin is None else twin.state_dict(),
                             "next_iteration": t + 1}, tmp)
             atomic_write_text(history_path, json.dumps(history, indent=1), overwrite=True)
             fit_ckpt.unlink(missing_ok=True)
