@@ -66,7 +66,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--train", default=None, help="training split (default: generate into --data-dir)")
     p.add_argument("--val", default=None, help="validation split")
     p.add_argument("--test", default=None, help="test split (the best model's test nRMSE)")
-    p.add_argument("--data-dir", default=str(RESULTS_DIR / "pruning_study" / "data"))
+    p.add_argument("--data-dir", default=str(RESULTS_DIR / "scratch" / "pruning_study" / "data"))
     p.add_argument("--grid", type=int, default=24, help="cells per side of generated data (24)")
     p.add_argument("--frames", type=int, default=22, help="frames per generated sample (22)")
     p.add_argument("--save-every", type=int, default=2, help="solver steps per frame (2)")
@@ -98,7 +98,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="axes: vary eta_r at the first gamma and gamma at the first eta_r (the paper's "
                    "one-at-a-time ablation); cross: every pair")
     p.add_argument("--seeds", type=_ints, default=[0, 1, 2], help="comma-separated seeds (0,1,2)")
-    p.add_argument("--out", default=str(RESULTS_DIR / "pruning_study"))
+    p.add_argument("--out", default=str(RESULTS_DIR / "scratch" / "pruning_study"),
+                   help="run folders (checkpoints, models; under the git-ignored results/scratch)")
     p.add_argument("--name", default="pruning_study", help="results file benchmarks/results/<name>.json")
     p.add_argument("--skip-peer", action="store_true", help="skip the torch.nn.utils.prune comparison")
     p.add_argument("--peer-only", action="store_true", help="only the torch.nn.utils.prune comparison")
@@ -222,7 +223,9 @@ def run_one(args, data, conv: str, scope: str, magnitude: str, method: str, labe
            "test_nrmse": _test_nrmse(run_dir, s["best_iteration"], test, args.val_horizon),
            "fractions": [e["remaining_fraction"] for e in history["entries"]],
            "nrmse": [e["val_nrmse"] for e in history["entries"]],
-           "seconds": time.perf_counter() - tick}
+           # the run's own wall time (per-iteration seconds in its history), also after a resume
+           "seconds": sum(e.get("seconds", 0.0) for e in history["entries"]),
+           "seconds_this_call": time.perf_counter() - tick}
     return history, row
 
 
@@ -278,9 +281,10 @@ def main(argv=None) -> int:
     groups = aggregate(report.rows)
     report.notes["summary"] = groups
     report.notes["verdict_table"] = verdict_table(groups)
-    report.notes["claims"] = claims(report.rows, "plain")
+    report.notes["claims"] = claims(report.rows, "plain", args.tolerance)
     if "cp-aware" in args.magnitudes and "cp" in args.convs:
-        report.notes["claims_cp_aware"] = [c for c in claims(report.rows, "cp-aware") if c["conv"] == "cp"]
+        report.notes["claims_cp_aware"] = [c for c in claims(report.rows, "cp-aware", args.tolerance)
+                                           if c["conv"] == "cp"]
     print_table(report.notes["verdict_table"])
     print_table(report.notes["claims"] + report.notes.get("claims_cp_aware", []))
     report.notes["figures"] = _plots(args, histories)

@@ -301,3 +301,16 @@ def test_pq_index_of_scores_used_by_sap_is_scale_free():
     a = torch.cat([v.reshape(-1) for v in cp_aware_scores(net).values()])
     b = torch.cat([v.reshape(-1) for v in cp_aware_scores(scaled).values()])
     assert pq_index(a) == pytest.approx(pq_index(b), rel=1e-12)
+
+
+@pytest.mark.parametrize("scope, method", [("global", "lt"), ("layer", "sap"), ("neuron", "sap")])
+def test_thirty_iterations_run_to_high_sparsity(tmp_path, scope, method):
+    history = prune_iteratively(mlp(), (None, None), method, scope, 30, out=tmp_path,
+                                train_fn=lambda *a, **k: {}, eval_fn=lambda m, v: {"nrmse": 1.0},
+                                plot=False, gamma=3.0)
+    entries = history["entries"]
+    fractions = [e["remaining_fraction"] for e in entries]
+    assert len(entries) == 31 and fractions == sorted(fractions, reverse=True)
+    # untrained weights: SAP's steps shrink as the survivors' PQI falls (the control's effect)
+    assert fractions[-1] < (0.003 if method == "lt" else 0.7) and fractions[-1] < fractions[3]
+    assert all(e["control"]["remaining_total"] == e["remaining_total"] for e in entries)
