@@ -104,6 +104,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--skip-peer", action="store_true", help="skip the torch.nn.utils.prune comparison")
     p.add_argument("--peer-only", action="store_true", help="only the torch.nn.utils.prune comparison")
     p.add_argument("--peer-repeats", type=int, default=7)
+    p.add_argument("--data-only", action="store_true",
+                   help="only generate the data splits (before starting parallel study processes)")
     return p.parse_args(argv)
 
 
@@ -261,6 +263,9 @@ def _plots(args, histories: dict) -> list[str]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(1)
+    if args.data_only:
+        print(_data(args))
+        return 0
     report = Report(args.name)
     report.notes["settings"] = dict(vars(args))
     report.notes["loadavg_start"] = _load()
