@@ -2,7 +2,7 @@
 
 Layout (``format = "jamwave.pruning-history/1"``)::
 
-    {"format", "method", "scope", "hyper": {...}, "seed", "iterations",
+    {"format", "method", "scope", "hyper": {...}, "seed", ["magnitude",] "iterations",
      "sizes": {tensor: n_weights}, "total": n_prunable, "complete": bool,
      "entries": [                                   # one per trained model, t = 0 .. T
         {"iteration": t,
@@ -11,13 +11,18 @@ Layout (``format = "jamwave.pruning-history/1"``)::
                  "layer": {tensor: float},
                  "neuron": {tensor: [float per output row]},      # NaN written as null
                  "neuron_mean": {tensor: float}},
-         "val_nrmse": float, "metrics": {scalar rollout metrics}, "train": {scalar fit results},
+         "control": {same keys as "pqi", "remaining_total"},  # untrained Gaussian twin (.control)
+         "val_nrmse": float, "metrics": {scalar rollout metrics},
+         "train": {scalar fit results, "epochs": epochs run (when the fit history lists them)},
          "pruned": {tensor: int}, "pruned_total": int,   # pruned after training (absent at t = T)
          "seconds": float}
      ]}
 
 PQI values are those of the trained model of iteration ``t`` over its alive weights (with
-``p = q``'s of the run for SAP, the defaults 0.5 and 1 otherwise): the values SAP prunes from.
+``p = q``'s of the run for SAP, the defaults 0.5 and 1 otherwise): the values SAP prunes from
+(with ``magnitude="cp-aware"`` SAP prunes from the index of the CP-aware scores instead; the
+recorded values stay those of the weights). ``magnitude`` is present only when not ``"plain"``;
+``control`` only when the run records it (the default).
 """
 
 from __future__ import annotations
