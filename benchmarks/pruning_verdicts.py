@@ -20,12 +20,13 @@ scope and magnitude. :func:`claims` decides the paper's claims, per conv and sco
   below LT's mean - sd, not reproduced for the reverse, otherwise not resolved; also not resolved
   when a run has fewer than two pruned models in that common range.
 * **PQ Index decreases, increases, decreases** (for SAP and, as "a generic pruning procedure", for
-  LT): per run, the trained trajectory in the run's scope has the phases ``-+-``
-  (:func:`surrogate.pruning.pqi_trend`) and the untrained control of the same counts has no
-  increase. Reproduced when every seed shows it; not reproduced when no seed shows it although
-  every run went past the accuracy limit and stayed there (its last two models outside the
-  tolerance: the collapse where the paper places the last decrease, not one noisy retraining);
-  otherwise (runs that did not collapse, or seeds that disagree) not resolved.
+  LT): per run, the trained trajectory in the run's scope has exactly the phases ``-+-``
+  (:func:`surrogate.pruning.pqi_trend`; an oscillation such as ``-+-+-+`` is not the paper's single
+  rise) and the untrained control of the same counts has no increase. Reproduced when every seed
+  shows it; not reproduced when no seed shows it although every run went past the accuracy limit
+  and stayed there (its last two models outside the tolerance: the collapse where the paper places
+  the last decrease, not one noisy retraining); otherwise (runs that did not collapse, or seeds
+  that disagree) not resolved.
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def _collapsed(row: dict, tolerance: float) -> bool:
 
 
 def _pqi_story(runs: list[dict], tolerance: float) -> tuple[str, str]:
-    shows = ["-+-" in r["scope_trend"] and "+" not in (r.get("control_trend") or "") for r in runs]
+    shows = [r["scope_trend"] == "-+-" and "+" not in (r.get("control_trend") or "") for r in runs]
     collapsed = [_collapsed(r, tolerance) for r in runs]
     figures = ("trends " + " ".join(r["scope_trend"] or "." for r in runs) + "; control "
                + " ".join(r.get("control_trend") or "." for r in runs)

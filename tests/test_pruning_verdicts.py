@@ -61,6 +61,8 @@ def test_pqi_story_needs_all_seeds_a_flat_control_and_a_collapse_to_refute():
         "PQI decrease-increase-decrease (LT)"] == "not reproduced"
     control_rises = [dict(r, control_trend="-+") for r in sap]
     assert _verdicts(control_rises + lt)["PQI decrease-increase-decrease (SAP)"] == "not reproduced"
+    oscillating = [dict(r, scope_trend="-+-+-+") for r in sap]
+    assert _verdicts(oscillating + lt)["PQI decrease-increase-decrease (SAP)"] == "not reproduced"
     mixed = sap[:2] + [dict(sap[2], scope_trend="-")]
     assert _verdicts(mixed + lt)["PQI decrease-increase-decrease (SAP)"] == "not resolved"
 

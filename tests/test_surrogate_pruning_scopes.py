@@ -102,12 +102,12 @@ def test_global_scope_prunes_one_count_over_all_tensors():
 
 def test_fresh_control_is_gaussian_and_matches_counts_per_unit():
     model = nn.Sequential(nn.Linear(200, 100), nn.Linear(100, 3))
-    twin = GaussianControl(model, "neuron", seed=0)
+    twin = GaussianControl.from_model(model, "neuron", seed=0)
     record = twin.record(model)
     assert record["remaining_total"] == 200 * 100 + 300
     assert record["layer"]["0.weight"] == pytest.approx(GAUSSIAN_PQI, abs=0.01)
     for scope in ("layer", "neuron"):
-        twin = GaussianControl(model, scope, seed=0)
+        twin = GaussianControl.from_model(model, scope, seed=0)
         for _ in range(3):
             prune_model(model, "lt", scope)
             twin.record(model)
@@ -137,13 +137,13 @@ def test_control_trajectory_in_the_schedule(tmp_path):
     assert summary["control_pqi"] == control and summary["control_trend"] == "-"
     assert summary["best_epochs"] == 3 * (summary["best_iteration"] + 1)
     # the control does not depend on the path: one cut to the final counts gives the same record
-    once = GaussianControl(mlp(), "global", seed=0).record(model)
+    once = GaussianControl.from_model(mlp(), "global", seed=0).record(model)
     assert once == {k: v for k, v in entries[-1]["control"].items()}
 
 
 def test_control_state_round_trips_and_refuses_regrowth():
     model = mlp()
-    twin = GaussianControl(model, "layer", seed=3)
+    twin = GaussianControl.from_model(model, "layer", seed=3)
     prune_model(model, "lt", "layer")
     first = twin.record(model)
     again = GaussianControl.from_state(copy.deepcopy(twin.state_dict()))
@@ -151,7 +151,7 @@ def test_control_state_round_trips_and_refuses_regrowth():
     with pytest.raises(ValueError, match="shrink"):
         again.record(mlp())
     with pytest.raises(ValueError, match="scope"):
-        GaussianControl(model, "filter")
+        GaussianControl.from_model(model, "filter")
 
 
 def test_scope_pqi_means():
@@ -314,3 +314,8 @@ def test_thirty_iterations_run_to_high_sparsity(tmp_path, scope, method):
     # untrained weights: SAP's steps shrink as the survivors' PQI falls (the control's effect)
     assert fractions[-1] < (0.003 if method == "lt" else 0.7) and fractions[-1] < fractions[3]
     assert all(e["control"]["remaining_total"] == e["remaining_total"] for e in entries)
+
+
+def test_control_refuses_an_empty_model():
+    with pytest.raises(ValueError, match="initial"):
+        GaussianControl({}, "global")

@@ -33,9 +33,9 @@ class GaussianControl:
 
     Parameters
     ----------
-    model : nn.Module
-        The model at its rewinding point (initial values); only shapes and per-tensor standard
-        deviations are read.
+    initial : dict of str to torch.Tensor
+        ``{qualified name: initial values}`` of every prunable tensor (the rewinding point); only
+        shapes and standard deviations are read. :meth:`from_model` builds it from a model.
     scope : {"global", "layer", "neuron"}
         Unit within which counts are matched.
     seed : int
@@ -44,20 +44,27 @@ class GaussianControl:
         PQ Index orders of the recorded values.
     """
 
-    def __init__(self, model: nn.Module, scope: str, seed: int = 0, p: float = 0.5, q: float = 1.0):
+    def __init__(self, initial: dict, scope: str, seed: int = 0, p: float = 0.5, q: float = 1.0):
         if scope not in SCOPES:
             raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+        if not initial:
+            raise ValueError("initial is empty: the model has no prunable parameters")
         self.scope, self.p, self.q = scope, *check_pq(p, q)
         gen = torch.Generator().manual_seed(int(seed))
         self.weights: dict[str, torch.Tensor] = {}
         self.alive: dict[str, torch.Tensor] = {}
-        for qn, m, n in prunable_parameters(model):
-            w = masked_weight(m, n).to("cpu", torch.float64)
-            std = float(w.std()) if w.numel() > 1 and float(w.std()) > 0 else 1.0
+        for qn, value in initial.items():
+            w = value.detach().to("cpu", torch.float64)
+            std = float(w.std()) if w.numel() > 1 else 0.0
+            std = std if std > 0 else 1.0
             self.weights[qn] = torch.randn(w.shape, generator=gen, dtype=torch.float64) * std
             self.alive[qn] = torch.ones(w.shape, dtype=torch.bool)
-        if not self.weights:
-            raise ValueError("model has no prunable parameters (weights with more than one dimension)")
+
+    @classmethod
+    def from_model(cls, model: nn.Module, scope: str, seed: int = 0, p: float = 0.5,
+                   q: float = 1.0) -> GaussianControl:
+        """The control of ``model`` at its current (initial) values."""
+        return cls({qn: masked_weight(m, n) for qn, m, n in prunable_parameters(model)}, scope, seed, p, q)
 
     def _units(self, alive: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """Alive counts per unit of the scope, one int64 tensor per block of :meth:`_blocks`."""

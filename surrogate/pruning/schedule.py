@@ -237,7 +237,8 @@ def prune_iteratively(model: nn.Module, data, method: str = "sap", scope: str = 
                    "total": sum(sizes.values()), "entries": [], "complete": False}
     history["iterations"] = iterations
     if control and twin is None:  # the control is path-independent: a late start matches exactly
-        twin = GaussianControl(model, scope, seed=seed, p=p, q=q)
+        twin = GaussianControl({qn: initial[qn] for qn, _, _ in prunable_parameters(model)}, scope,
+                               seed=seed, p=p, q=q)
     history["complete"] = start > iterations
 
     bar = None
