@@ -22,7 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from jamwave.files import atomic_path
+from jamcommon.files import atomic_path
 
 TABLE_KEYS = ("phi_J", "phi_J_second", "K_star", "K_SS", "K_SL", "K_LL", "K_linear_response",
               "jammed_fraction_small", "jammed_fraction_large", "Z_backbone", "x_small_realised", "n_small",
@@ -118,7 +118,7 @@ def run_point(delta: float, x_small: float, seed: int, settings: DiagramSettings
     from granular.h5md import write_packing
     from granular.jamming import compress_to, spring_forces
     from granular.protocol import jam_run, results_of
-    from jamwave import __version__
+    from jamcommon import __version__
 
     if settings.threads:
         numba.set_num_threads(max(1, min(int(settings.threads), numba.config.NUMBA_NUM_THREADS)))

@@ -16,7 +16,7 @@ Layout of one file (reduced units: d_L = 1, grain density 1, k_n = 1; no ``unit`
     /jamwave/<other>/<name>     further result groups appended later (e.g. ``modulus``)
 
 A "time series" is the H5MD element layout (``step``, ``time``, ``value``). Files are written
-atomically (:func:`jamwave.files.atomic_path`); appending a group copies the file and renames, so a
+atomically (:func:`jamcommon.files.atomic_path`); appending a group copies the file and renames, so a
 crash never leaves a half-written packing.
 """
 
@@ -30,8 +30,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from jamwave import __version__
-from jamwave.files import atomic_path
+from jamcommon import __version__
+from jamcommon.files import atomic_path
 
 H5MD_VERSION = (1, 1)
 PARTICLE_GROUP = "all"
@@ -198,12 +198,6 @@ def read_packing(path: str | os.PathLike, frame: int = -1):
         )
 
 
-def read_force(path: str | os.PathLike, frame: int = -1) -> np.ndarray:
-    """Stored contact forces of one frame, shape (N, 3)."""
-    with h5py.File(path, "r") as f:
-        return np.array(f[f"particles/{PARTICLE_GROUP}/force/value"][frame])
-
-
 def read_group(path: str | os.PathLike, group: str) -> dict:
     """Read ``/jamwave/<group>`` (e.g. ``results``, ``modulus``) or any absolute group as a dict."""
     name = group if group.startswith("/") else f"jamwave/{group}"
@@ -242,7 +236,7 @@ def append_group(path: str | os.PathLike, group: str, values: Mapping, *, overwr
     with h5py.File(path, "r") as f:
         exists = name in f
     if exists and not overwrite:
-        from jamwave.files import OutputExistsError
+        from jamcommon.files import OutputExistsError
 
         raise OutputExistsError(f"{path} already holds /{name}; pass --force to replace it")
     with atomic_path(path, overwrite=True) as tmp:

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch.nn.utils import prune
 
-from jamwave.files import atomic_path
+from jamcommon.files import atomic_path
 from surrogate.models import WaveSurrogate
 
 FORMAT = "jamwave.surrogate/1"

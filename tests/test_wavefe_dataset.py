@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import wavefe.dataset as dataset
-from jamwave.files import OutputExistsError
+from jamcommon.files import OutputExistsError
 from wavefe.explicit import ExplicitWave
 from wavefe.samples import DatasetConfig, sample_inputs
 

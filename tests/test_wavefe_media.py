@@ -67,7 +67,7 @@ def test_granular_table_units(points):
 def test_granular_packing_files(tmp_path, points):
     a = _packing(tmp_path / "a.h5", phi=0.66, K=30.0, k_n=100.0)
     b = _packing(tmp_path / "b.h5", phi=0.70, K_star=0.5, delta=0.15, x_small=0.2)
-    mat = media.read_packing(b)
+    mat = media.read_material(b)
     assert (mat.delta, mat.x_small) == (0.15, 0.2)
     labels = media.voronoi_labels(points, [[0.25, 0.25], [0.75, 0.75]])
     c = media.from_granular(labels, [a, str(b)])
@@ -76,7 +76,7 @@ def test_granular_packing_files(tmp_path, points):
     with h5py.File(tmp_path / "bad.h5", "w") as f:
         f["/jamwave/results/phi"] = 0.6
     with pytest.raises(ValueError, match="lacks /jamwave/modulus/K"):
-        media.read_packing(tmp_path / "bad.h5")
+        media.read_material(tmp_path / "bad.h5")
 
 
 def test_sources():

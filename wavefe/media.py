@@ -148,7 +148,7 @@ def material(entry) -> GranularMaterial:
     if isinstance(entry, GranularMaterial):
         return entry
     if isinstance(entry, str | os.PathLike):
-        return read_packing(entry)
+        return read_material(entry)
     if not isinstance(entry, dict):
         raise ValueError(f"a granular material is a dict or a file path, got {type(entry).__name__}")
     k_n = float(entry.get("k_n", 1.0))
@@ -165,8 +165,11 @@ def material(entry) -> GranularMaterial:
                             float(entry.get("x_small", "nan")))
 
 
-def read_packing(path) -> GranularMaterial:
-    """Read ``phi``, ``k_n``, ``K`` (or ``K_star``), ``delta``, ``x_small`` from a packing file."""
+def read_material(path) -> GranularMaterial:
+    """The granular material of a packing file: phi, k_n, K (or K_star), delta and x_small.
+
+    Named apart from :func:`granular.h5md.read_packing`, which reads the particles.
+    """
     import h5py
 
     with h5py.File(path, "r") as f:

@@ -12,7 +12,7 @@ from xml.sax.saxutils import escape
 
 import h5py
 
-from jamwave.files import atomic_write_text
+from jamcommon.files import atomic_write_text
 
 
 def _slab(h5name: str, dataset: str, full: tuple, start: tuple, count: tuple) -> str:

@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from granular.backend import BACKENDS
 from jamwave.argtypes import bounded_float, bounded_int, float_list
-from jamwave.cli import add_group
-
-BACKENDS = ("auto", "cpu", "cuda")
+from jamwave.commands import add_group
 
 
 def register(groups) -> None:
@@ -92,7 +91,7 @@ def _show(args) -> int:
     from granular.h5md import read_group, read_packing, read_parameters
     from granular.protocol import summary
     from granular.slice_plot import plot_slice
-    from jamwave.files import check_writable
+    from jamcommon.files import check_writable
 
     path = Path(args.file)
     if not path.is_file():
@@ -138,7 +137,7 @@ def _modulus(args) -> int:
     from granular.contact import ContactLaw
     from granular.elasticity import bulk_modulus
     from granular.h5md import append_group, read_packing, read_parameters
-    from jamwave.files import OutputExistsError
+    from jamcommon.files import OutputExistsError
 
     path = Path(args.input)
     if not path.is_file():

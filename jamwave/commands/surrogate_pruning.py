@@ -118,7 +118,7 @@ def _register_compare(sub) -> None:
 
 
 def _compare(args) -> int:
-    from jamwave.files import atomic_write_text, check_writable
+    from jamcommon.files import atomic_write_text, check_writable
     from surrogate.pruning import load_history, plot_histories, summarise_history
 
     check_writable(args.out, overwrite=args.force)

@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 from jamwave.argtypes import bounded_float, bounded_int
-from jamwave.cli import add_group
+from jamwave.commands import add_group
 
+# wavefe.samples' vocabulary, repeated so that building the parser does not import the solver
+# (numba, scipy); tests/test_wavefe_cli.py checks that the two agree.
 SPEEDS = ("uniform", "layered", "random", "granular")
 SOURCES = ("ricker", "pulse")
 BOUNDARIES = ("dirichlet", "neumann", "absorbing")
@@ -173,7 +175,7 @@ def run_splits(args) -> int:
 def run_solve(args) -> int:
     import numpy as np
 
-    from jamwave.files import check_writable
+    from jamcommon.files import check_writable
     from wavefe.explicit import ExplicitWave
     from wavefe.newmark import NewmarkWave
     from wavefe.plots import plot_snapshots
