@@ -58,7 +58,8 @@ def measure(ccs=("80", "90")) -> dict:
 
 
 def table(result: dict, threads: int) -> str:
-    rows = ["| kernel | target | registers | spill st/ld (B) | stack (B) | smem (B) | occupancy | limited by |",
+    rows = ["| kernel | target | registers | spill st/ld (B) | stack (B) | smem (B) | occupancy "
+            "| limited by |",
             "|---|---|---:|---:|---:|---:|---:|---|"]
     for target, kernels in sorted(result["targets"].items()):
         for name, results in sorted(kernels.items()):

@@ -106,7 +106,7 @@ def target_cc(cc: tuple[int, int], device_functions=()):
 
 
 def compile_kernel(kernel, signature, cc: tuple[int, int]) -> str:
-    """PTX of ``kernel`` for argument types ``signature`` (list of type specs) at compute capability ``cc``."""
+    """PTX of ``kernel`` for argument types ``signature`` (type specs) at compute capability ``cc``."""
     from numba import cuda
 
     argtypes = tuple(numba_type(spec) for spec in signature)
@@ -190,10 +190,12 @@ def compile_all(signatures: dict, ccs, package: str = "granular") -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m granular.cuda_compile", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m granular.cuda_compile",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("signatures", help="JSON written by `python -m granular.cuda_launches`")
     parser.add_argument("out", help="JSON of resources per target and kernel")
-    parser.add_argument("--cc", nargs="+", default=["90"], help="compute capabilities, e.g. 80 90 (default 90)")
+    parser.add_argument("--cc", nargs="+", default=["90"],
+                        help="compute capabilities, e.g. 80 90 (default 90)")
     args = parser.parse_args(argv)
     why = compile_tools_missing()
     if why:

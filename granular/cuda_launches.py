@@ -66,7 +66,8 @@ class LaunchLog:
         return sum(self.counts.values())
 
     def as_json(self) -> dict:
-        return {k: [[json.loads(s) for s in sig] for sig in sorted(v)] for k, v in sorted(self.signatures.items())}
+        return {k: [[json.loads(s) for s in sig] for sig in sorted(v)]
+                for k, v in sorted(self.signatures.items())}
 
 
 @contextlib.contextmanager
