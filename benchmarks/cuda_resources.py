@@ -57,18 +57,29 @@ def measure(ccs=("80", "90")) -> dict:
         return json.loads(res.read_text())
 
 
+def _cells(results: list, threads: int) -> list[str]:
+    """Table cells of one kernel signature; ``results`` holds (target, resources or None) pairs."""
+    def join(f):
+        return " / ".join("-" if r is None else f(t, r) for t, r in results)
+
+    return [join(lambda t, r: str(r["registers"])),
+            join(lambda t, r: f"{r['spill_stores']}/{r['spill_loads']}"),
+            join(lambda t, r: str(r["stack"])),
+            join(lambda t, r: str(r["smem"])),
+            join(lambda t, r: "{:.0%} ({})".format(*occupancy(r["registers"], r["smem"], threads, t)))]
+
+
 def table(result: dict, threads: int) -> str:
-    rows = ["| kernel | target | registers | spill st/ld (B) | stack (B) | smem (B) | occupancy "
-            "| limited by |",
-            "|---|---|---:|---:|---:|---:|---:|---|"]
-    for target, kernels in sorted(result["targets"].items()):
-        for name, results in sorted(kernels.items()):
-            for r in results:
-                occ, limit = occupancy(r["registers"], r["smem"], threads, target)
-                rows.append(f"| {name.rsplit('.', 1)[-1]} | {target} | {r['registers']} | "
-                            f"{r['spill_stores']}/{r['spill_loads']} | {r['stack']} | {r['smem']} | "
-                            f"{occ:.0%} | {limit} |")
-    return "\n".join(rows)
+    """One row per kernel (and signature), the targets side by side."""
+    targets = sorted(result["targets"])
+    rows = ["| kernel | registers | spill stores/loads (B) | stack (B) | static smem (B) "
+            f"| occupancy, {threads} threads/block (limit) |", "|---|---:|---:|---:|---:|---|"]
+    for name in sorted({n for t in targets for n in result["targets"][t]}):
+        per = [result["targets"][t].get(name, []) for t in targets]
+        for k in range(max(len(p) for p in per)):
+            results = [(t, p[k] if k < len(p) else None) for t, p in zip(targets, per)]
+            rows.append("| " + " | ".join([name.rsplit(".", 1)[-1], *_cells(results, threads)]) + " |")
+    return "\n".join(rows) + f"\n\nEach cell: {' / '.join(targets)}."
 
 
 def main(argv=None) -> int:

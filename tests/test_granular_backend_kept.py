@@ -1,8 +1,8 @@
 """The backend is resolved once and kept on the whole path: relaxation, measurement, output file.
 
-Under Numba's simulator with ``JAMWAVE_BACKEND=cuda`` (which a forgotten ``backend=`` would pick),
-``backend="cpu"`` must launch no CUDA kernel, and ``backend="cuda"`` must call no CPU loop; kernel
-launches are counted by :func:`granular.cuda_launches.record_launches`, CPU loops by wrapping the
+Under Numba's simulator (or on a GPU) with ``JAMWAVE_BACKEND=cuda`` (which a forgotten ``backend=``
+would pick), ``backend="cpu"`` must launch no CUDA kernel, and ``backend="cuda"`` must call no CPU
+loop; kernel launches are counted by :func:`granular.cuda_launches.record_launches`, CPU loops by wrapping the
 entry points of :mod:`granular.loops_cpu`.
 """
 
@@ -16,11 +16,11 @@ import pytest
 
 import granular
 from granular import loops_cpu
-from granular.backend import Engine, cuda_simulated, resolve_backend, resolve_engine
+from granular.backend import Engine, cuda_usable, resolve_backend, resolve_engine
 from granular.cuda_launches import record_launches
 
 pytestmark = [pytest.mark.cuda,
-              pytest.mark.skipif(not cuda_simulated(), reason="counts launches in Numba's CUDA simulator")]
+              pytest.mark.skipif(not cuda_usable(), reason="needs a CUDA GPU or NUMBA_ENABLE_CUDASIM=1")]
 
 
 @pytest.fixture
