@@ -101,7 +101,7 @@ def main(argv=None) -> int:
         for results in kernels.values():
             for r in results:
                 r["occupancy"], r["occupancy_limit"] = occupancy(r["registers"], r["smem"], THREADS, target)
-    from jamwave.files import atomic_write_text
+    from jamcommon.files import atomic_write_text
 
     atomic_write_text(args.out, json.dumps(result, indent=1), overwrite=True)
     print(table(result, THREADS))

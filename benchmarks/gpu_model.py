@@ -182,7 +182,7 @@ def main(argv=None) -> int:
     results = [dict(predict(s, n, HARDWARE[hw]), hw=hw, state=i,
                     rate_sorted=predict(s, n, HARDWARE[hw], sort=True)["rate"])
                for i, s in enumerate(stats_list) for hw in HARDWARE for n in SIZES]
-    from jamwave.files import atomic_write_text
+    from jamcommon.files import atomic_write_text
 
     atomic_write_text(args.out, json.dumps({"states": stats_list, "hardware": HARDWARE,
                                             "assumptions": ASSUMPTIONS, "predictions": results}, indent=1),

@@ -208,7 +208,7 @@ def main(argv=None) -> int:
         ccs.append((int(text[0]), int(text[1])))
     signatures = json.loads(Path(args.signatures).read_text())
     result = compile_all(signatures, ccs)
-    from jamwave.files import atomic_write_text
+    from jamcommon.files import atomic_write_text
 
     atomic_write_text(args.out, json.dumps(result, indent=1), overwrite=True)
     return 0

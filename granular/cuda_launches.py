@@ -133,7 +133,7 @@ def main(argv=None) -> int:
         return 2
     with record_launches() as log:
         launch_scenario()
-    from jamwave.files import atomic_write_text
+    from jamcommon.files import atomic_write_text
 
     atomic_write_text(argv[0], json.dumps(log.as_json()), overwrite=True)
     return 0

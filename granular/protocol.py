@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from granular.backend import resolve_engine
 from granular.contact import ContactLaw
-from granular.generate import species_counts
+from granular.generate import make_packing, species_counts
 
 MIN_BOX_EDGE = 2.1  # two large diameters plus a skin: the minimum-image convention at phi ~ 0.85
 RESULT_KEYS = ("phi_J", "phi_J_low", "phi_J_high", "phi", "pressure", "pressure_SS", "pressure_SL",
@@ -112,18 +113,15 @@ def jam_run(
     -------
     (results, packing, jamming) : dict, Packing, JammingResult
     """
-    from granular.backend import resolve_engine
-    from granular.generate import make_packing
     from granular.h5md import write_packing
     from granular.jamming import compress_to, find_jamming, spring_forces
     from jamcommon import __version__
     from jamcommon.files import check_writable
 
-    law = ContactLaw() if law is None else law
+    law, engine = ContactLaw() if law is None else law, resolve_engine(backend)
     check_run_inputs(delta, x_small, n=n, n_large=n_large, excess_phi=excess_phi)
     if out is not None:
         check_writable(out, overwrite=overwrite)
-    engine = resolve_engine(backend)
     start = make_packing(delta, x_small, n=n, n_large=n_large, phi=phi_start, seed=seed)
     jam = find_jamming(start, law, method=method, pressure_band=pressure_band, phi_step=phi_step,
                        force_tol=force_tol, max_steps=max_steps, backend=engine, progress=progress)
