@@ -85,3 +85,14 @@ def test_target_cc_shim_is_scoped():
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 0, run.stderr
+
+
+@pytest.mark.skipif(MISSING is not None, reason=f"real CUDA compilation unavailable: {MISSING}")
+def test_compile_errors_and_unlaunched_kernels_are_reported(tmp_path):
+    # zero_kernel launched with a scalar where it indexes a 2-d array: the compiler must refuse it,
+    # and every other kernel, never launched here, must be listed
+    (tmp_path / "bad.json").write_text(json.dumps({"granular.kernels_cuda.zero_kernel": [["float64"]]}))
+    _run("granular.cuda_compile", tmp_path / "bad.json", tmp_path / "out.json", "--cc", "90", sim=False)
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert len(out["errors"]) == 1 and "zero_kernel" in out["errors"][0]
+    assert "granular.kernels_cuda.force_kernel" in out["not_launched"]
