@@ -43,7 +43,7 @@ def _moduli_star(modulus: dict, k_n: float) -> dict[str, float]:
             "K_SL": modulus[prefix + "SL"] / k_n, "K_LL": modulus[prefix + "LL"] / k_n}
 
 
-def second_line_state(follow, first_state, first_modulus: dict, settings, law, backend: str):
+def second_line_state(follow, first_state, first_modulus: dict, settings, law, backend):
     """Modulus dict, line values and error text just above the second transition.
 
     The state is at phi_J_second + excess_phi, compressed from the last followed state (the first
@@ -60,7 +60,7 @@ def second_line_state(follow, first_state, first_modulus: dict, settings, law, b
         Its :class:`granular.elasticity.BulkModulus` as a dict.
     settings : DiagramSettings
     law : ContactLaw
-    backend : str
+    backend : granular.backend.Engine or str
 
     Returns
     -------
@@ -87,19 +87,20 @@ def second_line_state(follow, first_state, first_modulus: dict, settings, law, b
             return None, nan_values, repr(exc)
     else:
         return None, nan_values, ""
-    bb = backbone(state, law)
+    bb = backbone(state, law, backend=backend)
     values = {"phi": state.packing_fraction, **_moduli_star(modulus, law.k_n),
               "jammed_fraction_small": bb.jammed_fraction_small,
               "jammed_fraction_large": bb.jammed_fraction_large, "Z_backbone": bb.z_backbone}
     return modulus, {f"second_{key}": float(values[key]) for key in SECOND_LINE_KEYS}, ""
 
 
-def _point_results(jammed, state, jam, follow, law) -> dict:
+def _point_results(jammed, state, jam, follow, law, engine) -> dict:
     """Scalar results of a point: the state at phi_J + excess_phi, and at phi_J itself."""
     from granular.protocol import results_of
 
-    first = results_of(jammed, law, phi_j=jam.phi_j, phi_low=jam.phi_low, phi_high=jam.phi_high)
-    results = results_of(state, law, phi_j=jam.phi_j, phi_low=jam.phi_low, phi_high=jam.phi_high)
+    bracket = {"phi_j": jam.phi_j, "phi_low": jam.phi_low, "phi_high": jam.phi_high, "backend": engine}
+    first = results_of(jammed, law, **bracket)
+    results = results_of(state, law, **bracket)
     results.update({
         "phi_J_second": follow.phi_second,
         "jammed_fraction_small_at_phi_J": first["jammed_fraction_small"],
@@ -134,6 +135,7 @@ def run_point(delta: float, x_small: float, seed: int, settings, path: str | os.
         return str(path)
     import numba
 
+    from granular.backend import resolve_engine
     from granular.contact import ContactLaw
     from granular.elasticity import bulk_modulus
     from granular.follow import SECOND_TRANSITION_CRITERION, follow_compression
@@ -142,8 +144,8 @@ def run_point(delta: float, x_small: float, seed: int, settings, path: str | os.
     from granular.protocol import jam_run
     from jamcommon import __version__
 
-    if settings.threads:
-        numba.set_num_threads(max(1, min(int(settings.threads), numba.config.NUMBA_NUM_THREADS)))
+    threads = max(1, min(int(settings.threads), numba.config.NUMBA_NUM_THREADS)) if settings.threads else None
+    engine = resolve_engine(settings.backend, threads)
     law = ContactLaw(k_n=settings.k_n)
     clock = [time.perf_counter()]
 
@@ -153,33 +155,32 @@ def run_point(delta: float, x_small: float, seed: int, settings, path: str | os.
 
     _, jammed, jam = jam_run(delta, x_small, n=settings.n, n_large=settings.n_large, seed=seed,
                              method=settings.method, law=law, force_tol=settings.force_tol,
-                             max_steps=settings.max_steps, backend=settings.backend)
+                             max_steps=settings.max_steps, backend=engine)
     timing = {"jam_s": lap(), "jam_fire_steps": float(np.sum(jam.history.get("steps", [np.nan])))}
     follow = follow_compression(jammed, law, phi_step=settings.follow_step,
                                 phi_max=min(jam.phi_j + settings.follow_range, 0.99),
                                 stop_after_second=True, force_tol=settings.force_tol,
-                                max_steps=settings.max_steps, backend=jam.backend)
+                                max_steps=settings.max_steps, backend=engine)
     timing["follow_s"] = lap()
     state = compress_to(jammed, jam.phi_j + settings.excess_phi, law, force_tol=settings.force_tol,
-                        max_steps=settings.max_steps, backend=jam.backend)
+                        max_steps=settings.max_steps, backend=engine)
     modulus = bulk_modulus(state, law, strain=settings.strain, method=settings.modulus_method,
                            force_tol=settings.force_tol * 0.1, max_steps=settings.max_steps,
-                           backend=jam.backend).as_dict()
+                           backend=engine).as_dict()
     timing["modulus_first_s"] = lap()
-    modulus_second, second, second_error = second_line_state(follow, state, modulus, settings, law,
-                                                             jam.backend)
+    modulus_second, second, second_error = second_line_state(follow, state, modulus, settings, law, engine)
     timing["modulus_second_s"] = lap()
     timing["total_s"] = clock[-1] - clock[0]
-    results = _point_results(jammed, state, jam, follow, law)
+    results = _point_results(jammed, state, jam, follow, law, engine)
     results.update(second)
     parameters = {"delta": delta, "x_small": x_small, "seed": int(seed), "settings": asdict(settings),
-                  "backend": jam.backend, "version": __version__, "jamming_criterion": jam.criterion,
+                  **engine.record(), "version": __version__, "jamming_criterion": jam.criterion,
                   "jamming_method": jam.method, "second_transition_criterion": SECOND_TRANSITION_CRITERION,
                   "second_transition_result": follow.criterion, "second_line_error": second_error}
     groups = {"modulus": modulus, "follow": follow.history, "timing": timing}
     if modulus_second is not None:
         groups["modulus_second"] = modulus_second
-    write_packing(path, state, force=spring_forces(state, law),
+    write_packing(path, state, force=spring_forces(state, law, backend=engine),
                   observables={k: np.asarray(v, dtype=float) for k, v in jam.history.items()},
                   parameters=parameters, results=results, groups=groups)
     return str(path)
