@@ -240,7 +240,9 @@ def run_point_capped(delta: float, x_small: float, seed: int, settings, path: st
     start = time.perf_counter()
     if time_limit is None:
         try:
-            return run_point(delta, x_small, seed, settings, path)
+            done = run_point(delta, x_small, seed, settings, path)
+            failure_path(path).unlink(missing_ok=True)
+            return done
         except Exception as exc:
             _write_failure(path, "error", repr(exc), None, time.perf_counter() - start)
             raise
@@ -266,4 +268,5 @@ def run_point_capped(delta: float, x_small: float, seed: int, settings, path: st
     if error is not None:
         _write_failure(path, "error", error, time_limit, elapsed)
         raise RuntimeError(error)
+    failure_path(path).unlink(missing_ok=True)  # a retried point leaves no stale record
     return str(path)

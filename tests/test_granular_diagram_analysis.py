@@ -211,5 +211,6 @@ def test_time_limit_records_a_failure_and_resume_respects_it(tmp_path):
     jamming_diagram([0.5], [0.2], [0], tmp_path, settings, workers=1, time_limit=0.2)
     jamming_diagram([0.5], [0.2], [0], tmp_path, settings, workers=1, time_limit=600)
     assert read_diagram(tmp_path / "diagram.h5")["status"][0, 0, 0] == STATUS["done"]
+    assert read_failure(tmp_path / point_name(0.5, 0.2, 0)) is None  # no stale record
     with pytest.raises(ValueError, match="time_limit"):
         jamming_diagram([0.5], [0.2], [0], tmp_path, settings, time_limit=-1)
