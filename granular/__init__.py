@@ -54,14 +54,13 @@ from granular.measure import (
     forces,
     pressure,
 )
+from granular.minimize import FireParams, FireResult, fire_minimize
 from granular.protocol import jam_run
 from granular.simulate import (
     CompressionResult,
-    FireResult,
     MDResult,
     SimulationError,
     compress,
-    fire_minimize,
     run_md,
 )
 from granular.space import Packing, make_packing, scale_to_phi
@@ -87,6 +86,7 @@ __all__ = [
     "CompressionResult",
     "ContactLaw",
     "Contacts",
+    "FireParams",
     "FireResult",
     "MDResult",
     "Packing",

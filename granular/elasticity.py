@@ -328,8 +328,8 @@ def bulk_modulus(
         force-bearing backbone), or a strain large enough to unjam the dilated state.
     """
     from granular.backend import resolve_backend
-    from granular.jamming import relax
     from granular.measure import backbone
+    from granular.minimize import relax
     from granular.space import scale_to_phi
 
     law = ContactLaw() if law is None else law

@@ -1,12 +1,21 @@
-"""The per-particle velocity-Verlet update and FIRE's adaptation, one source for both targets.
+"""Per-particle updates of velocity Verlet and FIRE, one source for both targets.
 
-Like the pair law in :mod:`granular.contact`, :func:`verlet_update` is plain Python compiled twice:
-with ``numba.njit`` for the CPU pass (:func:`granular.kernels_cpu.verlet_pass`, as
-:data:`verlet_update_cpu`) and with ``numba.cuda.jit(device=True)`` for the GPU kernel
-(:func:`granular.kernels_cuda.verlet_kernel`), so both backends integrate identically.
+Like the pair law in :mod:`granular.contact`, these are plain Python functions compiled twice:
+with ``numba.njit`` for the CPU passes (:mod:`granular.kernels_cpu`, :mod:`granular.loops_cpu`)
+and with ``numba.cuda.jit(device=True)`` for the GPU kernels (:mod:`granular.kernels_cuda`,
+:mod:`granular.fire_cuda`), so both backends integrate identically.
+
+FIRE (see :mod:`granular.minimize` for the algorithm and its metric) is split into three pieces:
+:func:`fire_norms` (one particle's share of the reductions after a force call),
+:func:`fire_control` (the scalar logic of one step: convergence, the adaptation of dt and alpha,
+the mixing ratio; it reads and writes small float64 arrays so that the CUDA loop can keep it on
+the device) and the per-particle update built by :func:`make_fire_update` (half step back and
+velocity reset when uphill, kick, mixing, move).
 """
 
 from __future__ import annotations
+
+import math
 
 import numba
 
@@ -56,30 +65,157 @@ def verlet_update(i, position, velocity, force, inv_mass, reference, sx, sy, sz,
     return 0.5 * v2 / m_inv, dx * dx + dy * dy + dz * dz
 
 
-def fire_adapt(power, step, n_positive, dt, alpha, n_delay, f_inc, f_dec, f_alpha, alpha_start, dt_max,
-               dt_min):
-    """FIRE's step-size and mixing adaptation after a force call (Bitzek et al. 2006; FIRE 2.0).
+# ---------------------------------------------------------------- FIRE
+# Parameter vector (float64), filled by granular.minimize.FireParams.as_array().
+(P_N_DELAY, P_F_INC, P_F_DEC, P_ALPHA_START, P_F_ALPHA, P_DT_MAX, P_DT_MIN, P_INITIAL_DELAY, P_MAX_UPHILL,
+ P_HALF_STEP_BACK, P_CONSISTENT, P_CLAMP_DT_MIN, P_FORCE_TOL, P_MAX_STEPS, P_JACOBI_FLOOR) = range(15)
+N_PAR = 15
+# State vector (float64): the adaptive scalars and the outcome.
+(S_DT, S_ALPHA, S_N_POSITIVE, S_N_UPHILL, S_STEP, S_RATIO, S_UPHILL, S_HALT, S_MAX_FORCE, S_RESETS,
+ S_STIFFNESS) = range(11)
+N_STATE = 11
+# Reductions after a force call (see fire_norms).
+R_POWER, R_V2, R_VF, R_F2V, R_F2, R_FMAX2 = range(6)
+N_SUMS = 6
+# Why a loop stopped (S_HALT); HALT_MOVED is the CUDA loop's request for a list rebuild.
+HALT_RUNNING, HALT_CONVERGED, HALT_MAX_STEPS, HALT_NONFINITE, HALT_STUCK, HALT_MOVED = range(6)
 
-    Downhill (power F.v > 0): after ``n_delay`` downhill steps grow dt (up to ``dt_max``) and shrink
-    alpha. Uphill: reset the count and, past the initial delay, shrink dt (down to ``dt_min``) and
-    reset alpha; the caller then steps back half a step and zeroes the velocities.
 
-    Returns
-    -------
-    (n_positive, dt, alpha, uphill)
+def fire_init(state, dt, alpha_start):
+    """Reset the FIRE state vector ``state`` (N_STATE,) to the start of a minimisation."""
+    for q in range(state.shape[0]):
+        state[q] = 0.0
+    state[S_DT] = dt
+    state[S_ALPHA] = alpha_start
+
+
+def fire_norms(i, force, velocity, inv_mass, consistent):
+    """Particle ``i``'s share of the sums FIRE needs after a force call.
+
+    With weights w_v = m_i, w_f = 1 / m_i (``consistent``: the mass metric) or w_v = w_f = 1
+    (legacy: Euclidean norms of v and F as in LAMMPS), returns
+    (F.v, w_v |v|^2, w_v (v.F) / m, w_v |F|^2 / m^2, w_f |F|^2, |F|^2): enough to know the norm of
+    the velocity after the kick, |v + dt F/m|^2 = V2 + 2 dt VF + dt^2 F2V, without another pass.
+    A non-finite |F|^2 is returned as inf.
     """
-    if power > 0.0:
-        n_positive += 1
-        if n_positive > n_delay:
-            dt = min(dt * f_inc, dt_max)
-            alpha *= f_alpha
-        return n_positive, dt, alpha, False
-    if step >= n_delay:
-        dt = max(dt * f_dec, dt_min)
-        alpha = alpha_start
-    return 0, dt, alpha, True
+    w = inv_mass[i]
+    p = 0.0
+    v2 = 0.0
+    f2 = 0.0
+    for d in range(3):
+        f = force[i, d]
+        v = velocity[i, d]
+        p += f * v
+        v2 += v * v
+        f2 += f * f
+    if not (f2 < math.inf):
+        f2 = math.inf
+    if consistent:
+        return p, v2 / w, p, f2 * w, f2 * w, f2
+    return p, v2, p * w, f2 * w * w, f2, f2
+
+
+def fire_control(state, par, sums, nonfinite):
+    """The scalar part of one FIRE step (FIRE 2.0, Guenole et al. 2020, Algorithm 2).
+
+    Reads the reductions ``sums`` (N_SUMS,) of the last force call and updates ``state``
+    (N_STATE,) in place: stop with ``S_HALT`` set (converged when max |F_i| <= force_tol, step
+    cap, non-finite force or ``nonfinite`` != 0, more than ``max_uphill`` uphill steps in a row);
+    otherwise adapt dt and alpha on the sign of the power P = F.v, mark an uphill step
+    (``S_UPHILL``: the update steps back half a step and zeroes the velocities) and store the
+    mixing ratio |v'| / |F| of the norms after the kick (``S_RATIO``). Does nothing when a halt is
+    already set, so a device loop can run blocks of steps and stop exactly where a per-step check
+    would have stopped.
+    """
+    if state[S_HALT] != HALT_RUNNING:
+        return
+    f_max = math.sqrt(sums[R_FMAX2])
+    state[S_MAX_FORCE] = f_max
+    if not (f_max < math.inf) or nonfinite != 0:
+        state[S_HALT] = HALT_NONFINITE
+        return
+    if f_max <= par[P_FORCE_TOL]:
+        state[S_HALT] = HALT_CONVERGED
+        return
+    step = state[S_STEP]
+    if step >= par[P_MAX_STEPS]:
+        state[S_HALT] = HALT_MAX_STEPS
+        return
+    dt = state[S_DT]
+    alpha = state[S_ALPHA]
+    uphill = sums[R_POWER] <= 0.0
+    if not uphill:
+        state[S_N_POSITIVE] += 1.0
+        state[S_N_UPHILL] = 0.0
+        if state[S_N_POSITIVE] > par[P_N_DELAY]:
+            dt = min(dt * par[P_F_INC], par[P_DT_MAX])
+            alpha *= par[P_F_ALPHA]
+    else:
+        state[S_N_POSITIVE] = 0.0
+        state[S_N_UPHILL] += 1.0
+        if par[P_MAX_UPHILL] > 0 and state[S_N_UPHILL] > par[P_MAX_UPHILL]:
+            state[S_HALT] = HALT_STUCK
+            return
+        if not (par[P_INITIAL_DELAY] != 0 and step < par[P_N_DELAY]):
+            if par[P_CLAMP_DT_MIN] != 0:
+                dt = max(dt * par[P_F_DEC], par[P_DT_MIN])
+            elif dt * par[P_F_DEC] >= par[P_DT_MIN]:
+                dt *= par[P_F_DEC]
+            alpha = par[P_ALPHA_START]
+        state[S_RESETS] += 1.0
+    if uphill:
+        v2 = dt * dt * sums[R_F2V]
+    else:
+        v2 = sums[R_V2] + 2.0 * dt * sums[R_VF] + dt * dt * sums[R_F2V]
+    f2 = sums[R_F2]
+    state[S_RATIO] = math.sqrt(max(v2, 0.0) / f2) if f2 > 0.0 else 0.0
+    state[S_DT] = dt
+    state[S_ALPHA] = alpha
+    state[S_UPHILL] = 1.0 if uphill else 0.0
+    state[S_STEP] = step + 1.0
+
+
+def make_fire_update(move):
+    """Build FIRE's per-particle update around ``move`` (the target's compiled
+    :func:`verlet_update`, used for x += dt v and the displacement since the last list build).
+
+    The update of particle ``i`` (semi-implicit Euler with FIRE's mixing), with w = 1/m_i:
+    if uphill, x -= dt v / 2 (when ``half_back``) and v = 0; then v += dt w F;
+    v = (1 - alpha) v + alpha ratio F w (``consistent``; ratio F without w in the legacy metric);
+    x += dt v. Returns the squared displacement since the build (NaN if not finite).
+    """
+
+    def fire_update(i, position, velocity, force, inv_mass, reference, lx, ly, lz, dt, alpha, ratio, uphill,
+                    half_back, consistent):
+        w = inv_mass[i]
+        mix = alpha * ratio * (w if consistent else 1.0)
+        for d in range(3):
+            v = velocity[i, d]
+            if uphill:
+                if half_back:
+                    position[i, d] -= 0.5 * dt * v
+                v = 0.0
+            f = force[i, d]
+            v += dt * w * f
+            velocity[i, d] = (1.0 - alpha) * v + mix * f
+        _, moved2 = move(i, position, velocity, force, inv_mass, reference, 1.0, 1.0, 1.0, lx, ly, lz, dt,
+                         0.0, 0.0, 0.0, 1.0)
+        return moved2
+
+    return fire_update
+
+
+def jacobi_mass(stiffness, floor, fallback):
+    """Jacobi preconditioner mass of one particle: its contact-stiffness sum, at least ``floor``
+    (``fallback`` when no particle has a contact, floor <= 0)."""
+    if floor <= 0.0:
+        return fallback
+    return max(stiffness, floor)
 
 
 verlet_update_cpu = numba.njit(inline="always", cache=True)(verlet_update)
-# Host-side scalar logic: the CPU loop inlines it, the CUDA host loop calls the same compiled function.
-fire_adapt_cpu = numba.njit(cache=True)(fire_adapt)
+fire_norms_cpu = numba.njit(inline="always", cache=True)(fire_norms)
+fire_control_cpu = numba.njit(cache=True)(fire_control)
+fire_init_cpu = numba.njit(cache=True)(fire_init)
+fire_update_cpu = numba.njit(inline="always", cache=True)(make_fire_update(verlet_update_cpu))
+jacobi_mass_cpu = numba.njit(inline="always", cache=True)(jacobi_mass)

@@ -24,12 +24,12 @@ jammed and the first unjammed state (criterion ``"decompression"``).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from granular.contact import ContactLaw
+from granular.minimize import _Relaxed, relax
 from granular.space import Packing, scale_to_phi
 
 HISTORY_KEYS = ("phi", "pressure", "pressure_SS", "pressure_SL", "pressure_LL", "Z", "steps")
@@ -76,114 +76,11 @@ class JammingResult:
         return self.phi_high - self.phi_low
 
 
-@dataclass
-class _Relaxed:
-    packing: Packing
-    pressure: float
-    split: tuple
-    z: float
-    steps: int
-
-
 def check_pressure_band(pressure_band) -> tuple[float, float]:
     low, high = (float(v) for v in pressure_band)
     if not (np.isfinite(low) and np.isfinite(high) and 0 < low < high):
         raise ValueError(f"pressure_band must be (low, high) with 0 < low < high, got {pressure_band}")
     return low, high
-
-
-FIRE_CHUNK = 50_000
-
-
-def pressure_bound(packing: Packing, energy: float, law: ContactLaw) -> float:
-    """Largest contact-virial pressure compatible with a total energy ``energy`` (see :func:`relax`).
-
-    Every overlap obeys k xi^2 / 2 <= E (linear law; 2 k xi^(5/2) / 5 <= E for Hertz), at most
-    M = 6 N pairs touch, so P <= sum_c f_c d_max / (3 V) with sum_c f_c <= sqrt(2 M E k) (linear).
-    """
-    energy = max(float(energy), 0.0)
-    m = 6.0 * packing.n
-    if law.model == "hertz":
-        force_sum = m * law.k_n * (2.5 * energy / law.k_n) ** 0.6
-    else:  # Cauchy-Schwarz: sum xi <= sqrt(M sum xi^2) <= sqrt(2 M E / k)
-        force_sum = math.sqrt(2.0 * m * energy * law.k_n)
-    return force_sum * 2.0 * float(packing.radius.max()) / (3.0 * packing.volume)
-
-
-def relax(packing: Packing, law: ContactLaw, *, force_tol: float, max_steps: int, backend: str,
-          relaxer: str = "fire", kinetic_tol: float = 1e-18, damping: float = 0.5,
-          unjammed_pressure: float | None = None) -> _Relaxed:
-    """Relax ``packing`` to mechanical equilibrium and measure it; raise if it does not converge.
-
-    ``relaxer="fire"`` uses :func:`granular.simulate.fire_minimize` (in chunks of FIRE_CHUNK steps
-    when ``unjammed_pressure`` is given, so that an unjammed state can be certified, see below,
-    without waiting for its slow power-law drain of the last overlaps); ``"damped"`` runs damped
-    dynamics (:func:`granular.simulate.run_md`) in chunks until max |F| <= force_tol and the
-    kinetic energy per particle <= kinetic_tol, or until it is certified unjammed: damped dynamics
-    never raises the total energy E, and every overlap obeys k xi^2 / 2 <= E, so the pressure can
-    never exceed sqrt(2 M E k) d_max / (3 V) with M <= 6 N contacts; once that bound is below
-    ``unjammed_pressure`` the state is unjammed whatever the remaining motion. FIRE also only
-    lowers the energy (an uphill step is undone), so the same certificate applies to it.
-    """
-    from granular.measure import contacts, pressure
-    from granular.simulate import fire_minimize
-
-    if relaxer == "fire":
-        out, steps = packing, 0
-        while True:
-            chunk = min(FIRE_CHUNK, max_steps - steps) if unjammed_pressure is not None else max_steps
-            res = fire_minimize(out, law, force_tol=force_tol, max_steps=chunk, backend=backend)
-            out, steps = res.packing, steps + int(res.steps)
-            if res.converged or (unjammed_pressure is not None
-                                 and pressure_bound(out, res.energy, law) < unjammed_pressure):
-                break
-            if steps >= max_steps:
-                raise RuntimeError(
-                    f"FIRE did not converge in {steps} steps (max |F| = {res.max_force:.3g} > "
-                    f"force_tol = {force_tol:.3g}) at phi = {packing.packing_fraction:.6f}; raise max_steps")
-    elif relaxer == "damped":
-        out, steps = _relax_damped(packing, law, force_tol=force_tol, kinetic_tol=kinetic_tol,
-                                   damping=damping, max_steps=max_steps, backend=backend,
-                                   unjammed_pressure=unjammed_pressure)
-    else:
-        raise ValueError(f"relaxer must be 'fire' or 'damped', got {relaxer!r}")
-    split = pressure(out, law)
-    n_contacts = contacts(out, law).i.size
-    return _Relaxed(out, float(split.total), (float(split.ss), float(split.sl), float(split.ll)),
-                    2.0 * n_contacts / out.n, steps)
-
-
-def _relax_damped(packing, law, *, force_tol, kinetic_tol, damping, max_steps, backend, unjammed_pressure,
-                  damped_steps=20000):
-    """Damped dynamics for up to ``damped_steps`` steps, then FIRE to the same force criterion.
-
-    Near phi_J the slowest modes of damped dynamics creep (overdamped rate ~ lambda_min / damping),
-    so damped dynamics alone needs millions of steps there; FIRE finishes the same minimum.
-    """
-    from granular.simulate import fire_minimize, run_md
-
-    current = packing.copy()
-    current.velocity[:] = 0.0
-    chunk = 2000
-    steps = 0
-    while steps < min(damped_steps, max_steps):
-        res = run_md(current, law, steps=chunk, damping=damping, backend=backend)
-        current = res.packing
-        steps += chunk
-        kinetic = res.kinetic_energy / current.n
-        force = res.force if res.force is not None else spring_forces(current, law)
-        max_force = float(np.max(np.linalg.norm(force, axis=1)))
-        if max_force <= force_tol and kinetic <= kinetic_tol:
-            return current, steps
-        if (unjammed_pressure is not None and pressure_bound(
-                current, res.kinetic_energy + res.potential_energy, law) < unjammed_pressure):
-            return current, steps
-    res = fire_minimize(current, law, force_tol=force_tol, max_steps=max_steps, backend=backend)
-    if not res.converged:
-        raise RuntimeError(
-            f"relaxation did not converge in {steps} damped + {res.steps} FIRE steps (max |F| = "
-            f"{res.max_force:.3g} > force_tol = {force_tol:.3g}) at phi = {packing.packing_fraction:.6f}")
-    return res.packing, steps + int(res.steps)
 
 
 def spring_forces(packing: Packing, law: ContactLaw) -> np.ndarray:

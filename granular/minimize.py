@@ -1,0 +1,379 @@
+"""Energy minimisation at fixed box: FIRE 2.0 with a mass preconditioner, and relaxation to
+mechanical equilibrium with a convergence certificate.
+
+**FIRE 2.0** (Guenole et al., Comput. Mater. Sci. 175, 109584, 2020, Algorithm 2; Bitzek et al.
+2006 is the original). One step, after a force call at x:
+
+1. Power P = F.v. If P > 0: count it, and after more than ``n_delay`` downhill steps in a row
+   dt <- min(f_inc dt, dt_max), alpha <- f_alpha alpha. If P <= 0 (uphill): stop after more than
+   ``max_uphill`` uphill steps in a row (0: never); unless still inside the initial delay (the
+   first ``n_delay`` steps, ``initial_delay``), dt <- f_dec dt if that stays >= dt_min, and
+   alpha <- alpha_start; step back x <- x - dt v / 2 (``half_step_back``) and set v = 0.
+2. Semi-implicit Euler with mixing: v <- v + dt M^-1 F; v <- (1 - alpha) v + alpha |v| F^ ;
+   x <- x + dt v.
+
+It stops when max_i |F_i| <= force_tol (physical forces, whatever the masses).
+
+**Masses as a preconditioner, one metric.** The fictitious masses m_i change the path, not the
+minima. Write the dynamics in scaled coordinates y = M^(1/2) x: the force is G = M^(-1/2) F, the
+velocity w = M^(1/2) v, and FIRE with unit masses in y reads, mapped back to x,
+
+- kick w <- w + dt G  is  v <- v + dt F / m;
+- power G.w = F.v (the mass cancels);
+- mixing w <- (1 - alpha) w + alpha (|w| / |G|) G  is
+  v <- (1 - alpha) v + alpha (|v|_M / |F|_(M^-1)) F / m,
+  with |v|_M^2 = sum_i m_i |v_i|^2 and |F|_(M^-1)^2 = sum_i |F_i|^2 / m_i: the mixing pulls v
+  towards the *acceleration* F / m, not towards F;
+- the half step back x <- x - dt v / 2 and the reset v = 0 are the same in both coordinates.
+
+So the consistent scheme differs from LAMMPS's (``variant="legacy"``, the loop this project ran
+before: v <- (1 - alpha) v + alpha (|v| / |F|) F with Euclidean norms, a mix of metrics that turns
+a light particle's velocity towards a heavy particle's force) only in the mixing. After an uphill
+reset v = dt F / m exactly, whatever the metric. The norm of v after the kick follows from sums of
+the force call, |v + dt F/m|_M^2 = |v|_M^2 + 2 dt P + dt^2 |F|_(M^-1)^2, so kick, mixing and move
+are one pass over the particles.
+
+Preconditioners (``preconditioner``): ``"physical"`` m_i = (4/3) pi r_i^3; ``"unit"`` m_i = 1;
+``"jacobi"`` m_i = max(sum over i's contacts of the tangent stiffness d f / d xi (k for the linear
+law, 1.5 k sqrt(xi) for Hertz), floor), floor = ``jacobi_floor`` x the mean of that sum over all
+particles, computed at the start and recomputed only when FIRE resets the velocities (so the
+dynamics between two resets has fixed masses). With m_i ~ H_ii the scaled Hessian
+M^(-1/2) H M^(-1/2) has eigenvalues below ~2, whatever the size ratio, so dt is dimensionless:
+0.1 by default, at most 1.
+
+The choice of default is measured in ``benchmarks/fire_variants.py`` (see :func:`fire_minimize`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from granular import integrator as I
+from granular.contact import DEFAULT_LAW, ContactLaw
+from granular.space import Packing
+
+PRECONDITIONERS = ("physical", "unit", "jacobi")
+VARIANTS = ("fire2", "legacy")
+JACOBI_DT = 0.1
+"""Default starting time step with the Jacobi preconditioner (dimensionless)."""
+JACOBI_DT_LIMIT = 1.0
+FIRE_CHUNK = 50_000
+STOPS = {I.HALT_CONVERGED: "converged", I.HALT_MAX_STEPS: "max_steps", I.HALT_STUCK: "stuck"}
+
+
+def _check_int(name, value, low):
+    if isinstance(value, bool) or int(value) != value or int(value) < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def _check_range(name, value, low, high, low_open=True, high_open=True):
+    ok = np.isfinite(value) and (value > low if low_open else value >= low) and (
+        value < high if high_open else value <= high)
+    if not ok:
+        bounds = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be in {bounds}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class FireParams:
+    """Parameters of FIRE (defaults: Guenole et al. 2020, Table 1; LAMMPS ``min_style fire``).
+
+    Parameters
+    ----------
+    variant : {"fire2", "legacy"}
+        ``"fire2"``: mixing in the mass metric (see the module docstring) and dt never reduced
+        below ``dt_min`` (a reduction that would cross it is skipped). ``"legacy"``: this
+        project's earlier loop, mixing with Euclidean norms towards F (LAMMPS) and dt clamped at
+        ``dt_min``; the same as ``"fire2"`` when all masses are equal, up to the dt_min rule.
+    n_delay : int
+        Downhill steps before dt may grow; also the length of the initial delay (>= 0).
+    f_inc : float
+        Growth factor of dt, in [1, 2].
+    f_dec : float
+        Reduction factor of dt on an uphill step, in (0, 1).
+    alpha_start : float
+        Mixing parameter after a reset, in (0, 1).
+    f_alpha : float
+        Decay factor of alpha on a downhill step past the delay, in (0, 1].
+    dt_max_factor : float
+        dt_max = dt_max_factor x the starting dt, in [1, 100].
+    dt_min_factor : float
+        dt_min = dt_min_factor x the starting dt, in [0, 1].
+    initial_delay : bool
+        Do not reduce dt (nor reset alpha) on uphill steps during the first ``n_delay`` steps.
+    half_step_back : bool
+        On an uphill step move back x -= dt v / 2 before zeroing the velocities.
+    max_uphill : int
+        Stop (not converged) after more than this many uphill steps in a row; 0: no limit.
+    jacobi_floor : float
+        Floor of the Jacobi masses as a fraction of the mean contact-stiffness sum, in (0, 1].
+    """
+
+    variant: str = "fire2"
+    n_delay: int = 20
+    f_inc: float = 1.1
+    f_dec: float = 0.5
+    alpha_start: float = 0.25
+    f_alpha: float = 0.99
+    dt_max_factor: float = 10.0
+    dt_min_factor: float = 0.02
+    initial_delay: bool = True
+    half_step_back: bool = True
+    max_uphill: int = 2000
+    jacobi_floor: float = 0.1
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        _check_int("n_delay", self.n_delay, 0)
+        _check_int("max_uphill", self.max_uphill, 0)
+        _check_range("f_inc", self.f_inc, 1.0, 2.0, low_open=False, high_open=False)
+        _check_range("f_dec", self.f_dec, 0.0, 1.0)
+        _check_range("alpha_start", self.alpha_start, 0.0, 1.0)
+        _check_range("f_alpha", self.f_alpha, 0.0, 1.0, high_open=False)
+        _check_range("dt_max_factor", self.dt_max_factor, 1.0, 100.0, low_open=False, high_open=False)
+        _check_range("dt_min_factor", self.dt_min_factor, 0.0, 1.0, low_open=False, high_open=False)
+        _check_range("jacobi_floor", self.jacobi_floor, 0.0, 1.0, high_open=False)
+        for name in ("initial_delay", "half_step_back"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+
+    def as_array(self, dt: float, force_tol: float, max_steps: int, jacobi: bool) -> np.ndarray:
+        """The parameter vector the compiled loops read (indices ``P_*`` of
+        :mod:`granular.integrator`)."""
+        par = np.zeros(I.N_PAR)
+        par[I.P_N_DELAY] = self.n_delay
+        par[I.P_F_INC] = self.f_inc
+        par[I.P_F_DEC] = self.f_dec
+        par[I.P_ALPHA_START] = self.alpha_start
+        par[I.P_F_ALPHA] = self.f_alpha
+        par[I.P_DT_MAX] = self.dt_max_factor * dt
+        par[I.P_DT_MIN] = self.dt_min_factor * dt
+        par[I.P_INITIAL_DELAY] = float(self.initial_delay)
+        par[I.P_MAX_UPHILL] = self.max_uphill
+        par[I.P_HALF_STEP_BACK] = float(self.half_step_back)
+        par[I.P_CONSISTENT] = float(self.variant == "fire2")
+        par[I.P_CLAMP_DT_MIN] = float(self.variant == "legacy")
+        par[I.P_FORCE_TOL] = force_tol
+        par[I.P_MAX_STEPS] = max_steps
+        par[I.P_JACOBI_FLOOR] = self.jacobi_floor if jacobi else 0.0
+        return par
+
+
+DEFAULT_FIRE = FireParams()
+
+
+@dataclass
+class FireResult:
+    """Outcome of :func:`fire_minimize`; ``converged`` means max |F_i| <= force_tol (k_n d_L).
+
+    ``steps`` FIRE steps cost ``force_evaluations`` = steps + 1 force calls; ``resets`` counts the
+    uphill steps (velocity resets, and with ``"jacobi"`` mass refreshes); ``stop`` is
+    ``"converged"``, ``"max_steps"`` or ``"stuck"`` (more than ``max_uphill`` uphill steps in a row).
+    """
+
+    packing: Packing
+    converged: bool
+    steps: int
+    max_force: float
+    energy: float
+    backend: str
+    force: np.ndarray | None = None
+    resets: int = 0
+    rebuilds: int = 0
+    preconditioner: str = "physical"
+    stop: str = "converged"
+
+    @property
+    def force_evaluations(self) -> int:
+        return self.steps + 1
+
+
+def start_dt(packing: Packing, law: ContactLaw, preconditioner: str, dt: float | None) -> float:
+    """The starting time step of FIRE with ``preconditioner`` (checked if given).
+
+    physical: t_c / 50 of the smallest-sphere contact (at most t_c / 10); unit: t_c / 50 of a
+    unit-mass contact with the stiffest spring; jacobi: ``JACOBI_DT`` (dimensionless, at most 1).
+    """
+    if preconditioner not in PRECONDITIONERS:
+        raise ValueError(f"preconditioner must be one of {PRECONDITIONERS}, got {preconditioner!r}")
+    if preconditioner == "jacobi":
+        if dt is None:
+            return JACOBI_DT
+        if not (np.isfinite(dt) and 0 < dt <= JACOBI_DT_LIMIT):
+            raise ValueError(f"dt must be in (0, {JACOBI_DT_LIMIT}] with the jacobi preconditioner "
+                             f"(dimensionless), got {dt}")
+        return float(dt)
+    if preconditioner == "unit":
+        radius, mass = float(packing.radius.max()), 1.0
+    else:
+        radius, mass = float(packing.radius.min()), None
+    return law.default_dt(radius, mass) if dt is None else law.check_dt(dt, radius, mass)
+
+
+def fire_minimize(packing: Packing, law: ContactLaw = DEFAULT_LAW, *, force_tol: float = 1e-12,
+                  max_steps: int = 10**6, dt: float | None = None, skin: float | None = None,
+                  preconditioner: str = "physical", params: FireParams = DEFAULT_FIRE,
+                  backend: str = "auto") -> FireResult:
+    """Minimise the elastic energy at fixed box with FIRE 2.0 (see the module docstring).
+
+    Converged means max_i |F_i| <= ``force_tol`` (units k_n d_L); the dashpot is ignored (it does
+    not change the minima). The initial velocities are discarded.
+
+    Parameters
+    ----------
+    packing : Packing
+        Start (not modified).
+    law : ContactLaw
+    force_tol : float
+        Convergence threshold on max_i |F_i| (> 0).
+    max_steps : int
+        Step cap (>= 0); reaching it returns ``converged=False``.
+    dt : float, optional
+        Starting time step (see :func:`start_dt`); FIRE adapts it between
+        ``params.dt_min_factor`` and ``params.dt_max_factor`` times this.
+    skin : float, optional
+        Verlet skin (default 20 % of the smallest diameter).
+    preconditioner : {"physical", "unit", "jacobi"}
+        The masses of FIRE's dynamics (module docstring). They change the path, not the minima.
+    params : FireParams
+    backend : {"auto", "cpu", "cuda"}
+
+    Returns
+    -------
+    FireResult
+        The relaxed packing (zero velocities), ``converged``, ``steps``, ``max_force``, the elastic
+        ``energy``, the ``backend`` used, the forces (N, 3) and the counters.
+    """
+    from granular.simulate import _check_steps, _raise_status, _setup
+
+    if not (np.isfinite(force_tol) and force_tol > 0):
+        raise ValueError(f"force_tol must be a finite number > 0, got {force_tol}")
+    if not isinstance(params, FireParams):
+        raise ValueError(f"params must be a granular.FireParams, got {type(params).__name__}")
+    max_steps = _check_steps("max_steps", max_steps)
+    _, skin, name, layer = _setup(packing, law, None, skin, backend)
+    dt = start_dt(packing, law, preconditioner, dt)
+    out = packing.copy()
+    if preconditioner == "physical":
+        inv_mass = 1.0 / out.mass
+    else:  # jacobi: replaced at the first step (v = 0 is a reset), where the mixing ratio is dt anyway
+        inv_mass = np.ones(out.n)
+    jacobi = preconditioner == "jacobi"
+    par = params.as_array(dt, force_tol, max_steps, jacobi)
+    state = np.zeros(I.N_STATE)
+    state[I.S_DT], state[I.S_ALPHA] = dt, params.alpha_start
+    out.velocity[:] = 0.0
+    rebuilds, force, totals = layer.run_fire(out.position, out.velocity, out.radius, out.species, out.box,
+                                             law.k_n, law.model_code, skin, inv_mass, par, state)
+    steps = int(state[I.S_STEP])
+    halt = int(state[I.S_HALT])
+    _raise_status(1 if halt == I.HALT_NONFINITE else 0, steps, "fire_minimize")
+    out.velocity[:] = 0.0
+    return FireResult(out, halt == I.HALT_CONVERGED, steps, float(state[I.S_MAX_FORCE]), float(totals[0]),
+                      name, force, int(state[I.S_RESETS]), int(rebuilds), preconditioner, STOPS[halt])
+
+
+@dataclass
+class _Relaxed:
+    packing: Packing
+    pressure: float
+    split: tuple
+    z: float
+    steps: int
+
+
+def pressure_bound(packing: Packing, energy: float, law: ContactLaw) -> float:
+    """Largest contact-virial pressure compatible with a total energy ``energy`` (see :func:`relax`).
+
+    Every overlap obeys k xi^2 / 2 <= E (linear law; 2 k xi^(5/2) / 5 <= E for Hertz), at most
+    M = 6 N pairs touch, so P <= sum_c f_c d_max / (3 V) with sum_c f_c <= sqrt(2 M E k) (linear).
+    """
+    energy = max(float(energy), 0.0)
+    m = 6.0 * packing.n
+    if law.model == "hertz":
+        force_sum = m * law.k_n * (2.5 * energy / law.k_n) ** 0.6
+    else:  # Cauchy-Schwarz: sum xi <= sqrt(M sum xi^2) <= sqrt(2 M E / k)
+        force_sum = math.sqrt(2.0 * m * energy * law.k_n)
+    return force_sum * 2.0 * float(packing.radius.max()) / (3.0 * packing.volume)
+
+
+def relax(packing: Packing, law: ContactLaw, *, force_tol: float, max_steps: int, backend: str,
+          relaxer: str = "fire", kinetic_tol: float = 1e-18, damping: float = 0.5,
+          unjammed_pressure: float | None = None, preconditioner: str = "physical",
+          params: FireParams = DEFAULT_FIRE) -> _Relaxed:
+    """Relax ``packing`` to mechanical equilibrium and measure it; raise if it does not converge.
+
+    ``relaxer="fire"`` uses :func:`fire_minimize` with ``preconditioner`` and ``params`` (in chunks
+    of FIRE_CHUNK steps when ``unjammed_pressure`` is given, so that an unjammed state can be
+    certified, see below, without waiting for its slow power-law drain of the last overlaps);
+    ``"damped"`` runs damped dynamics (:func:`granular.simulate.run_md`) in chunks until
+    max |F| <= force_tol and the kinetic energy per particle <= kinetic_tol, or until it is
+    certified unjammed: damped dynamics never raises the total energy E, and every overlap obeys
+    k xi^2 / 2 <= E, so the pressure can never exceed sqrt(2 M E k) d_max / (3 V) with M <= 6 N
+    contacts; once that bound is below ``unjammed_pressure`` the state is unjammed whatever the
+    remaining motion. FIRE also only lowers the energy (an uphill step is undone), so the same
+    certificate applies to it.
+    """
+    from granular.measure import contacts, pressure
+
+    fire = {"preconditioner": preconditioner, "params": params}
+    if relaxer == "fire":
+        out, steps = packing, 0
+        while True:
+            chunk = min(FIRE_CHUNK, max_steps - steps) if unjammed_pressure is not None else max_steps
+            res = fire_minimize(out, law, force_tol=force_tol, max_steps=chunk, backend=backend, **fire)
+            out, steps = res.packing, steps + int(res.steps)
+            if res.converged or (unjammed_pressure is not None
+                                 and pressure_bound(out, res.energy, law) < unjammed_pressure):
+                break
+            if steps >= max_steps or res.stop == "stuck":
+                raise RuntimeError(
+                    f"FIRE did not converge in {steps} steps (max |F| = {res.max_force:.3g} > "
+                    f"force_tol = {force_tol:.3g}, stop: {res.stop}) at phi = "
+                    f"{packing.packing_fraction:.6f}; raise max_steps")
+    elif relaxer == "damped":
+        out, steps = _relax_damped(packing, law, force_tol=force_tol, kinetic_tol=kinetic_tol,
+                                   damping=damping, max_steps=max_steps, backend=backend,
+                                   unjammed_pressure=unjammed_pressure, fire=fire)
+    else:
+        raise ValueError(f"relaxer must be 'fire' or 'damped', got {relaxer!r}")
+    split = pressure(out, law)
+    n_contacts = contacts(out, law).i.size
+    return _Relaxed(out, float(split.total), (float(split.ss), float(split.sl), float(split.ll)),
+                    2.0 * n_contacts / out.n, steps)
+
+
+def _relax_damped(packing, law, *, force_tol, kinetic_tol, damping, max_steps, backend, unjammed_pressure,
+                  fire, damped_steps=20000):
+    """Damped dynamics for up to ``damped_steps`` steps, then FIRE to the same force criterion.
+
+    Near phi_J the slowest modes of damped dynamics creep (overdamped rate ~ lambda_min / damping),
+    so damped dynamics alone needs millions of steps there; FIRE finishes the same minimum.
+    """
+    from granular.simulate import run_md
+
+    current = packing.copy()
+    current.velocity[:] = 0.0
+    chunk = 2000
+    steps = 0
+    while steps < min(damped_steps, max_steps):
+        res = run_md(current, law, steps=chunk, damping=damping, backend=backend)
+        current = res.packing
+        steps += chunk
+        kinetic = res.kinetic_energy / current.n
+        max_force = float(np.max(np.linalg.norm(res.force, axis=1)))
+        if max_force <= force_tol and kinetic <= kinetic_tol:
+            return current, steps
+        if (unjammed_pressure is not None and pressure_bound(
+                current, res.kinetic_energy + res.potential_energy, law) < unjammed_pressure):
+            return current, steps
+    res = fire_minimize(current, law, force_tol=force_tol, max_steps=max_steps, backend=backend, **fire)
+    if not res.converged:
+        raise RuntimeError(
+            f"relaxation did not converge in {steps} damped + {res.steps} FIRE steps (max |F| = "
+            f"{res.max_force:.3g} > force_tol = {force_tol:.3g}) at phi = {packing.packing_fraction:.6f}")
+    return res.packing, steps + int(res.steps)
