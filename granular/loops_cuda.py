@@ -3,8 +3,9 @@
 Same four entry points as :mod:`granular.loops_cpu` (``evaluate``, ``pairs``, ``run_md``,
 ``run_fire``), same arguments and results, so :mod:`granular.simulate` and
 :mod:`granular.measure` do not know which backend runs. Arrays stay on the device for a whole
-call; the host reads a 4-entry flag array after every step (rebuild needed, overflow,
-non-finite) and scalar sums only when it records.
+call; in MD the host reads a 4-entry flag array after every step (rebuild needed, overflow,
+non-finite) and scalar sums only when it records; FIRE keeps its step logic on the device and
+checks every few steps (:mod:`granular.fire_cuda`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import numpy as np
 from numba import cuda
 
 from granular import kernels_cuda as K
-from granular.integrator import fire_adapt_cpu
+from granular.fire_cuda import fire_on_device
+from granular.integrator import HALT_NONFINITE, S_HALT
 from granular.partition import grid_dims, radius_levels, rebuild_threshold
 
 STATUS_OK, STATUS_NONFINITE = 0, 1
@@ -198,49 +200,19 @@ def run_md(position, velocity, radius, species, box, k_n, gamma_n, model, dt, da
     return status, last, records[:n_rec], dev.rebuilds, dev.force.copy_to_host(), dev.acc.copy_to_host()
 
 
-def run_fire(position, velocity, radius, species, box, k_n, model, dt, dt_max, force_tol, max_steps, skin,
-             inv_mass=None):
-    """Same contract and algorithm (FIRE 2.0) as :func:`granular.loops_cpu.run_fire`."""
-    n_delay, f_inc, f_dec, alpha_start, f_alpha = 20, 1.1, 0.5, 0.25, 0.99
-    dt_min = 0.02 * dt
+def run_fire(position, velocity, radius, species, box, k_n, model, skin, inv_mass, par, state):
+    """Same contract and algorithm as :func:`granular.loops_cpu.run_fire` (updates the arrays in
+    place); the loop is :func:`granular.fire_cuda.fire_on_device`."""
     velocity[:] = 0.0
     dev = DeviceSystem(position, velocity, radius, species, box, skin, inv_mass)
     dev.rebuild()
-    dev.forces(k_n, 0.0, model)
-    alpha, n_positive, step = alpha_start, 0, 0
-    status, converged = STATUS_OK, False
-    while True:
-        dev.scalar.copy_to_device(np.zeros(3))
-        dev._launch(K.fire_norms_kernel, dev.force, dev.velocity, dev.scalar)
-        power, f2, fmax2 = dev.scalar.copy_to_host()
-        max_force = math.sqrt(fmax2)
-        if not math.isfinite(max_force) or dev.read_flags()[K.FLAG_NONFINITE]:
-            status = STATUS_NONFINITE
-            break
-        if max_force <= force_tol or step >= max_steps:
-            converged = max_force <= force_tol
-            break
-        n_positive, dt, alpha, uphill = fire_adapt_cpu(power, step, n_positive, dt, alpha, n_delay, f_inc,
-                                                       f_dec, f_alpha, alpha_start, dt_max, dt_min)
-        back = 1 if uphill else 0
-        dev.scalar.copy_to_device(np.zeros(3))
-        dev._launch(K.fire_kick_kernel, dev.position, dev.velocity, dev.force, dev.inv_mass, dt, back,
-                    dev.scalar)
-        v_norm = math.sqrt(dev.scalar.copy_to_host()[0])
-        f_norm = math.sqrt(f2)
-        dev._launch(K.fire_mix_kernel, dev.velocity, dev.force, alpha, v_norm / f_norm if f_norm > 0 else 0.0)
-        _pass(dev, dt, 0.0, 0.0, 0.0, 1.0, dev.box, 0.5 * dev.skin)
-        step += 1
-        flags = dev.read_flags()
-        if flags[K.FLAG_NONFINITE]:
-            status = STATUS_NONFINITE
-            break
-        if flags[K.FLAG_MOVED]:
-            dev.rebuild()
-        dev.forces(k_n, 0.0, model)
-    if status == STATUS_OK:
+    dev.forces(k_n, 0.0, model, measure=False)
+    rebuilds = fire_on_device(dev, k_n, model, par, state)
+    if state[S_HALT] != HALT_NONFINITE:
         lx, ly, lz = (float(v) for v in dev.box)
         dev._launch(K.wrap_kernel, dev.position, lx, ly, lz, dev.reference)
+    dev.forces(k_n, 0.0, model)  # the same positions: energy and sums of the final state
     position[:] = dev.position.copy_to_host()
     velocity[:] = dev.velocity.copy_to_host()
-    return status, step, converged, max_force, dev.force.copy_to_host(), dev.acc.copy_to_host()
+    inv_mass[:] = dev.inv_mass.copy_to_host()
+    return rebuilds, dev.force.copy_to_host(), dev.acc.copy_to_host()
