@@ -89,15 +89,16 @@ def control_kernel(par, state, sums, flags):
 @cuda.jit
 def stiffness_kernel(position, radius, lx, ly, lz, neighbours, counts, k_n, model, par, state, stiffness):
     """Jacobi preconditioner at a velocity reset: contact-stiffness sums per particle into
-    ``stiffness`` (zero on entry) and their total into the state."""
+    ``stiffness`` (zero on entry), their total and the number of contact ends into the state."""
     if (state[I.S_HALT] != I.HALT_RUNNING or state[I.S_UPHILL] == 0.0
             or not par[I.P_JACOBI_FLOOR] > 0.0):
         return
-    shared = cuda.shared.array(THREADS, dtype=np.float64)
+    shared = cuda.shared.array((2, THREADS), dtype=np.float64)
     i = cuda.grid(1)
     tid = cuda.threadIdx.x
     n = position.shape[0]
     total = 0.0
+    ends = 0.0
     if i < n:
         for k in range(counts[i]):
             j = neighbours[k * n + i]
@@ -111,16 +112,20 @@ def stiffness_kernel(position, radius, lx, ly, lz, neighbours, counts, k_n, mode
                 cuda.atomic.add(stiffness, i, s)
                 cuda.atomic.add(stiffness, j, s)
                 total += 2.0 * s
-    shared[tid] = total
+                ends += 2.0
+    shared[0, tid] = total
+    shared[1, tid] = ends
     cuda.syncthreads()
     stride = THREADS // 2
     while stride > 0:
         if tid < stride:
-            shared[tid] += shared[tid + stride]
+            shared[0, tid] += shared[0, tid + stride]
+            shared[1, tid] += shared[1, tid + stride]
         cuda.syncthreads()
         stride //= 2
     if tid == 0:
-        cuda.atomic.add(state, I.S_STIFFNESS, shared[0])
+        cuda.atomic.add(state, I.S_STIFFNESS, shared[0, 0])
+        cuda.atomic.add(state, I.S_CONTACTS, shared[1, 0])
 
 
 @cuda.jit
@@ -136,8 +141,8 @@ def update_kernel(position, velocity, force, inv_mass, reference, stiffness, lx,
         return
     uphill = state[I.S_UPHILL] != 0.0
     if uphill and par[I.P_JACOBI_FLOOR] > 0.0:
-        floor = par[I.P_JACOBI_FLOOR] * state[I.S_STIFFNESS] / n
-        inv_mass[i] = 1.0 / jacobi_mass_cuda(stiffness[i], floor, k_n)
+        inv_mass[i] = 1.0 / jacobi_mass_cuda(stiffness[i], state[I.S_STIFFNESS], state[I.S_CONTACTS],
+                                             par[I.P_JACOBI_FLOOR], k_n)
         stiffness[i] = 0.0
     d2 = fire_update_cuda(i, position, velocity, force, inv_mass, reference, lx, ly, lz, state[I.S_DT],
                           state[I.S_ALPHA], state[I.S_RATIO], uphill, par[I.P_HALF_STEP_BACK] != 0.0,

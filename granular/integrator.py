@@ -72,8 +72,8 @@ def verlet_update(i, position, velocity, force, inv_mass, reference, sx, sy, sz,
 N_PAR = 15
 # State vector (float64): the adaptive scalars and the outcome.
 (S_DT, S_ALPHA, S_N_POSITIVE, S_N_UPHILL, S_STEP, S_RATIO, S_UPHILL, S_HALT, S_MAX_FORCE, S_RESETS,
- S_STIFFNESS) = range(11)
-N_STATE = 11
+ S_STIFFNESS, S_CONTACTS) = range(12)
+N_STATE = 12
 # Reductions after a force call (see fire_norms).
 R_POWER, R_V2, R_VF, R_F2V, R_F2, R_FMAX2 = range(6)
 N_SUMS = 6
@@ -205,12 +205,13 @@ def make_fire_update(move):
     return fire_update
 
 
-def jacobi_mass(stiffness, floor, fallback):
-    """Jacobi preconditioner mass of one particle: its contact-stiffness sum, at least ``floor``
-    (``fallback`` when no particle has a contact, floor <= 0)."""
-    if floor <= 0.0:
+def jacobi_mass(stiffness, total, contacts, floor_fraction, fallback):
+    """Jacobi preconditioner mass of one particle: its contact-stiffness sum ``stiffness``, at
+    least ``floor_fraction`` x the mean stiffness of one contact (``total`` stiffness over
+    ``contacts`` contact ends); ``fallback`` when no particle has a contact."""
+    if not (contacts > 0.0 and total > 0.0):
         return fallback
-    return max(stiffness, floor)
+    return max(stiffness, floor_fraction * total / contacts)
 
 
 verlet_update_cpu = numba.njit(inline="always", cache=True)(verlet_update)

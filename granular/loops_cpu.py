@@ -31,6 +31,7 @@ from granular.integrator import (
     R_V2,
     R_VF,
     S_ALPHA,
+    S_CONTACTS,
     S_DT,
     S_HALT,
     S_RATIO,
@@ -196,10 +197,11 @@ def _fire_update(position, velocity, force, inv_mass, reference, box, state, hal
 def _jacobi_refresh(position, radius, box, start, neighbours, k_n, model, floor_fraction, stiffness,
                     inv_mass):
     """Jacobi preconditioner: m_i = max(sum of the tangent stiffnesses of i's contacts, floor),
-    floor = ``floor_fraction`` x the mean of that sum over all particles; ``inv_mass`` = 1 / m.
-    Returns the total stiffness sum."""
+    floor = ``floor_fraction`` x the mean stiffness of one contact; ``inv_mass`` = 1 / m.
+    Returns the total stiffness and the number of contact ends."""
     n = position.shape[0]
     stiffness[:] = 0.0
+    ends = 0.0
     hx, hy, hz = 0.5 * box[0], 0.5 * box[1], 0.5 * box[2]
     for i in range(n):
         for k in range(start[i], start[i + 1]):
@@ -213,11 +215,11 @@ def _jacobi_refresh(position, radius, box, start, neighbours, k_n, model, floor_
                 s = pair_stiffness_cpu(rsum - math.sqrt(r2), k_n, model)
                 stiffness[i] += s
                 stiffness[j] += s
+                ends += 2.0
     total = stiffness.sum()
-    floor = floor_fraction * total / n
     for i in range(n):
-        inv_mass[i] = 1.0 / jacobi_mass_cpu(stiffness[i], floor, k_n)
-    return total
+        inv_mass[i] = 1.0 / jacobi_mass_cpu(stiffness[i], total, ends, floor_fraction, k_n)
+    return total, ends
 
 
 @numba.njit(cache=True)
@@ -254,8 +256,9 @@ def fire_loop(position, velocity, force, radius, species, inv_mass, box, level, 
         if state[S_HALT] != HALT_RUNNING:
             break
         if jacobi and state[S_UPHILL] != 0.0:
-            state[S_STIFFNESS] = _jacobi_refresh(position, radius, box, start, neighbours, k_n, model,
-                                                 par[P_JACOBI_FLOOR], stiffness, inv_mass)
+            state[S_STIFFNESS], state[S_CONTACTS] = _jacobi_refresh(
+                position, radius, box, start, neighbours, k_n, model, par[P_JACOBI_FLOOR], stiffness,
+                inv_mass)
         _fire_update(position, velocity, force, inv_mass, ref, box, state, half_back, consistent, chunk)
         moved = math.sqrt(chunk[:, 1].max())
         if not math.isfinite(moved):

@@ -35,11 +35,11 @@ are one pass over the particles.
 
 Preconditioners (``preconditioner``): ``"physical"`` m_i = (4/3) pi r_i^3; ``"unit"`` m_i = 1;
 ``"jacobi"`` m_i = max(sum over i's contacts of the tangent stiffness d f / d xi (k for the linear
-law, 1.5 k sqrt(xi) for Hertz), floor), floor = ``jacobi_floor`` x the mean of that sum over all
-particles, computed at the start and recomputed only when FIRE resets the velocities (so the
-dynamics between two resets has fixed masses). With m_i ~ H_ii the scaled Hessian
-M^(-1/2) H M^(-1/2) has eigenvalues below ~2, whatever the size ratio, so dt is dimensionless:
-0.1 by default, at most 1.
+law, 1.5 k sqrt(xi) for Hertz), floor), floor = ``jacobi_floor`` x the mean stiffness of one
+contact (so a particle that gains a contact stays stable), computed at the start and recomputed
+only when FIRE resets the velocities (so the dynamics between two resets has fixed masses). With
+m_i ~ H_ii the scaled Hessian M^(-1/2) H M^(-1/2) has eigenvalues below ~2, whatever the size
+ratio, so dt is dimensionless: 0.1 by default, at most 1.
 
 The choice of default is measured in ``benchmarks/fire_variants.py`` (see :func:`fire_minimize`).
 """
@@ -109,7 +109,8 @@ class FireParams:
     max_uphill : int
         Stop (not converged) after more than this many uphill steps in a row; 0: no limit.
     jacobi_floor : float
-        Floor of the Jacobi masses as a fraction of the mean contact-stiffness sum, in (0, 1].
+        Floor of the Jacobi masses as a fraction of the mean stiffness of one contact, in (0, 1]
+        (at 1 a particle that gains a contact stays stable at the largest time step).
     """
 
     variant: str = "fire2"
@@ -123,7 +124,7 @@ class FireParams:
     initial_delay: bool = True
     half_step_back: bool = True
     max_uphill: int = 2000
-    jacobi_floor: float = 0.1
+    jacobi_floor: float = 1.0
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
