@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from granular.contact import ContactLaw
-from granular.minimize import _Relaxed, relax
+from granular.minimize import DEFAULT_FIRE, DEFAULT_PRECONDITIONER, FireParams, _Relaxed, relax
 from granular.space import Packing, scale_to_phi
 
 HISTORY_KEYS = ("phi", "pressure", "pressure_SS", "pressure_SL", "pressure_LL", "Z", "steps")
@@ -110,6 +110,8 @@ def find_jamming(
     decompress_from: float = 1e-4,
     decompress_step: float = 2e-4,
     damping: float = 0.5,
+    preconditioner: str = DEFAULT_PRECONDITIONER,
+    fire_params: FireParams = DEFAULT_FIRE,
     backend: str = "auto",
     progress: bool = False,
 ) -> JammingResult:
@@ -140,6 +142,8 @@ def find_jamming(
         decompression step in packing fraction.
     damping : float
         Background viscous damping of the damped dynamics (``method="compress"``).
+    preconditioner, fire_params : str, FireParams
+        FIRE's masses and parameters for every relaxation (:func:`granular.minimize.fire_minimize`).
     backend : {"auto", "cpu", "cuda"}
     progress : bool
         Show a tqdm progress bar.
@@ -170,7 +174,8 @@ def find_jamming(
         if len(history["phi"]) >= max_relaxations:
             raise RuntimeError(f"no jamming point after {max_relaxations} relaxations (max_relaxations)")
         r = relax(p, law, force_tol=tol, max_steps=max_steps, backend=backend, relaxer=relaxer,
-                  damping=damping, unjammed_pressure=p_low)
+                  damping=damping, unjammed_pressure=p_low, preconditioner=preconditioner,
+                  params=fire_params)
         for key, value in zip(HISTORY_KEYS, (r.packing.packing_fraction, r.pressure, *r.split, r.z,
                                               r.steps)):
             history[key].append(value)

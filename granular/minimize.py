@@ -56,6 +56,7 @@ from granular.contact import DEFAULT_LAW, ContactLaw
 from granular.space import Packing
 
 PRECONDITIONERS = ("physical", "unit", "jacobi")
+DEFAULT_PRECONDITIONER = "physical"
 VARIANTS = ("fire2", "legacy")
 JACOBI_DT = 0.1
 """Default starting time step with the Jacobi preconditioner (dimensionless)."""
@@ -217,7 +218,7 @@ def start_dt(packing: Packing, law: ContactLaw, preconditioner: str, dt: float |
 
 def fire_minimize(packing: Packing, law: ContactLaw = DEFAULT_LAW, *, force_tol: float = 1e-12,
                   max_steps: int = 10**6, dt: float | None = None, skin: float | None = None,
-                  preconditioner: str = "physical", params: FireParams = DEFAULT_FIRE,
+                  preconditioner: str = DEFAULT_PRECONDITIONER, params: FireParams = DEFAULT_FIRE,
                   backend: str = "auto") -> FireResult:
     """Minimise the elastic energy at fixed box with FIRE 2.0 (see the module docstring).
 
@@ -304,7 +305,7 @@ def pressure_bound(packing: Packing, energy: float, law: ContactLaw) -> float:
 
 def relax(packing: Packing, law: ContactLaw, *, force_tol: float, max_steps: int, backend: str,
           relaxer: str = "fire", kinetic_tol: float = 1e-18, damping: float = 0.5,
-          unjammed_pressure: float | None = None, preconditioner: str = "physical",
+          unjammed_pressure: float | None = None, preconditioner: str = DEFAULT_PRECONDITIONER,
           params: FireParams = DEFAULT_FIRE) -> _Relaxed:
     """Relax ``packing`` to mechanical equilibrium and measure it; raise if it does not converge.
 
