@@ -113,7 +113,10 @@ def main(argv=None) -> int:
                                granular.scale_to_phi(base, phi), args.variants, args.max_steps)
             if args.bisection:
                 _bisection(report, {**info, "task": "bisection"}, packing, args.variants, args.max_steps)
-    print_table(report.rows)
+    for kind in ("relax", "bisection"):
+        rows = [r for r in report.rows if (r["task"] == "bisection") == (kind == "bisection")]
+        if rows:
+            print_table(rows, list(dict.fromkeys(k for r in rows for k in r)))
     write_results(report)
     return 0
 
