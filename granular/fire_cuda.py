@@ -9,7 +9,8 @@ all in a device state vector), with the Jacobi preconditioner the contact-stiffn
 the update (mass refresh, half step back, kick, mixing, move).
 
 The host reads the state vector every :data:`CHECK_EVERY` steps. Once a halt is set (converged,
-step cap, non-finite value, too many uphill steps, or a particle moved past half the skin) the
+energy below the unjammed certificate, step cap, non-finite value, too many uphill steps, or a
+particle moved past half the skin) the
 reduction, control and update kernels of the remaining steps of the block do nothing, so the
 loop stops exactly where a per-step check would have stopped; on a move the host rebuilds the
 list, recomputes the forces and resumes. Only the force kernel still runs on the remaining steps
@@ -24,6 +25,7 @@ import numpy as np
 from numba import cuda
 
 from granular import integrator as I
+from granular import kernels_cuda as K
 from granular.contact import pair_stiffness
 from granular.kernels_cuda import FLAG_MOVED, FLAG_NONFINITE, THREADS, _image, verlet_update_cuda
 
@@ -69,8 +71,9 @@ def norms_kernel(force, velocity, inv_mass, par, state, flags, sums):
 
 
 @cuda.jit
-def control_kernel(par, state, sums, flags):
-    """One thread: the flags of the last step, then :func:`granular.integrator.fire_control`."""
+def control_kernel(par, state, sums, acc, flags):
+    """One thread: the flags of the last step, then :func:`granular.integrator.fire_control`
+    with the energy in ``acc[0]`` (the force kernel's sums, zeroed here for the next call)."""
     if cuda.grid(1) != 0 or state[I.S_HALT] != I.HALT_RUNNING:
         return
     if flags[FLAG_NONFINITE] != 0:
@@ -79,9 +82,11 @@ def control_kernel(par, state, sums, flags):
     if flags[FLAG_MOVED] != 0:
         state[I.S_HALT] = I.HALT_MOVED
         return
-    fire_control_cuda(state, par, sums, 0)
+    fire_control_cuda(state, par, sums, acc[0], 0)
     for q in range(I.N_SUMS):
         sums[q] = 0.0
+    for q in range(acc.shape[0]):
+        acc[q] = 0.0
     if state[I.S_UPHILL] != 0.0:
         state[I.S_STIFFNESS] = 0.0
 
@@ -153,29 +158,40 @@ def update_kernel(position, velocity, force, inv_mass, reference, stiffness, lx,
             flags[FLAG_NONFINITE] = 1
 
 
+def _forces(dev, k_n, model, measure):
+    """Forces without a host copy: the control kernel zeroes the sums (``dev.forces`` copies)."""
+    lx, ly, lz = (float(v) for v in dev.box)
+    dev._launch(K.zero_kernel, dev.force)
+    dev._launch(K.force_kernel, dev.position, dev.velocity, dev.radius, dev.species, lx, ly, lz,
+                dev.neighbours, dev.counts, float(k_n), 0.0, int(model), dev.force, dev.acc, dev.flags,
+                1 if measure else 0)
+
+
 def fire_on_device(dev, k_n, model, par, state):
     """Run FIRE on a :class:`granular.loops_cuda.DeviceSystem` whose list is built and forces
-    computed; ``state`` (host, N_STATE) is updated. Returns the number of list builds."""
+    computed (with sums, ``measure=True``, if ``par`` has an energy stop); ``state`` (host,
+    N_STATE) is updated. Returns the number of list builds."""
     lx, ly, lz = (float(v) for v in dev.box)
     d_par, d_state = cuda.to_device(par), cuda.to_device(state)
     sums = cuda.to_device(np.zeros(I.N_SUMS))
     stiffness = cuda.to_device(np.zeros(dev.n))
     threshold, jacobi = 0.5 * dev.skin, par[I.P_JACOBI_FLOOR] > 0.0
+    measure = par[I.P_ENERGY_TOL] > 0.0  # the energy stop needs the force kernel's sums
     while True:
         for _ in range(CHECK_EVERY):
             dev._launch(norms_kernel, dev.force, dev.velocity, dev.inv_mass, d_par, d_state, dev.flags, sums)
-            control_kernel[1, 1](d_par, d_state, sums, dev.flags)
+            control_kernel[1, 1](d_par, d_state, sums, dev.acc, dev.flags)
             if jacobi:
                 dev._launch(stiffness_kernel, dev.position, dev.radius, lx, ly, lz, dev.neighbours,
                             dev.counts, float(k_n), int(model), d_par, d_state, stiffness)
             dev._launch(update_kernel, dev.position, dev.velocity, dev.force, dev.inv_mass, dev.reference,
                         stiffness, lx, ly, lz, threshold, float(k_n), d_par, d_state, dev.flags)
-            dev.forces(k_n, 0.0, model, measure=False)
+            _forces(dev, k_n, model, measure)
         state[:] = d_state.copy_to_host()
         if state[I.S_HALT] != I.HALT_MOVED:
             break
         dev.rebuild()  # clears the flags
-        dev.forces(k_n, 0.0, model, measure=False)
+        dev.forces(k_n, 0.0, model, measure)
         state[I.S_HALT] = I.HALT_RUNNING
         d_state.copy_to_device(state)
     return dev.rebuilds

@@ -68,8 +68,9 @@ def verlet_update(i, position, velocity, force, inv_mass, reference, sx, sy, sz,
 # ---------------------------------------------------------------- FIRE
 # Parameter vector (float64), filled by granular.minimize.FireParams.as_array().
 (P_N_DELAY, P_F_INC, P_F_DEC, P_ALPHA_START, P_F_ALPHA, P_DT_MAX, P_DT_MIN, P_INITIAL_DELAY, P_MAX_UPHILL,
- P_HALF_STEP_BACK, P_CONSISTENT, P_CLAMP_DT_MIN, P_FORCE_TOL, P_MAX_STEPS, P_JACOBI_FLOOR) = range(15)
-N_PAR = 15
+ P_HALF_STEP_BACK, P_CONSISTENT, P_CLAMP_DT_MIN, P_FORCE_TOL, P_MAX_STEPS, P_JACOBI_FLOOR,
+ P_ENERGY_TOL) = range(16)
+N_PAR = 16
 # State vector (float64): the adaptive scalars and the outcome.
 (S_DT, S_ALPHA, S_N_POSITIVE, S_N_UPHILL, S_STEP, S_RATIO, S_UPHILL, S_HALT, S_MAX_FORCE, S_RESETS,
  S_STIFFNESS, S_CONTACTS) = range(12)
@@ -78,7 +79,7 @@ N_STATE = 12
 R_POWER, R_V2, R_VF, R_F2V, R_F2, R_FMAX2 = range(6)
 N_SUMS = 6
 # Why a loop stopped (S_HALT); HALT_MOVED is the CUDA loop's request for a list rebuild.
-HALT_RUNNING, HALT_CONVERGED, HALT_MAX_STEPS, HALT_NONFINITE, HALT_STUCK, HALT_MOVED = range(6)
+HALT_RUNNING, HALT_CONVERGED, HALT_MAX_STEPS, HALT_NONFINITE, HALT_STUCK, HALT_MOVED, HALT_ENERGY = range(7)
 
 
 def fire_init(state, dt, alpha_start):
@@ -115,12 +116,13 @@ def fire_norms(i, force, velocity, inv_mass, consistent):
     return p, v2, p * w, f2 * w * w, f2, f2
 
 
-def fire_control(state, par, sums, nonfinite):
+def fire_control(state, par, sums, energy, nonfinite):
     """The scalar part of one FIRE step (FIRE 2.0, Guenole et al. 2020, Algorithm 2).
 
-    Reads the reductions ``sums`` (N_SUMS,) of the last force call and updates ``state``
-    (N_STATE,) in place: stop with ``S_HALT`` set (converged when max |F_i| <= force_tol, step
-    cap, non-finite force or ``nonfinite`` != 0, more than ``max_uphill`` uphill steps in a row);
+    Reads the reductions ``sums`` (N_SUMS,) and the elastic ``energy`` of the last force call and
+    updates ``state`` (N_STATE,) in place: stop with ``S_HALT`` set (converged when
+    max |F_i| <= force_tol, energy <= energy_tol when that is > 0, step cap, non-finite force or
+    ``nonfinite`` != 0, more than ``max_uphill`` uphill steps in a row);
     otherwise adapt dt and alpha on the sign of the power P = F.v, mark an uphill step
     (``S_UPHILL``: the update steps back half a step and zeroes the velocities) and store the
     mixing ratio |v'| / |F| of the norms after the kick (``S_RATIO``). Does nothing when a halt is
@@ -136,6 +138,9 @@ def fire_control(state, par, sums, nonfinite):
         return
     if f_max <= par[P_FORCE_TOL]:
         state[S_HALT] = HALT_CONVERGED
+        return
+    if par[P_ENERGY_TOL] > 0.0 and energy <= par[P_ENERGY_TOL]:
+        state[S_HALT] = HALT_ENERGY
         return
     step = state[S_STEP]
     if step >= par[P_MAX_STEPS]:

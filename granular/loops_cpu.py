@@ -252,7 +252,7 @@ def fire_loop(position, velocity, force, radius, species, inv_mass, box, level, 
     sum_accumulators(acc, totals)
     while True:
         _fire_norms(force, velocity, inv_mass, consistent, partial, sums)
-        fire_control_cpu(state, par, sums, 0 if math.isfinite(totals[0]) else 1)
+        fire_control_cpu(state, par, sums, totals[0], 0 if math.isfinite(totals[0]) else 1)
         if state[S_HALT] != HALT_RUNNING:
             break
         if jacobi and state[S_UPHILL] != 0.0:

@@ -17,7 +17,7 @@ from numba import cuda
 
 from granular import kernels_cuda as K
 from granular.fire_cuda import fire_on_device
-from granular.integrator import HALT_NONFINITE, S_HALT
+from granular.integrator import HALT_NONFINITE, P_ENERGY_TOL, S_HALT
 from granular.partition import grid_dims, radius_levels, rebuild_threshold
 
 STATUS_OK, STATUS_NONFINITE = 0, 1
@@ -206,7 +206,7 @@ def run_fire(position, velocity, radius, species, box, k_n, model, skin, inv_mas
     velocity[:] = 0.0
     dev = DeviceSystem(position, velocity, radius, species, box, skin, inv_mass)
     dev.rebuild()
-    dev.forces(k_n, 0.0, model, measure=False)
+    dev.forces(k_n, 0.0, model, measure=par[P_ENERGY_TOL] > 0.0)
     rebuilds = fire_on_device(dev, k_n, model, par, state)
     if state[S_HALT] != HALT_NONFINITE:
         lx, ly, lz = (float(v) for v in dev.box)

@@ -61,8 +61,8 @@ VARIANTS = ("fire2", "legacy")
 JACOBI_DT = 0.1
 """Default starting time step with the Jacobi preconditioner (dimensionless)."""
 JACOBI_DT_LIMIT = 1.0
-FIRE_CHUNK = 50_000
-STOPS = {I.HALT_CONVERGED: "converged", I.HALT_MAX_STEPS: "max_steps", I.HALT_STUCK: "stuck"}
+STOPS = {I.HALT_CONVERGED: "converged", I.HALT_MAX_STEPS: "max_steps", I.HALT_STUCK: "stuck",
+         I.HALT_ENERGY: "energy"}
 
 
 def _check_int(name, value, low):
@@ -143,7 +143,8 @@ class FireParams:
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
-    def as_array(self, dt: float, force_tol: float, max_steps: int, jacobi: bool) -> np.ndarray:
+    def as_array(self, dt: float, force_tol: float, max_steps: int, jacobi: bool,
+                 energy_tol: float = 0.0) -> np.ndarray:
         """The parameter vector the compiled loops read (indices ``P_*`` of
         :mod:`granular.integrator`)."""
         par = np.zeros(I.N_PAR)
@@ -162,6 +163,7 @@ class FireParams:
         par[I.P_FORCE_TOL] = force_tol
         par[I.P_MAX_STEPS] = max_steps
         par[I.P_JACOBI_FLOOR] = self.jacobi_floor if jacobi else 0.0
+        par[I.P_ENERGY_TOL] = energy_tol
         return par
 
 
@@ -174,7 +176,8 @@ class FireResult:
 
     ``steps`` FIRE steps cost ``force_evaluations`` = steps + 1 force calls; ``resets`` counts the
     uphill steps (velocity resets, and with ``"jacobi"`` mass refreshes); ``stop`` is
-    ``"converged"``, ``"max_steps"`` or ``"stuck"`` (more than ``max_uphill`` uphill steps in a row).
+    ``"converged"``, ``"energy"`` (the elastic energy fell to ``energy_tol``), ``"max_steps"`` or
+    ``"stuck"`` (more than ``max_uphill`` uphill steps in a row).
     """
 
     packing: Packing
@@ -219,7 +222,7 @@ def start_dt(packing: Packing, law: ContactLaw, preconditioner: str, dt: float |
 def fire_minimize(packing: Packing, law: ContactLaw = DEFAULT_LAW, *, force_tol: float = 1e-12,
                   max_steps: int = 10**6, dt: float | None = None, skin: float | None = None,
                   preconditioner: str = DEFAULT_PRECONDITIONER, params: FireParams = DEFAULT_FIRE,
-                  backend: str = "auto") -> FireResult:
+                  energy_tol: float = 0.0, backend: str = "auto") -> FireResult:
     """Minimise the elastic energy at fixed box with FIRE 2.0 (see the module docstring).
 
     Converged means max_i |F_i| <= ``force_tol`` (units k_n d_L); the dashpot is ignored (it does
@@ -242,6 +245,9 @@ def fire_minimize(packing: Packing, law: ContactLaw = DEFAULT_LAW, *, force_tol:
     preconditioner : {"physical", "unit", "jacobi"}
         The masses of FIRE's dynamics (module docstring). They change the path, not the minima.
     params : FireParams
+    energy_tol : float
+        Also stop (``stop="energy"``, not converged) once the elastic energy is <= this (units
+        k_n d_L^2; 0: never). :func:`relax` uses it to certify unjammed states at every step.
     backend : {"auto", "cpu", "cuda"}
 
     Returns
@@ -257,6 +263,8 @@ def fire_minimize(packing: Packing, law: ContactLaw = DEFAULT_LAW, *, force_tol:
     if not isinstance(params, FireParams):
         raise ValueError(f"params must be a granular.FireParams, got {type(params).__name__}")
     max_steps = _check_steps("max_steps", max_steps)
+    if not (np.isfinite(energy_tol) and energy_tol >= 0):
+        raise ValueError(f"energy_tol must be a finite number >= 0, got {energy_tol}")
     _, skin, name, layer = _setup(packing, law, None, skin, backend)
     dt = start_dt(packing, law, preconditioner, dt)
     out = packing.copy()
@@ -265,7 +273,7 @@ def fire_minimize(packing: Packing, law: ContactLaw = DEFAULT_LAW, *, force_tol:
     else:  # jacobi: replaced at the first step (v = 0 is a reset), where the mixing ratio is dt anyway
         inv_mass = np.ones(out.n)
     jacobi = preconditioner == "jacobi"
-    par = params.as_array(dt, force_tol, max_steps, jacobi)
+    par = params.as_array(dt, force_tol, max_steps, jacobi, energy_tol)
     state = np.zeros(I.N_STATE)
     state[I.S_DT], state[I.S_ALPHA] = dt, params.alpha_start
     out.velocity[:] = 0.0
@@ -303,40 +311,48 @@ def pressure_bound(packing: Packing, energy: float, law: ContactLaw) -> float:
     return force_sum * 2.0 * float(packing.radius.max()) / (3.0 * packing.volume)
 
 
+def unjammed_energy(packing: Packing, pressure: float, law: ContactLaw) -> float:
+    """The energy below which :func:`pressure_bound` is below ``pressure`` (its inverse, less a
+    relative 1e-9 so that the bound stays strictly below)."""
+    m = 6.0 * packing.n
+    force_sum = 3.0 * packing.volume * float(pressure) / (2.0 * float(packing.radius.max()))
+    if law.model == "hertz":
+        energy = law.k_n / 2.5 * (force_sum / (m * law.k_n)) ** (5.0 / 3.0)
+    else:
+        energy = force_sum**2 / (2.0 * m * law.k_n)
+    return energy * (1.0 - 1e-9)
+
+
 def relax(packing: Packing, law: ContactLaw, *, force_tol: float, max_steps: int, backend: str,
           relaxer: str = "fire", kinetic_tol: float = 1e-18, damping: float = 0.5,
           unjammed_pressure: float | None = None, preconditioner: str = DEFAULT_PRECONDITIONER,
           params: FireParams = DEFAULT_FIRE) -> _Relaxed:
     """Relax ``packing`` to mechanical equilibrium and measure it; raise if it does not converge.
 
-    ``relaxer="fire"`` uses :func:`fire_minimize` with ``preconditioner`` and ``params`` (in chunks
-    of FIRE_CHUNK steps when ``unjammed_pressure`` is given, so that an unjammed state can be
-    certified, see below, without waiting for its slow power-law drain of the last overlaps);
+    ``relaxer="fire"`` uses :func:`fire_minimize` with ``preconditioner`` and ``params``;
     ``"damped"`` runs damped dynamics (:func:`granular.simulate.run_md`) in chunks until
-    max |F| <= force_tol and the kinetic energy per particle <= kinetic_tol, or until it is
-    certified unjammed: damped dynamics never raises the total energy E, and every overlap obeys
-    k xi^2 / 2 <= E, so the pressure can never exceed sqrt(2 M E k) d_max / (3 V) with M <= 6 N
-    contacts; once that bound is below ``unjammed_pressure`` the state is unjammed whatever the
-    remaining motion. FIRE also only lowers the energy (an uphill step is undone), so the same
-    certificate applies to it.
+    max |F| <= force_tol and the kinetic energy per particle <= kinetic_tol, finished by FIRE.
+    Either stops early once the state is certified unjammed: every overlap obeys
+    k xi^2 / 2 <= E with E the elastic energy (plus the kinetic energy for damped dynamics, which
+    never raises the total), so the pressure can never exceed sqrt(2 M E k) d_max / (3 V) with
+    M <= 6 N contacts (:func:`pressure_bound`); once that bound is below ``unjammed_pressure`` the
+    state is unjammed whatever the remaining motion. FIRE checks this at every step
+    (``energy_tol`` = :func:`unjammed_energy`); it undoes uphill motion, so its energy keeps
+    falling to the minimum (the certificate assumes so, as the chunked check before it did).
     """
     from granular.measure import contacts, pressure
 
     fire = {"preconditioner": preconditioner, "params": params}
+    if unjammed_pressure is not None:
+        fire["energy_tol"] = unjammed_energy(packing, unjammed_pressure, law)
     if relaxer == "fire":
-        out, steps = packing, 0
-        while True:
-            chunk = min(FIRE_CHUNK, max_steps - steps) if unjammed_pressure is not None else max_steps
-            res = fire_minimize(out, law, force_tol=force_tol, max_steps=chunk, backend=backend, **fire)
-            out, steps = res.packing, steps + int(res.steps)
-            if res.converged or (unjammed_pressure is not None
-                                 and pressure_bound(out, res.energy, law) < unjammed_pressure):
-                break
-            if steps >= max_steps or res.stop == "stuck":
-                raise RuntimeError(
-                    f"FIRE did not converge in {steps} steps (max |F| = {res.max_force:.3g} > "
-                    f"force_tol = {force_tol:.3g}, stop: {res.stop}) at phi = "
-                    f"{packing.packing_fraction:.6f}; raise max_steps")
+        res = fire_minimize(packing, law, force_tol=force_tol, max_steps=max_steps, backend=backend, **fire)
+        out, steps = res.packing, int(res.steps)
+        if not (res.converged or res.stop == "energy"):
+            raise RuntimeError(
+                f"FIRE did not converge in {steps} steps (max |F| = {res.max_force:.3g} > "
+                f"force_tol = {force_tol:.3g}, stop: {res.stop}) at phi = "
+                f"{packing.packing_fraction:.6f}; raise max_steps")
     elif relaxer == "damped":
         out, steps = _relax_damped(packing, law, force_tol=force_tol, kinetic_tol=kinetic_tol,
                                    damping=damping, max_steps=max_steps, backend=backend,
@@ -374,7 +390,7 @@ def _relax_damped(packing, law, *, force_tol, kinetic_tol, damping, max_steps, b
                 current, res.kinetic_energy + res.potential_energy, law) < unjammed_pressure):
             return current, steps
     res = fire_minimize(current, law, force_tol=force_tol, max_steps=max_steps, backend=backend, **fire)
-    if not res.converged:
+    if not (res.converged or res.stop == "energy"):
         raise RuntimeError(
             f"relaxation did not converge in {steps} damped + {res.steps} FIRE steps (max |F| = "
             f"{res.max_force:.3g} > force_tol = {force_tol:.3g}) at phi = {packing.packing_fraction:.6f}")

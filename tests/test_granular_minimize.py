@@ -9,7 +9,7 @@ from scipy.optimize import minimize
 
 import granular
 from granular.backend import cuda_usable
-from granular.minimize import FireParams, relax
+from granular.minimize import FireParams, pressure_bound, relax, unjammed_energy
 from granular.reference import reference_contacts, reference_forces
 
 VARIANTS = [("physical", "fire2"), ("physical", "legacy"), ("unit", "fire2"), ("jacobi", "fire2")]
@@ -103,6 +103,28 @@ def test_relax_takes_the_preconditioner(near_minimum):
     assert a.steps != b.steps and a.pressure == pytest.approx(b.pressure, rel=1e-8)
 
 
+def test_energy_stop_certifies_an_unjammed_state():
+    """Random overlapping spheres at phi = 0.6 (below jamming): FIRE stops once the energy bound
+    certifies P < 1e-6, long before max |F| <= 1e-12, and the converged state agrees."""
+    law = granular.ContactLaw()
+    q = granular.scale_to_phi(granular.make_packing(0.5, 0.5, n=120, phi=0.3, seed=4), 0.6)
+    q.position[:] = np.random.default_rng(4).random(q.position.shape) * q.box
+    e = unjammed_energy(q, 1e-6, law)
+    assert pressure_bound(q, e, law) < 1e-6 < pressure_bound(q, 1.001 * e, law)
+    short = granular.fire_minimize(q, law, energy_tol=e, backend="cpu")
+    full = granular.fire_minimize(q, law, backend="cpu")
+    assert short.stop == "energy" and not short.converged and short.energy <= e
+    assert full.converged and short.steps < full.steps
+    assert granular.pressure(full.packing, law).total < 1e-6
+    r = relax(q, law, force_tol=1e-12, max_steps=10**5, backend="cpu", unjammed_pressure=1e-6)
+    assert r.steps == short.steps and r.pressure < 1e-6
+    with pytest.raises(ValueError, match="energy_tol"):
+        granular.fire_minimize(q, law, energy_tol=-1.0, backend="cpu")
+    hertz = granular.ContactLaw(model="hertz")
+    e = unjammed_energy(q, 1e-6, hertz)
+    assert pressure_bound(q, e, hertz) < 1e-6 < pressure_bound(q, 1.001 * e, hertz)
+
+
 @pytest.mark.parametrize("kwargs,match", [
     ({"variant": "fire3"}, "variant"), ({"n_delay": -1}, "n_delay"), ({"n_delay": 2.5}, "n_delay"),
     ({"f_inc": 0.9}, "f_inc"), ({"f_dec": 1.0}, "f_dec"), ({"alpha_start": 0.0}, "alpha_start"),
@@ -140,8 +162,9 @@ def test_stuck_stop_is_reported(near_minimum):
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not cuda_usable(), reason="needs a CUDA GPU or NUMBA_ENABLE_CUDASIM=1")
-@pytest.mark.parametrize("pre,variant", [("physical", "fire2"), ("physical", "legacy"), ("jacobi", "fire2")])
-def test_cuda_fire_equals_cpu(pre, variant):
+@pytest.mark.parametrize("pre,variant,energy_tol", [("physical", "fire2", 0.0), ("physical", "legacy", 0.0),
+                                                    ("jacobi", "fire2", 0.0), ("unit", "fire2", 1.0)])
+def test_cuda_fire_equals_cpu(pre, variant, energy_tol):
     """The device loop (checks every 16 steps, halts inside a block) follows the CPU loop step by
     step, list rebuilds included, and stops at the same step."""
     p = granular.make_packing(0.5, 0.5, n=90, phi=0.3, seed=3)
@@ -155,6 +178,12 @@ def test_cuda_fire_equals_cpu(pre, variant):
     assert a.max_force == pytest.approx(b.max_force, rel=1e-12)
     assert a.energy == pytest.approx(b.energy, rel=1e-12)
     assert np.abs(a.packing.position - b.packing.position).max() < 1e-12
+    if energy_tol:  # stop on the energy, between two checks of the host
+        e = granular.fire_minimize(q, law, max_steps=5, preconditioner=pre, params=params, backend="cpu").energy
+        c = granular.fire_minimize(q, law, preconditioner=pre, params=params, energy_tol=e, backend="cuda")
+        d = granular.fire_minimize(q, law, preconditioner=pre, params=params, energy_tol=e, backend="cpu")
+        assert c.stop == d.stop == "energy" and c.steps == d.steps <= 5 and c.energy <= e
+        return
     tol = 1.01 * b.max_force  # reached at step 21 or before: both stop at the same step
     c = granular.fire_minimize(q, law, force_tol=tol, preconditioner=pre, params=params, backend="cuda")
     d = granular.fire_minimize(q, law, force_tol=tol, preconditioner=pre, params=params, backend="cpu")
