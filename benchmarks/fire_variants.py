@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     parser.add_argument("--systems", nargs="+", choices=sorted(SYSTEMS), default=["mono", "mix14", "d05x05"])
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--tasks", nargs="+", choices=["compressed", "step"], default=["compressed", "step"])
+    parser.add_argument("--tasks", nargs="*", choices=["compressed", "step"], default=["compressed", "step"])
     parser.add_argument("--bisection", action="store_true", help="also run find_jamming per variant")
     parser.add_argument("--max-steps", type=int, default=10**6, help="step cap per relaxation")
     parser.add_argument("--name", default="fire_variants", help="results file name (default: fire_variants)")

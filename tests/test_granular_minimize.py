@@ -179,7 +179,8 @@ def test_cuda_fire_equals_cpu(pre, variant, energy_tol):
     assert a.energy == pytest.approx(b.energy, rel=1e-12)
     assert np.abs(a.packing.position - b.packing.position).max() < 1e-12
     if energy_tol:  # stop on the energy, between two checks of the host
-        e = granular.fire_minimize(q, law, max_steps=5, preconditioner=pre, params=params, backend="cpu").energy
+        e = granular.fire_minimize(q, law, max_steps=5, preconditioner=pre, params=params,
+                                   backend="cpu").energy
         c = granular.fire_minimize(q, law, preconditioner=pre, params=params, energy_tol=e, backend="cuda")
         d = granular.fire_minimize(q, law, preconditioner=pre, params=params, energy_tol=e, backend="cpu")
         assert c.stop == d.stop == "energy" and c.steps == d.steps <= 5 and c.energy <= e
