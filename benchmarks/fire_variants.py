@@ -5,7 +5,7 @@ compressed by damped MD (not counted) to ``phi_hi`` above jamming, then relaxed 
 max |F_i| <= 1e-12 k_n d_L by every variant:
 
 - ``compressed``: from the compressed state itself;
-- ``step``: from the relaxed minimum (physical fire2) decompressed by 0.1 % in phi, the start of
+- ``step``: from the relaxed minimum (the default) decompressed by 0.1 % in phi, the start of
   one bisection step of :func:`granular.find_jamming`;
 - ``bisection`` (``--bisection``): the whole :func:`granular.find_jamming` from the unjammed
   packing, every relaxation with the variant; phi_J, relaxations and total FIRE steps.
@@ -37,10 +37,10 @@ SYSTEMS = {  # name: (delta, x_small, size keyword, size, phi_hi)
     "d015x025": (0.15, 0.25, "n_large", 15, 0.83),
 }
 VARIANTS = {  # name: (preconditioner, FireParams)
-    "physical-legacy": ("physical", FireParams(variant="legacy")),
-    "physical-fire2": ("physical", FireParams()),
-    "unit-fire2": ("unit", FireParams()),
-    "jacobi-fire2": ("jacobi", FireParams()),
+    "physical-euclid": ("physical", FireParams(variant="euclidean")),
+    "physical-mass": ("physical", FireParams(variant="mass-metric")),
+    "unit": ("unit", FireParams()),
+    "jacobi": ("jacobi", FireParams(variant="mass-metric")),
 }
 LAW = granular.ContactLaw()
 
@@ -71,7 +71,8 @@ def _bisection(report, base_info, packing, variants, max_steps):
             j = granular.find_jamming(packing, LAW, preconditioner=pre, fire_params=params,
                                       max_steps=max_steps, backend="cpu")
         except RuntimeError as err:
-            report.add(**base_info, variant=name, error=str(err)[:120])
+            report.add(**base_info, variant=name, error=str(err)[:300])
+            print(f"{base_info} {name}: {err}")
             continue
         steps = int(np.sum(j.history["steps"]))
         report.add(**base_info, variant=name, steps=steps, force_evals=steps + len(j.history["steps"]),

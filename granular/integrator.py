@@ -94,7 +94,7 @@ def fire_norms(i, force, velocity, inv_mass, consistent):
     """Particle ``i``'s share of the sums FIRE needs after a force call.
 
     With weights w_v = m_i, w_f = 1 / m_i (``consistent``: the mass metric) or w_v = w_f = 1
-    (legacy: Euclidean norms of v and F as in LAMMPS), returns
+    (Euclidean norms of v and F as in LAMMPS), returns
     (F.v, w_v |v|^2, w_v (v.F) / m, w_v |F|^2 / m^2, w_f |F|^2, |F|^2): enough to know the norm of
     the velocity after the kick, |v + dt F/m|^2 = V2 + 2 dt VF + dt^2 F2V, without another pass.
     A non-finite |F|^2 is returned as inf.
@@ -186,7 +186,7 @@ def make_fire_update(move):
 
     The update of particle ``i`` (semi-implicit Euler with FIRE's mixing), with w = 1/m_i:
     if uphill, x -= dt v / 2 (when ``half_back``) and v = 0; then v += dt w F;
-    v = (1 - alpha) v + alpha ratio F w (``consistent``; ratio F without w in the legacy metric);
+    v = (1 - alpha) v + alpha ratio F w (``consistent``; ratio F without w in the Euclidean metric);
     x += dt v. Returns the squared displacement since the build (NaN if not finite).
     """
 

@@ -1,4 +1,4 @@
-"""FIRE 2.0 and its preconditioners (granular.minimize): the same minimum as the legacy loop and as
+"""FIRE 2.0 and its preconditioners (granular.minimize): the same minimum in both mixing metrics and as
 scipy's L-BFGS on the brute-force energy, parameter validation, and the CUDA loop against the CPU."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from granular.backend import cuda_usable
 from granular.minimize import FireParams, pressure_bound, relax, unjammed_energy
 from granular.reference import reference_contacts, reference_forces
 
-VARIANTS = [("physical", "fire2"), ("physical", "legacy"), ("unit", "fire2"), ("jacobi", "fire2")]
+VARIANTS = [("physical", "mass-metric"), ("physical", "euclidean"), ("unit", "mass-metric"),
+            ("jacobi", "mass-metric")]
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def test_every_variant_reaches_the_minimum_scipy_finds(near_minimum, relaxed):
 
 
 def test_preconditioners_reach_the_same_positions(relaxed, near_minimum):
-    base = relaxed["physical", "fire2"].packing
+    base = relaxed["physical", "mass-metric"].packing
     jammed = granular.backbone(base).jammed
     for key, r in relaxed.items():
         d = _relative(base.position[jammed], r.packing.position[jammed], base.box)
@@ -80,19 +81,20 @@ def test_preconditioners_reach_the_same_positions(relaxed, near_minimum):
         assert granular.pressure(r.packing).total == pytest.approx(granular.pressure(base).total, rel=1e-9)
 
 
-def test_legacy_variant_is_the_previous_loop(near_minimum):
-    """With unit masses the two metrics coincide: fire2 and legacy differ only in the dt_min rule,
+def test_euclidean_and_mass_metric_agree_with_unit_masses(near_minimum):
+    """With unit masses the two metrics coincide: the variants differ only in the dt_min rule,
     which a short run never reaches, so the trajectories agree."""
     law = granular.ContactLaw()
     a = granular.fire_minimize(near_minimum, law, max_steps=300, preconditioner="unit",
-                               params=FireParams(variant="fire2"), backend="cpu")
+                               params=FireParams(variant="mass-metric"), backend="cpu")
     b = granular.fire_minimize(near_minimum, law, max_steps=300, preconditioner="unit",
-                               params=FireParams(variant="legacy"), backend="cpu")
+                               params=FireParams(variant="euclidean"), backend="cpu")
     assert a.steps == b.steps == 300 and a.stop == "max_steps" and not a.converged
     assert np.abs(a.packing.position - b.packing.position).max() < 1e-12
-    c = granular.fire_minimize(near_minimum, law, max_steps=300, params=FireParams(variant="legacy"),
+    c = granular.fire_minimize(near_minimum, law, max_steps=300, params=FireParams(variant="euclidean"),
                                backend="cpu")
-    d = granular.fire_minimize(near_minimum, law, max_steps=300, backend="cpu")
+    d = granular.fire_minimize(near_minimum, law, max_steps=300, params=FireParams(variant="mass-metric"),
+                               backend="cpu")
     assert np.abs(c.packing.position - d.packing.position).max() > 1e-10  # the metric matters
 
 
@@ -162,8 +164,9 @@ def test_stuck_stop_is_reported(near_minimum):
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not cuda_usable(), reason="needs a CUDA GPU or NUMBA_ENABLE_CUDASIM=1")
-@pytest.mark.parametrize("pre,variant,energy_tol", [("physical", "fire2", 0.0), ("physical", "legacy", 0.0),
-                                                    ("jacobi", "fire2", 0.0), ("unit", "fire2", 1.0)])
+@pytest.mark.parametrize("pre,variant,energy_tol", [
+    ("physical", "mass-metric", 0.0), ("physical", "euclidean", 0.0), ("jacobi", "mass-metric", 0.0),
+    ("unit", "mass-metric", 1.0)])
 def test_cuda_fire_equals_cpu(pre, variant, energy_tol):
     """The device loop (checks every 16 steps, halts inside a block) follows the CPU loop step by
     step, list rebuilds included, and stops at the same step."""
