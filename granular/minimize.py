@@ -42,7 +42,29 @@ only when FIRE resets the velocities (so the dynamics between two resets has fix
 m_i ~ H_ii the scaled Hessian M^(-1/2) H M^(-1/2) has eigenvalues below ~2, whatever the size
 ratio, so dt is dimensionless: 0.1 by default, at most 1.
 
-The choice of default is measured in ``benchmarks/fire_variants.py`` (see :func:`fire_minimize`).
+**Defaults: physical masses, Euclidean mixing** (``benchmarks/fire_variants.py``, counts of FIRE
+steps, force tolerance 1e-12, benchmarks/RESULTS.md "FIRE variants"). No variant wins clearly and
+consistently, so the previous loop's choices stay:
+
+- one relaxation to the same minimum (from a relaxed state decompressed by 0.1 %; final pressures
+  agree to <= 7e-11 between variants), sum over seeds 0-2, physical-euclidean / physical
+  mass-metric / unit / jacobi: monodisperse N 128: 1170 / 1170 / 1170 / 1134; 1:1.4 mixture
+  N 200: 3327 / 3824 / 3456 / 3307; delta 0.5 X_S 0.5 N 300: 1761 / 1865 / 3281 / 1710.
+  At delta 0.15 (n_large 15, seed 0), X_S 0.2: 38 169 / 13 584 / - / 29 610; X_S 0.25:
+  4975 / 4002 / - / 3855 (there the variants reach minima whose pressures differ by up to 0.8 %).
+- whole bisections (:func:`granular.find_jamming`), sum over seeds 0-2: mixture 161 107 /
+  190 313 / 141 534 / 151 986; delta 0.5: 227 779 / 277 770 / 301 363 / 214 286; at delta 0.15,
+  X_S 0.2 seed 1: 44 252 / 103 225 steps (seed 2 ended at different phi_J, 0.683 / 0.809: at
+  n_large 15 the path decides which backbone jams). phi_J agrees within the seed scatter for
+  every variant (mixture 0.6426 +- 0.0030 / 0.6398 +- 0.0005 / 0.6400 +- 0.0009 /
+  0.6392 +- 0.0005).
+- unit masses fail at delta 0.15 (not converged after 1e5 steps where physical needs 1.4e4-4e4).
+
+The mass-metric mixing is the consistent one, and it does win single relaxations at delta 0.15,
+but it lost the whole bisections above; the Jacobi preconditioner equalises the diagonal of the
+Hessian yet its time step cannot grow beyond ~1 (dt 0.14 x 10 went unstable: 5793 resets), and it
+gained nothing over physical masses, whose light small spheres already relax on their own fast
+time scale while the large skeleton sets the slow modes.
 """
 
 from __future__ import annotations
@@ -247,6 +269,7 @@ def fire_minimize(packing: Packing, law: ContactLaw = DEFAULT_LAW, *, force_tol:
         Verlet skin (default 20 % of the smallest diameter).
     preconditioner : {"physical", "unit", "jacobi"}
         The masses of FIRE's dynamics (module docstring). They change the path, not the minima.
+        Default physical (measured best, see the module docstring).
     params : FireParams
     energy_tol : float
         Also stop (``stop="energy"``, not converged) once the elastic energy is <= this (units
