@@ -63,13 +63,13 @@ def _relax_all(report, base_info, start, variants, max_steps):
     return ref
 
 
-def _bisection(report, base_info, packing, variants, max_steps):
+def _bisection(report, base_info, packing, variants, max_steps, certify):
     for name in variants:
         pre, params = VARIANTS[name]
         t0 = time.perf_counter()
         try:
             j = granular.find_jamming(packing, LAW, preconditioner=pre, fire_params=params,
-                                      max_steps=max_steps, backend="cpu")
+                                      max_steps=max_steps, certify=certify, backend="cpu")
         except RuntimeError as err:
             report.add(**base_info, variant=name, error=str(err)[:300])
             print(f"{base_info} {name}: {err}")
@@ -89,6 +89,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--tasks", nargs="*", choices=["compressed", "step"], default=["compressed", "step"])
     parser.add_argument("--bisection", action="store_true", help="also run find_jamming per variant")
+    parser.add_argument("--certify", choices=["chunk", "step"], default="chunk",
+                        help="unjammed certificate of find_jamming's relaxations (default: chunk)")
     parser.add_argument("--max-steps", type=int, default=10**6, help="step cap per relaxation")
     parser.add_argument("--name", default="fire_variants", help="results file name (default: fire_variants)")
     args = parser.parse_args(argv)
@@ -113,9 +115,10 @@ def main(argv=None) -> int:
                     _relax_all(report, {**info, "task": f"step to {phi:.4f}"},
                                granular.scale_to_phi(base, phi), args.variants, args.max_steps)
             if args.bisection:
-                _bisection(report, {**info, "task": "bisection"}, packing, args.variants, args.max_steps)
+                _bisection(report, {**info, "task": f"bisection ({args.certify})"}, packing, args.variants,
+                           args.max_steps, args.certify)
     for kind in ("relax", "bisection"):
-        rows = [r for r in report.rows if (r["task"] == "bisection") == (kind == "bisection")]
+        rows = [r for r in report.rows if r["task"].startswith("bisection") == (kind == "bisection")]
         if rows:
             print_table(rows, list(dict.fromkeys(k for r in rows for k in r)))
     write_results(report)

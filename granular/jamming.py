@@ -112,6 +112,7 @@ def find_jamming(
     damping: float = 0.5,
     preconditioner: str = DEFAULT_PRECONDITIONER,
     fire_params: FireParams = DEFAULT_FIRE,
+    certify: str = "chunk",
     backend: str = "auto",
     progress: bool = False,
 ) -> JammingResult:
@@ -144,6 +145,8 @@ def find_jamming(
         Background viscous damping of the damped dynamics (``method="compress"``).
     preconditioner, fire_params : str, FireParams
         FIRE's masses and parameters for every relaxation (:func:`granular.minimize.fire_minimize`).
+    certify : {"chunk", "step"}
+        How often a relaxation checks the unjammed certificate (:func:`granular.minimize.relax`).
     backend : {"auto", "cpu", "cuda"}
     progress : bool
         Show a tqdm progress bar.
@@ -175,7 +178,7 @@ def find_jamming(
             raise RuntimeError(f"no jamming point after {max_relaxations} relaxations (max_relaxations)")
         r = relax(p, law, force_tol=tol, max_steps=max_steps, backend=backend, relaxer=relaxer,
                   damping=damping, unjammed_pressure=p_low, preconditioner=preconditioner,
-                  params=fire_params)
+                  params=fire_params, certify=certify)
         for key, value in zip(HISTORY_KEYS, (r.packing.packing_fraction, r.pressure, *r.split, r.z,
                                               r.steps)):
             history[key].append(value)

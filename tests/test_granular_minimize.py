@@ -118,8 +118,11 @@ def test_energy_stop_certifies_an_unjammed_state():
     assert short.stop == "energy" and not short.converged and short.energy <= e
     assert full.converged and short.steps < full.steps
     assert granular.pressure(full.packing, law).total < 1e-6
-    r = relax(q, law, force_tol=1e-12, max_steps=10**5, backend="cpu", unjammed_pressure=1e-6)
+    r = relax(q, law, force_tol=1e-12, max_steps=10**5, backend="cpu", unjammed_pressure=1e-6,
+              certify="step")
     assert r.steps == short.steps and r.pressure < 1e-6
+    with pytest.raises(ValueError, match="certify"):
+        relax(q, law, force_tol=1e-12, max_steps=10, backend="cpu", certify="never")
     with pytest.raises(ValueError, match="energy_tol"):
         granular.fire_minimize(q, law, energy_tol=-1.0, backend="cpu")
     hertz = granular.ContactLaw(model="hertz")
