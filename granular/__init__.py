@@ -16,9 +16,11 @@ Protocols (reduced units as above)::
     results, packing, jam = granular.jam_run(0.5, 0.5, n=2000, excess_phi=0.01, out="p.h5")
     granular.jamming_diagram([0.15], [0.1, 0.2, 0.3], 3, "sweep/")   # Executor or Dask
 
-Modules: :mod:`~granular.space` (Packing, generation, box), :mod:`~granular.partition` (size
-levels, cell grids, Verlet lists), :mod:`~granular.contact` (the pair law, one source for both
-targets), :mod:`~granular.kernels_cpu` / :mod:`~granular.loops_cpu` (Numba CPU),
+Modules: :mod:`~granular.space` (Packing, box, periodic geometry), :mod:`~granular.generate`
+(random packings), :mod:`~granular.partition` (size levels, cell grids, the neighbour scan,
+Verlet lists), :mod:`~granular.contact` (the pair law; like the geometry, one source for both
+targets), :mod:`~granular.accumulators` (the sums of a force call),
+:mod:`~granular.kernels_cpu` / :mod:`~granular.loops_cpu` (Numba CPU),
 :mod:`~granular.kernels_cuda` / :mod:`~granular.loops_cuda` / :mod:`~granular.fire_cuda`
 (Numba-CUDA), :mod:`~granular.integrator` (Verlet and FIRE updates, one source for both targets),
 :mod:`~granular.backend` (choice of backend), :mod:`~granular.simulate` (MD, compression),
@@ -27,6 +29,7 @@ targets), :mod:`~granular.kernels_cpu` / :mod:`~granular.loops_cpu` (Numba CPU),
 :mod:`~granular.reference` (brute-force O(N^2) check); protocols: :mod:`~granular.jamming`
 (phi_J), :mod:`~granular.elasticity` (bulk modulus), :mod:`~granular.follow` (state following,
 second transition), :mod:`~granular.diagram` (sweeps), :mod:`~granular.h5md` (packing files),
+:mod:`~granular.h5md_reader` (reading every H5MD 1.1 form of a packing),
 :mod:`~granular.protocol` (the jam-to-file run), :mod:`~granular.slice_plot`.
 
 Additions to the team contract (all keyword arguments with defaults, so contract calls work):
@@ -45,7 +48,8 @@ from granular.contact import ContactLaw
 from granular.diagram import DiagramSettings, jamming_diagram, read_diagram, transition_crossover
 from granular.elasticity import BulkModulus, bulk_modulus, linear_response
 from granular.follow import follow_compression, second_transition
-from granular.h5md import read_packing, read_results, write_packing
+from granular.generate import make_packing
+from granular.h5md import PackingFileError, read_packing, read_results, write_packing
 from granular.jamming import JammingResult, compress_to, find_jamming
 from granular.measure import (
     Backbone,
@@ -66,13 +70,14 @@ from granular.simulate import (
     compress,
     run_md,
 )
-from granular.space import Packing, make_packing, scale_to_phi
+from granular.space import Packing, scale_to_phi
 
 __all__ = [
     "Backbone",
     "BulkModulus",
     "DiagramSettings",
     "JammingResult",
+    "PackingFileError",
     "bulk_modulus",
     "compress_to",
     "find_jamming",

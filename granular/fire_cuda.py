@@ -27,7 +27,8 @@ from numba import cuda
 from granular import integrator as I
 from granular import kernels_cuda as K
 from granular.contact import pair_stiffness
-from granular.kernels_cuda import FLAG_MOVED, FLAG_NONFINITE, THREADS, _image, verlet_update_cuda
+from granular.kernels_cuda import FLAG_MOVED, FLAG_NONFINITE, THREADS, verlet_update_cuda
+from granular.space import pair_separation
 
 CHECK_EVERY = 16
 
@@ -107,13 +108,12 @@ def stiffness_kernel(position, radius, lx, ly, lz, neighbours, counts, k_n, mode
     if i < n:
         for k in range(counts[i]):
             j = neighbours[k * n + i]
-            dx = _image(position[j, 0] - position[i, 0], lx)
-            dy = _image(position[j, 1] - position[i, 1], ly)
-            dz = _image(position[j, 2] - position[i, 2], lz)
-            rsum = radius[i] + radius[j]
-            r2 = dx * dx + dy * dy + dz * dz
-            if r2 < rsum * rsum:
-                s = pair_stiffness_cuda(rsum - math.sqrt(r2), k_n, model)
+            touching, _, overlap, _, _, _ = pair_separation(
+                position[i, 0], position[i, 1], position[i, 2],
+                position[j, 0], position[j, 1], position[j, 2],
+                lx, ly, lz, radius[i] + radius[j])
+            if touching:
+                s = pair_stiffness_cuda(overlap, k_n, model)
                 cuda.atomic.add(stiffness, i, s)
                 cuda.atomic.add(stiffness, j, s)
                 total += 2.0 * s

@@ -32,7 +32,7 @@ from granular.contact import ContactLaw
 from granular.minimize import DEFAULT_FIRE, DEFAULT_PRECONDITIONER, FireParams, _Relaxed, relax
 from granular.space import Packing, scale_to_phi
 
-HISTORY_KEYS = ("phi", "pressure", "pressure_SS", "pressure_SL", "pressure_LL", "Z", "steps")
+JAMMING_HISTORY_KEYS = ("phi", "pressure", "pressure_SS", "pressure_SL", "pressure_LL", "Z", "steps")
 
 
 @dataclass
@@ -85,15 +85,10 @@ def check_pressure_band(pressure_band) -> tuple[float, float]:
 
 def spring_forces(packing: Packing, law: ContactLaw) -> np.ndarray:
     """Net elastic contact force on every particle, shape (N, 3), units k_n d_L (linear law)."""
-    from granular.measure import contacts
+    from granular.measure import contacts, net_forces, pair_forces
 
     c = contacts(packing, law)
-    spring = law.k_n * c.overlap * (np.sqrt(c.overlap) if law.model == "hertz" else 1.0)
-    pair = spring[:, None] * c.normal  # force on j, along the normal from i to j
-    force = np.zeros((packing.n, 3))
-    np.add.at(force, c.j, pair)
-    np.add.at(force, c.i, -pair)
-    return force
+    return net_forces(c, pair_forces(c.overlap, law), packing.n)
 
 
 def find_jamming(
@@ -170,7 +165,7 @@ def find_jamming(
         raise ValueError(f"force_tol must be > 0, got {force_tol}")
     backend = resolve_backend(backend)
     tol = force_tol * law.k_n
-    history = {key: [] for key in HISTORY_KEYS}
+    history = {key: [] for key in JAMMING_HISTORY_KEYS}
     bar = _progress_bar(progress, method)
 
     def evaluate(p: Packing, relaxer: str = "fire") -> _Relaxed:
@@ -179,7 +174,7 @@ def find_jamming(
         r = relax(p, law, force_tol=tol, max_steps=max_steps, backend=backend, relaxer=relaxer,
                   damping=damping, unjammed_pressure=p_low, preconditioner=preconditioner,
                   params=fire_params, certify=certify)
-        for key, value in zip(HISTORY_KEYS, (r.packing.packing_fraction, r.pressure, *r.split, r.z,
+        for key, value in zip(JAMMING_HISTORY_KEYS, (r.packing.packing_fraction, r.pressure, *r.split, r.z,
                                               r.steps)):
             history[key].append(value)
         if bar is not None:

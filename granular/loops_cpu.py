@@ -16,6 +16,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from granular.accumulators import ACC_ENERGY, ACC_TOUCHING, ACC_VIRIAL_LL, ACC_VIRIAL_SL, ACC_VIRIAL_SS
 from granular.contact import pair_stiffness_cpu
 from granular.integrator import (
     HALT_NONFINITE,
@@ -50,7 +51,8 @@ from granular.kernels_cpu import (
     verlet_pass,
     wrap_inplace,
 )
-from granular.partition import nearest_image, radius_levels, rebuild_threshold
+from granular.partition import radius_levels, rebuild_threshold
+from granular.space import pair_separation
 
 STATUS_OK = 0
 STATUS_NONFINITE = 1
@@ -68,10 +70,11 @@ def _record(records, n_rec, step, dt, solid, box, totals, kinetic, n, rebuilds):
     volume = box[0] * box[1] * box[2]
     records[n_rec, 0] = step * dt
     records[n_rec, 1] = solid / volume
-    records[n_rec, 2] = (totals[1] + totals[2] + totals[3]) / (3.0 * volume)
-    records[n_rec, 3] = 2.0 * totals[4] / n
+    virial = totals[ACC_VIRIAL_LL] + totals[ACC_VIRIAL_SL] + totals[ACC_VIRIAL_SS]
+    records[n_rec, 2] = virial / (3.0 * volume)
+    records[n_rec, 3] = 2.0 * totals[ACC_TOUCHING] / n
     records[n_rec, 4] = kinetic
-    records[n_rec, 5] = totals[0]
+    records[n_rec, 5] = totals[ACC_ENERGY]
     records[n_rec, 6] = rebuilds
 
 
@@ -202,17 +205,15 @@ def _jacobi_refresh(position, radius, box, start, neighbours, k_n, model, floor_
     n = position.shape[0]
     stiffness[:] = 0.0
     ends = 0.0
-    hx, hy, hz = 0.5 * box[0], 0.5 * box[1], 0.5 * box[2]
     for i in range(n):
         for k in range(start[i], start[i + 1]):
             j = neighbours[k]
-            dx = nearest_image(position[j, 0] - position[i, 0], box[0], hx)
-            dy = nearest_image(position[j, 1] - position[i, 1], box[1], hy)
-            dz = nearest_image(position[j, 2] - position[i, 2], box[2], hz)
-            rsum = radius[i] + radius[j]
-            r2 = dx * dx + dy * dy + dz * dz
-            if r2 < rsum * rsum:
-                s = pair_stiffness_cpu(rsum - math.sqrt(r2), k_n, model)
+            touching, _, overlap, _, _, _ = pair_separation(
+                position[i, 0], position[i, 1], position[i, 2],
+                position[j, 0], position[j, 1], position[j, 2],
+                box[0], box[1], box[2], radius[i] + radius[j])
+            if touching:
+                s = pair_stiffness_cpu(overlap, k_n, model)
                 stiffness[i] += s
                 stiffness[j] += s
                 ends += 2.0

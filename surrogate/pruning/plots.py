@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from jamwave.files import atomic_path
+from jamcommon.files import atomic_path
 
 __all__ = ["plot_histories", "run_label"]
 

@@ -25,13 +25,14 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from jamwave.files import OutputExistsError, atomic_path, atomic_write_text
+from jamcommon.files import OutputExistsError, atomic_path, atomic_write_text
 
 from .history import HISTORY_FORMAT, history_entry
 from .methods import METHODS, _exact_fraction, prune_model, remaining_weights
@@ -96,6 +97,43 @@ def _default_eval_fn(horizon):
     return eval_fn
 
 
+@dataclass(frozen=True)
+class _Work:
+    """The run's training and evaluation functions bound to the data each one reads."""
+
+    train_fn: object
+    eval_fn: object
+    fit_train: object
+    fit_val: object
+    eval_val: object
+
+    def train(self, model: nn.Module, *, seed: int, checkpoint: Path) -> dict:
+        return self.train_fn(model, self.fit_train, self.fit_val, seed=seed, checkpoint=checkpoint)
+
+    def evaluate(self, model: nn.Module) -> dict:
+        return self.eval_fn(model, self.eval_val)
+
+
+def _open_work(train, val, train_fn, eval_fn, *, epochs: int, train_options: dict | None, horizon) -> _Work:
+    """Bind the training and evaluation functions to their data, opening files once for the run.
+
+    The default functions get the training windows (:func:`surrogate.data.as_windows`) and the
+    validation trajectories (:func:`surrogate.data.as_trajectories`), so no iteration opens a file
+    again; a caller's own ``train_fn`` / ``eval_fn`` gets ``train`` and ``val`` exactly as passed.
+    """
+    fit_train, fit_val, eval_val = train, val, val
+    if train_fn is None or eval_fn is None:
+        from surrogate.data import as_trajectories, as_windows
+
+        opened_val = as_trajectories(val)
+        if train_fn is None:
+            fit_train, fit_val = as_windows(train), opened_val
+        if eval_fn is None:
+            eval_val = opened_val
+    return _Work(train_fn or _default_train_fn(epochs, dict(train_options or {})),
+                 eval_fn or _default_eval_fn(horizon), fit_train, fit_val, eval_val)
+
+
 def _save_model(model: nn.Module, path: Path, history: dict) -> None:
     try:
         from surrogate.io import save
@@ -113,6 +151,25 @@ def _config(method, scope, hyper, seed) -> dict:
     return {"method": method, "scope": scope, "hyper": hyper, "seed": int(seed)}
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """The settings of one pruning run: what each iteration does and where it writes."""
+
+    method: str
+    scope: str
+    hyper: dict
+    p: float
+    q: float
+    seed: int
+    iterations: int
+    out: Path
+
+    @property
+    def config(self) -> dict:
+        """The settings a checkpoint must match to be resumed."""
+        return _config(self.method, self.scope, self.hyper, self.seed)
+
+
 def prune_iteratively(model: nn.Module, data, method: str = "sap", scope: str = "global",
                       iterations: int = 5, *, out: str | os.PathLike, epochs: int = 20, p: float = 0.5,
                       q: float = 1.0, eta_r: float = 0.0, gamma: float = 1.0, beta: float = 0.9,
@@ -127,8 +184,9 @@ def prune_iteratively(model: nn.Module, data, method: str = "sap", scope: str = 
         The model at the rewinding point (normally freshly initialised); its parameter values now
         are the "initial values" survivors are rewound to. It may already carry pruning masks.
     data : (train, val)
-        Passed to ``train_fn`` and ``eval_fn``; for the defaults, wave dataset paths or datasets
-        accepted by :func:`surrogate.train.fit` and :func:`surrogate.evaluate.evaluate`.
+        Passed to ``train_fn`` and ``eval_fn`` as given; for the defaults, wave dataset paths or
+        datasets accepted by :func:`surrogate.train.fit` and :func:`surrogate.evaluate.evaluate`,
+        opened once for the whole run (not once per iteration).
     method : {"sap", "lt", "oneshot"}
         SAP; lottery ticket (prune ``amount`` of the remaining weights, rank by trained magnitude);
         one-shot (the same counts, ranked once by the trained dense weights of iteration 0).
@@ -169,92 +227,94 @@ def prune_iteratively(model: nn.Module, data, method: str = "sap", scope: str = 
     dict
         The history written to ``history.json``.
     """
+    iterations = _check_settings(method, scope, iterations, p, q, eta_r, gamma, beta, amount)
+    try:
+        train, val = data
+    except (TypeError, ValueError):
+        raise ValueError("data must be a pair (train, val)") from None
+    plan = _Plan(method, scope, _hyper(method, p, q, eta_r, gamma, beta, amount), p, q, seed, iterations,
+                 Path(out))
+    plan.out.mkdir(parents=True, exist_ok=True)
+    _reparametrise(model)
+    initial, scores, history, start = _start_or_resume(model, plan, overwrite)
+    if start <= iterations:
+        work = _open_work(train, val, train_fn, eval_fn, epochs=epochs, train_options=train_options,
+                          horizon=horizon)
+        _run_iterations(model, plan, work, initial, scores, history, start, progress)
+    if plot:
+        _write_plot(history, plan.out / "pruning.png")
+    return history
+
+
+def _check_settings(method, scope, iterations, p, q, eta_r, gamma, beta, amount) -> int:
+    """Check the method, scope, iteration count and hyperparameters; return ``iterations`` as int."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {tuple(METHODS)}, got {method!r}")
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
     if int(iterations) != iterations or iterations < 0:
         raise ValueError(f"iterations must be an integer >= 0, got {iterations}")
-    iterations = int(iterations)
     check_pq(p, q)
     check_sap(eta_r, gamma, beta)
     _exact_fraction(amount)
-    try:
-        train, val = data
-    except (TypeError, ValueError):
-        raise ValueError("data must be a pair (train, val)") from None
-    if method == "sap":
-        hyper = {"p": float(p), "q": float(q), "eta_r": float(eta_r), "gamma": float(gamma),
-                 "beta": float(beta)}
-    else:
-        hyper = {"amount": float(amount)}
-    train_fn = train_fn or _default_train_fn(epochs, dict(train_options or {}))
-    eval_fn = eval_fn or _default_eval_fn(horizon)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path, history_path = out / "checkpoint.pt", out / "history.json"
-    config = _config(method, scope, hyper, seed)
+    return int(iterations)
 
-    _reparametrise(model)
+
+def _hyper(method, p, q, eta_r, gamma, beta, amount) -> dict:
+    """The hyperparameters ``method`` uses (recorded in the history and the checkpoint)."""
+    if method == "sap":
+        return {"p": float(p), "q": float(q), "eta_r": float(eta_r), "gamma": float(gamma),
+                "beta": float(beta)}
+    return {"amount": float(amount)}
+
+
+def _start_or_resume(model: nn.Module, plan: _Plan, overwrite: bool):
+    """Load the run's checkpoint into ``model``, or start a fresh history.
+
+    Returns ``(initial values, one-shot scores, history, first iteration to run)``.
+    """
+    ckpt_path, history_path = plan.out / "checkpoint.pt", plan.out / "history.json"
     if ckpt_path.is_file() and not overwrite:
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if state.get("format") != CHECKPOINT_FORMAT or state.get("config") != config:
-            raise ValueError(f"{str(out)!r} holds a pruning run with other settings "
+        from surrogate.io import read_checkpoint
+
+        state = read_checkpoint(ckpt_path, ("format", "config"), what="pruning checkpoint")
+        if state.get("format") != CHECKPOINT_FORMAT or state.get("config") != plan.config:
+            raise ValueError(f"{str(ckpt_path)!r} holds a pruning run with other settings "
                              f"({state.get('config')}); choose another output folder or pass --force")
-        model.load_state_dict(state["model"])
-        initial, scores = state["initial"], state["scores"]
-        history = json.loads(state["history"])
-        start = int(state["next_iteration"])
+        try:
+            model.load_state_dict(state["model"])
+            initial, scores = state["initial"], state["scores"]
+            history = json.loads(state["history"])
+            start = int(state["next_iteration"])
+        except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ValueError(f"pruning checkpoint {str(ckpt_path)!r} is damaged ({reason}); pass --force "
+                             f"to start again") from None
     else:
         if history_path.exists() and not overwrite:
             raise OutputExistsError(f"{str(history_path)!r} exists without a checkpoint; pass --force "
                                     f"to start again")
         initial, scores, start = _initial_values(model), None, 0
         sizes = {qn: total for qn, (_, total) in remaining_weights(model).items()}
-        history = {"format": HISTORY_FORMAT, **config, "iterations": iterations, "sizes": sizes,
+        history = {"format": HISTORY_FORMAT, **plan.config, "iterations": plan.iterations, "sizes": sizes,
                    "total": sum(sizes.values()), "entries": [], "complete": False}
-    history["iterations"] = iterations
-    history["complete"] = start > iterations
+    history["iterations"] = plan.iterations
+    history["complete"] = start > plan.iterations
+    return initial, scores, history, start
 
+
+def _run_iterations(model: nn.Module, plan: _Plan, work: _Work, initial: dict, scores, history: dict,
+                    start: int, progress: bool) -> None:
+    """Run iterations ``start .. plan.iterations`` (see :func:`_iteration`), with a progress bar."""
     bar = None
-    if progress and start <= iterations:
+    if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=iterations + 1, initial=start, desc=f"pruning {method}/{scope}", unit="iter",
-                   file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(total=plan.iterations + 1, initial=start, desc=f"pruning {plan.method}/{plan.scope}",
+                   unit="iter", file=sys.stderr, dynamic_ncols=True)
     try:
-        for t in range(start, iterations + 1):
-            tick = time.perf_counter()
-            if t > 0:
-                previous = history["entries"][t - 1]
-                if "pruned" not in previous:  # the run was complete before ``iterations`` was raised
-                    previous["pruned"] = prune_model(model, method, scope, importance_scores=scores, **hyper)
-                    previous["pruned_total"] = sum(previous["pruned"].values())
-                rewind(model, initial)
-            fit_ckpt = out / f"fit_iter_{t:02d}.pt"
-            trained = train_fn(model, train, val, seed=seed, checkpoint=fit_ckpt)
-            metrics = eval_fn(model, val)
-            if "nrmse" not in metrics:
-                raise ValueError("eval_fn must return a dict with the key 'nrmse'")
-            entry = history_entry(model, t, metrics, trained, p=p, q=q)
-            history["entries"] = history["entries"][:t] + [entry]
-            history["complete"] = t == iterations
-            if method == "oneshot" and scores is None:
-                scores = {qn: masked_weight(m, n).clone() for qn, m, n in prunable_parameters(model)}
-            _save_model(model, out / f"iter_{t:02d}.pt", history)
-            if t == iterations:
-                _save_model(model, out / "model.pt", history)
-            if t < iterations:
-                pruned = prune_model(model, method, scope, importance_scores=scores, **hyper)
-                entry["pruned"] = pruned
-                entry["pruned_total"] = sum(pruned.values())
-            entry["seconds"] = time.perf_counter() - tick
-            with atomic_path(ckpt_path, overwrite=True) as tmp:
-                torch.save({"format": CHECKPOINT_FORMAT, "config": config, "model": model.state_dict(),
-                            "initial": initial, "scores": scores, "history": json.dumps(history),
-                            "next_iteration": t + 1}, tmp)
-            atomic_write_text(history_path, json.dumps(history, indent=1), overwrite=True)
-            fit_ckpt.unlink(missing_ok=True)
+        for t in range(start, plan.iterations + 1):
+            scores, entry = _iteration(model, t, plan, work, initial, scores, history)
             if bar is not None:
                 bar.set_postfix(remaining=f"{entry['remaining_fraction']:.3f}",
                                 nrmse=f"{entry['val_nrmse']:.3g}")
@@ -262,9 +322,56 @@ def prune_iteratively(model: nn.Module, data, method: str = "sap", scope: str = 
     finally:
         if bar is not None:
             bar.close()
-    if plot:
-        _write_plot(history, out / "pruning.png")
-    return history
+
+
+def _iteration(model: nn.Module, t: int, plan: _Plan, work: _Work, initial: dict, scores, history: dict):
+    """Iteration ``t``: prune and rewind (``t > 0``), train, measure, save, prune for the next.
+
+    The history and the files of the run are updated in place; returns ``(one-shot scores, the new
+    entry)``.
+    """
+    tick = time.perf_counter()
+    if t > 0:
+        previous = history["entries"][t - 1]
+        if "pruned" not in previous:  # the run was complete before ``iterations`` was raised
+            _record_pruning(previous, prune_model(model, plan.method, plan.scope, importance_scores=scores,
+                                                  **plan.hyper))
+        rewind(model, initial)
+    fit_ckpt = plan.out / f"fit_iter_{t:02d}.pt"
+    trained = work.train(model, seed=plan.seed, checkpoint=fit_ckpt)
+    metrics = work.evaluate(model)
+    if "nrmse" not in metrics:
+        raise ValueError("eval_fn must return a dict with the key 'nrmse'")
+    entry = history_entry(model, t, metrics, trained, p=plan.p, q=plan.q)
+    history["entries"] = history["entries"][:t] + [entry]
+    history["complete"] = t == plan.iterations
+    if plan.method == "oneshot" and scores is None:
+        scores = {qn: masked_weight(m, n).clone() for qn, m, n in prunable_parameters(model)}
+    _save_model(model, plan.out / f"iter_{t:02d}.pt", history)
+    if t == plan.iterations:
+        _save_model(model, plan.out / "model.pt", history)
+    else:
+        _record_pruning(entry, prune_model(model, plan.method, plan.scope, importance_scores=scores,
+                                           **plan.hyper))
+    entry["seconds"] = time.perf_counter() - tick
+    _write_state(model, plan, initial, scores, history, t + 1)
+    fit_ckpt.unlink(missing_ok=True)
+    return scores, entry
+
+
+def _record_pruning(entry: dict, pruned: dict) -> None:
+    entry["pruned"] = pruned
+    entry["pruned_total"] = sum(pruned.values())
+
+
+def _write_state(model: nn.Module, plan: _Plan, initial: dict, scores, history: dict,
+                 next_iteration: int) -> None:
+    """Write the checkpoint (resume point) and ``history.json``, each atomically."""
+    with atomic_path(plan.out / "checkpoint.pt", overwrite=True) as tmp:
+        torch.save({"format": CHECKPOINT_FORMAT, "config": plan.config, "model": model.state_dict(),
+                    "initial": initial, "scores": scores, "history": json.dumps(history),
+                    "next_iteration": next_iteration}, tmp)
+    atomic_write_text(plan.out / "history.json", json.dumps(history, indent=1), overwrite=True)
 
 
 def _write_plot(history: dict, path: Path) -> None:
