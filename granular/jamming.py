@@ -138,10 +138,9 @@ def find_jamming(
         decompression step in packing fraction.
     damping : float
         Background viscous damping of the damped dynamics (``method="compress"``).
-    preconditioner, fire_params : str, FireParams
-        FIRE's masses and parameters for every relaxation (:func:`granular.minimize.fire_minimize`).
-    certify : {"chunk", "step"}
-        How often a relaxation checks the unjammed certificate (:func:`granular.minimize.relax`).
+    preconditioner, fire_params, certify : str, FireParams, {"chunk", "step"}
+        FIRE's masses and parameters, and when the unjammed certificate is checked, for every
+        relaxation (:func:`granular.minimize.relax`).
     backend : {"auto", "cpu", "cuda"}
     progress : bool
         Show a tqdm progress bar.
@@ -155,14 +154,7 @@ def find_jamming(
     law = ContactLaw() if law is None else law
     p_low, p_high = check_pressure_band(pressure_band)
     p_low, p_high = p_low * law.k_n, p_high * law.k_n
-    if method not in ("bisection", "compress"):
-        raise ValueError(f"method must be 'bisection' or 'compress', got {method!r}")
-    if not (np.isfinite(phi_step) and 0 < phi_step <= 0.1):
-        raise ValueError(f"phi_step must be in (0, 0.1], got {phi_step}")
-    if not (np.isfinite(phi_tol) and 0 < phi_tol < phi_step):
-        raise ValueError(f"phi_tol must be in (0, phi_step), got {phi_tol}")
-    if not (np.isfinite(force_tol) and force_tol > 0):
-        raise ValueError(f"force_tol must be > 0, got {force_tol}")
+    _check_arguments(method, phi_step, phi_tol, force_tol)
     backend = resolve_backend(backend)
     tol = force_tol * law.k_n
     history = {key: [] for key in JAMMING_HISTORY_KEYS}
@@ -197,6 +189,17 @@ def find_jamming(
         method=method, packing=state.packing, pressure=state.pressure,
         history={k: np.asarray(v) for k, v in history.items()}, backend=backend,
     )
+
+
+def _check_arguments(method, phi_step, phi_tol, force_tol):
+    if method not in ("bisection", "compress"):
+        raise ValueError(f"method must be 'bisection' or 'compress', got {method!r}")
+    if not (np.isfinite(phi_step) and 0 < phi_step <= 0.1):
+        raise ValueError(f"phi_step must be in (0, 0.1], got {phi_step}")
+    if not (np.isfinite(phi_tol) and 0 < phi_tol < phi_step):
+        raise ValueError(f"phi_tol must be in (0, phi_step), got {phi_tol}")
+    if not (np.isfinite(force_tol) and force_tol > 0):
+        raise ValueError(f"force_tol must be > 0, got {force_tol}")
 
 
 def _progress_bar(progress: bool, method: str):
