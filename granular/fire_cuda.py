@@ -35,8 +35,26 @@ CHECK_EVERY = 16
 fire_norms_cuda = cuda.jit(device=True)(I.fire_norms)
 fire_control_cuda = cuda.jit(device=True)(I.fire_control)
 fire_update_cuda = cuda.jit(device=True)(I.make_fire_update(verlet_update_cuda))
+fire_kick_cuda = cuda.jit(device=True)(I.fire_kick)
+fire_ratio_cuda = cuda.jit(device=True)(I.fire_ratio)
 jacobi_mass_cuda = cuda.jit(device=True)(I.jacobi_mass)
 pair_stiffness_cuda = cuda.jit(device=True)(pair_stiffness)
+
+
+@cuda.jit(device=True)
+def _add_block_sum(shared, value, tid, out, q):
+    """Add the sum of ``value`` over the block into ``out[q]`` (one atomic per block)."""
+    shared[tid] = value
+    cuda.syncthreads()
+    stride = THREADS // 2
+    while stride > 0:
+        if tid < stride:
+            shared[tid] += shared[tid + stride]
+        cuda.syncthreads()
+        stride //= 2
+    if tid == 0:
+        cuda.atomic.add(out, q, shared[0])
+    cuda.syncthreads()
 
 
 @cuda.jit
@@ -45,30 +63,16 @@ def norms_kernel(force, velocity, inv_mass, par, state, flags, sums):
     control kernel) and the atomic max of |F_i|^2."""
     if state[I.S_HALT] != I.HALT_RUNNING or flags[FLAG_MOVED] != 0:
         return
-    shared = cuda.shared.array((5, THREADS), dtype=np.float64)
+    shared = cuda.shared.array(THREADS, dtype=np.float64)
     i = cuda.grid(1)
     tid = cuda.threadIdx.x
-    for q in range(5):
-        shared[q, tid] = 0.0
+    p = 0.0
+    f2 = 0.0
     if i < force.shape[0]:
-        p, v2, vf, f2v, f2, fi2 = fire_norms_cuda(i, force, velocity, inv_mass, par[I.P_CONSISTENT] != 0.0)
-        shared[I.R_POWER, tid] = p
-        shared[I.R_V2, tid] = v2
-        shared[I.R_VF, tid] = vf
-        shared[I.R_F2V, tid] = f2v
-        shared[I.R_F2, tid] = f2
+        p, f2, fi2 = fire_norms_cuda(i, force, velocity, inv_mass, par[I.P_CONSISTENT] != 0.0)
         cuda.atomic.max(sums, I.R_FMAX2, fi2)
-    cuda.syncthreads()
-    stride = THREADS // 2
-    while stride > 0:
-        if tid < stride:
-            for q in range(5):
-                shared[q, tid] += shared[q, tid + stride]
-        cuda.syncthreads()
-        stride //= 2
-    if tid == 0:
-        for q in range(5):
-            cuda.atomic.add(sums, q, shared[q, 0])
+    _add_block_sum(shared, p, tid, sums, I.R_POWER)
+    _add_block_sum(shared, f2, tid, sums, I.R_F2)
 
 
 @cuda.jit
@@ -84,6 +88,7 @@ def control_kernel(par, state, sums, acc, flags):
         state[I.S_HALT] = I.HALT_MOVED
         return
     fire_control_cuda(state, par, sums, acc[0], 0)
+    state[I.S_F2] = sums[I.R_F2]
     for q in range(I.N_SUMS):
         sums[q] = 0.0
     for q in range(acc.shape[0]):
@@ -134,24 +139,41 @@ def stiffness_kernel(position, radius, lx, ly, lz, neighbours, counts, k_n, mode
 
 
 @cuda.jit
-def update_kernel(position, velocity, force, inv_mass, reference, stiffness, lx, ly, lz, threshold, k_n,
-                  par, state, flags):
-    """Mass refresh (Jacobi, at a reset) and FIRE's particle update; flags a move past
+def kick_kernel(position, velocity, force, inv_mass, stiffness, k_n, par, state, sums):
+    """Mass refresh (Jacobi, at a reset) and :func:`granular.integrator.fire_kick`; the norm of
+    the new velocities added into ``sums[R_VKICK]``."""
+    if state[I.S_HALT] != I.HALT_RUNNING:
+        return
+    shared = cuda.shared.array(THREADS, dtype=np.float64)
+    i = cuda.grid(1)
+    tid = cuda.threadIdx.x
+    uphill = state[I.S_UPHILL] != 0.0
+    v2 = 0.0
+    if i < position.shape[0]:
+        if uphill and par[I.P_JACOBI_FLOOR] > 0.0:
+            inv_mass[i] = 1.0 / jacobi_mass_cuda(stiffness[i], state[I.S_STIFFNESS], state[I.S_CONTACTS],
+                                                 par[I.P_JACOBI_FLOOR], k_n)
+            stiffness[i] = 0.0
+        v2 = fire_kick_cuda(i, position, velocity, force, inv_mass, state[I.S_DT], uphill,
+                            par[I.P_HALF_STEP_BACK] != 0.0, par[I.P_CONSISTENT] != 0.0, 0.0)
+    _add_block_sum(shared, v2, tid, sums, I.R_VKICK)
+
+
+@cuda.jit
+def update_kernel(position, velocity, force, inv_mass, reference, lx, ly, lz, threshold, par, state, sums,
+                  flags):
+    """FIRE's mixing and move (:func:`granular.integrator.make_fire_update`); flags a move past
     ``threshold`` and non-finite positions."""
     if state[I.S_HALT] != I.HALT_RUNNING:
         return
     i = cuda.grid(1)
-    n = position.shape[0]
-    if i >= n:
+    if i >= position.shape[0]:
         return
-    uphill = state[I.S_UPHILL] != 0.0
-    if uphill and par[I.P_JACOBI_FLOOR] > 0.0:
-        inv_mass[i] = 1.0 / jacobi_mass_cuda(stiffness[i], state[I.S_STIFFNESS], state[I.S_CONTACTS],
-                                             par[I.P_JACOBI_FLOOR], k_n)
-        stiffness[i] = 0.0
+    consistent = par[I.P_CONSISTENT] != 0.0
+    ratio = fire_ratio_cuda(state[I.S_F2], sums[I.R_VKICK], state[I.S_DT], state[I.S_UPHILL] != 0.0,
+                            consistent)
     d2 = fire_update_cuda(i, position, velocity, force, inv_mass, reference, lx, ly, lz, state[I.S_DT],
-                          state[I.S_ALPHA], state[I.S_RATIO], uphill, par[I.P_HALF_STEP_BACK] != 0.0,
-                          par[I.P_CONSISTENT] != 0.0)
+                          state[I.S_ALPHA], ratio, consistent)
     if not d2 <= threshold * threshold:
         flags[FLAG_MOVED] = 1
         if not math.isfinite(d2):
@@ -184,8 +206,10 @@ def fire_on_device(dev, k_n, model, par, state):
             if jacobi:
                 dev._launch(stiffness_kernel, dev.position, dev.radius, lx, ly, lz, dev.neighbours,
                             dev.counts, float(k_n), int(model), d_par, d_state, stiffness)
+            dev._launch(kick_kernel, dev.position, dev.velocity, dev.force, dev.inv_mass, stiffness,
+                        float(k_n), d_par, d_state, sums)
             dev._launch(update_kernel, dev.position, dev.velocity, dev.force, dev.inv_mass, dev.reference,
-                        stiffness, lx, ly, lz, threshold, float(k_n), d_par, d_state, dev.flags)
+                        lx, ly, lz, threshold, d_par, d_state, sums, dev.flags)
             _forces(dev, k_n, model, measure)
         state[:] = d_state.copy_to_host()
         if state[I.S_HALT] != I.HALT_MOVED:

@@ -5,12 +5,14 @@ with ``numba.njit`` for the CPU passes (:mod:`granular.kernels_cpu`, :mod:`granu
 and with ``numba.cuda.jit(device=True)`` for the GPU kernels (:mod:`granular.kernels_cuda`,
 :mod:`granular.fire_cuda`), so both backends integrate identically.
 
-FIRE (see :mod:`granular.minimize` for the algorithm and its metric) is split into three pieces:
+FIRE (see :mod:`granular.minimize` for the algorithm and its metric) is split into pieces:
 :func:`fire_norms` (one particle's share of the reductions after a force call),
-:func:`fire_control` (the scalar logic of one step: convergence, the adaptation of dt and alpha,
-the mixing ratio; it reads and writes small float64 arrays so that the CUDA loop can keep it on
-the device) and the per-particle update built by :func:`make_fire_update` (half step back and
-velocity reset when uphill, kick, mixing, move).
+:func:`fire_control` (the scalar logic of one step: convergence, the adaptation of dt and alpha;
+it reads and writes small float64 arrays so that the CUDA loop can keep it on the device),
+:func:`fire_kick` (half step back and velocity reset when uphill, kick, the norm of the new
+velocity), :func:`fire_ratio` (the mixing ratio) and the per-particle mixing and move built by
+:func:`make_fire_update`. The arithmetic, and its order, is that of the loop before them, so the
+Euclidean variant repeats its trajectories bit for bit.
 """
 
 from __future__ import annotations
@@ -62,12 +64,12 @@ def verlet_update(i, position, velocity, force, inv_mass, reference, sx, sy, sz,
  P_ENERGY_TOL) = range(16)
 N_PAR = 16
 # State vector (float64): the adaptive scalars and the outcome.
-(S_DT, S_ALPHA, S_N_POSITIVE, S_N_UPHILL, S_STEP, S_RATIO, S_UPHILL, S_HALT, S_MAX_FORCE, S_RESETS,
- S_STIFFNESS, S_CONTACTS) = range(12)
+(S_DT, S_ALPHA, S_N_POSITIVE, S_N_UPHILL, S_STEP, S_UPHILL, S_HALT, S_MAX_FORCE, S_RESETS, S_STIFFNESS,
+ S_CONTACTS, S_F2) = range(12)
 N_STATE = 12
-# Reductions after a force call (see fire_norms).
-R_POWER, R_V2, R_VF, R_F2V, R_F2, R_FMAX2 = range(6)
-N_SUMS = 6
+# Reductions: after a force call (fire_norms) and after the kick (fire_kick).
+R_POWER, R_F2, R_FMAX2, R_VKICK = range(4)
+N_SUMS = 4
 # Why a loop stopped (S_HALT); HALT_MOVED is the CUDA loop's request for a list rebuild.
 HALT_RUNNING, HALT_CONVERGED, HALT_MAX_STEPS, HALT_NONFINITE, HALT_STUCK, HALT_MOVED, HALT_ENERGY = range(7)
 
@@ -81,29 +83,48 @@ def fire_init(state, dt, alpha_start):
 
 
 def fire_norms(i, force, velocity, inv_mass, consistent):
-    """Particle ``i``'s share of the sums FIRE needs after a force call.
-
-    With weights w_v = m_i, w_f = 1 / m_i (``consistent``: the mass metric) or w_v = w_f = 1
-    (Euclidean norms of v and F as in LAMMPS), returns
-    (F.v, w_v |v|^2, w_v (v.F) / m, w_v |F|^2 / m^2, w_f |F|^2, |F|^2): enough to know the norm of
-    the velocity after the kick, |v + dt F/m|^2 = V2 + 2 dt VF + dt^2 F2V, without another pass.
-    A non-finite |F|^2 is returned as inf.
-    """
-    w = inv_mass[i]
+    """Particle ``i``'s share of the sums FIRE needs after a force call: (F.v, w |F|^2, |F|^2)
+    with w = 1 / m_i (``consistent``: the mass metric) or 1 (Euclidean). A non-finite |F|^2 is
+    returned as inf."""
     p = 0.0
-    v2 = 0.0
     f2 = 0.0
     for d in range(3):
-        f = force[i, d]
-        v = velocity[i, d]
-        p += f * v
-        v2 += v * v
-        f2 += f * f
+        p += force[i, d] * velocity[i, d]
+        f2 += force[i, d] * force[i, d]
     if not (f2 < math.inf):
         f2 = math.inf
     if consistent:
-        return p, v2 / w, p, f2 * w, f2 * w, f2
-    return p, v2, p * w, f2 * w * w, f2, f2
+        return p, f2 * inv_mass[i], f2
+    return p, f2, f2
+
+
+def fire_kick(i, position, velocity, force, inv_mass, dt, uphill, half_back, consistent, v2):
+    """FIRE's kick of particle ``i``: if uphill, x -= dt v / 2 (when ``half_back``) and v = 0;
+    then v += dt F / m. Returns ``v2`` plus the particle's m |v|^2 (``consistent``) or |v|^2."""
+    w = inv_mass[i]
+    for d in range(3):
+        v = velocity[i, d]
+        if uphill:
+            if half_back:
+                position[i, d] -= 0.5 * dt * v
+            v = 0.0
+        v = v + dt * force[i, d] * w
+        velocity[i, d] = v
+        if consistent:
+            v2 += v * v / w
+        else:
+            v2 += v * v
+    return v2
+
+
+def fire_ratio(f2, v2, dt, uphill, consistent):
+    """The mixing ratio |v| / |F| from the sums ``f2`` of the force call and ``v2`` after the
+    kick (in the chosen metric); exactly dt after a reset in the mass metric (v = dt F / m),
+    whatever the masses were when |F| was summed."""
+    if consistent and uphill:
+        return dt
+    f_norm = math.sqrt(f2)
+    return math.sqrt(v2) / f_norm if f_norm > 0.0 else 0.0
 
 
 def fire_control(state, par, sums, energy, nonfinite):
@@ -113,9 +134,8 @@ def fire_control(state, par, sums, energy, nonfinite):
     updates ``state`` (N_STATE,) in place: stop with ``S_HALT`` set (converged when
     max |F_i| <= force_tol, energy <= energy_tol when that is > 0, step cap, non-finite force or
     ``nonfinite`` != 0, more than ``max_uphill`` uphill steps in a row);
-    otherwise adapt dt and alpha on the sign of the power P = F.v, mark an uphill step
-    (``S_UPHILL``: the update steps back half a step and zeroes the velocities) and store the
-    mixing ratio |v'| / |F| of the norms after the kick (``S_RATIO``). Does nothing when a halt is
+    otherwise adapt dt and alpha on the sign of the power P = F.v and mark an uphill step
+    (``S_UPHILL``: the kick steps back half a step and zeroes the velocities). Does nothing when a halt is
     already set, so a device loop can run blocks of steps and stop exactly where a per-step check
     would have stopped.
     """
@@ -158,12 +178,6 @@ def fire_control(state, par, sums, energy, nonfinite):
                 dt *= par[P_F_DEC]
             alpha = par[P_ALPHA_START]
         state[S_RESETS] += 1.0
-    if uphill:
-        v2 = dt * dt * sums[R_F2V]
-    else:
-        v2 = sums[R_V2] + 2.0 * dt * sums[R_VF] + dt * dt * sums[R_F2V]
-    f2 = sums[R_F2]
-    state[S_RATIO] = math.sqrt(max(v2, 0.0) / f2) if f2 > 0.0 else 0.0
     state[S_DT] = dt
     state[S_ALPHA] = alpha
     state[S_UPHILL] = 1.0 if uphill else 0.0
@@ -171,28 +185,20 @@ def fire_control(state, par, sums, energy, nonfinite):
 
 
 def make_fire_update(move):
-    """Build FIRE's per-particle update around ``move`` (the target's compiled
+    """Build FIRE's per-particle mixing and move around ``move`` (the target's compiled
     :func:`verlet_update`, used for x += dt v and the displacement since the last list build).
 
-    The update of particle ``i`` (semi-implicit Euler with FIRE's mixing), with w = 1/m_i:
-    if uphill, x -= dt v / 2 (when ``half_back``) and v = 0; then v += dt w F;
-    v = (1 - alpha) v + alpha ratio F w (``consistent``; ratio F without w in the Euclidean metric);
-    x += dt v. Returns the squared displacement since the build (NaN if not finite).
+    After :func:`fire_kick`: v = (1 - alpha) v + alpha ratio F / m (``consistent``; alpha ratio F
+    in the Euclidean metric); x += dt v. Returns the squared displacement since the build (NaN if
+    not finite).
     """
 
-    def fire_update(i, position, velocity, force, inv_mass, reference, lx, ly, lz, dt, alpha, ratio, uphill,
-                    half_back, consistent):
-        w = inv_mass[i]
-        mix = alpha * ratio * (w if consistent else 1.0)
+    def fire_update(i, position, velocity, force, inv_mass, reference, lx, ly, lz, dt, alpha, ratio,
+                    consistent):
+        mix = alpha * ratio
         for d in range(3):
-            v = velocity[i, d]
-            if uphill:
-                if half_back:
-                    position[i, d] -= 0.5 * dt * v
-                v = 0.0
-            f = force[i, d]
-            v += dt * w * f
-            velocity[i, d] = (1.0 - alpha) * v + mix * f
+            f = force[i, d] * inv_mass[i] if consistent else force[i, d]
+            velocity[i, d] = (1.0 - alpha) * velocity[i, d] + mix * f
         _, moved2 = move(i, position, velocity, force, inv_mass, reference, 1.0, 1.0, 1.0, lx, ly, lz, dt,
                          0.0, 0.0, 0.0, 1.0)
         return moved2
@@ -214,4 +220,6 @@ fire_norms_cpu = numba.njit(inline="always", cache=True)(fire_norms)
 fire_control_cpu = numba.njit(cache=True)(fire_control)
 fire_init_cpu = numba.njit(cache=True)(fire_init)
 fire_update_cpu = numba.njit(inline="always", cache=True)(make_fire_update(verlet_update_cpu))
+fire_kick_cpu = numba.njit(inline="always", cache=True)(fire_kick)
+fire_ratio_cpu = numba.njit(inline="always", cache=True)(fire_ratio)
 jacobi_mass_cpu = numba.njit(inline="always", cache=True)(jacobi_mass)

@@ -26,20 +26,19 @@ from granular.integrator import (
     P_HALF_STEP_BACK,
     P_JACOBI_FLOOR,
     R_F2,
-    R_F2V,
     R_FMAX2,
     R_POWER,
-    R_V2,
-    R_VF,
+    R_VKICK,
     S_ALPHA,
     S_CONTACTS,
     S_DT,
     S_HALT,
-    S_RATIO,
     S_STIFFNESS,
     S_UPHILL,
     fire_control_cpu,
+    fire_kick_cpu,
     fire_norms_cpu,
+    fire_ratio_cpu,
     fire_update_cpu,
     jacobi_mass_cpu,
 )
@@ -152,45 +151,55 @@ def md_loop(position, velocity, force, radius, species, inv_mass, box, level, le
 
 @numba.njit(parallel=True, cache=True)
 def _fire_norms(force, velocity, inv_mass, consistent, partial, sums):
-    """FIRE's reductions (:func:`granular.integrator.fire_norms`) into ``sums`` (N_SUMS,);
-    ``partial`` (n_chunks, N_SUMS) is scratch."""
+    """FIRE's reductions after a force call (:func:`granular.integrator.fire_norms`) into
+    ``sums``; ``partial`` (n_chunks, N_SUMS) is scratch."""
     n = force.shape[0]
     n_chunks = partial.shape[0]
     for c in prange(n_chunks):
-        acc = np.zeros(N_SUMS)
+        p = 0.0
+        f2 = 0.0
+        fmax = 0.0
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            p, v2, vf, f2v, f2, fi2 = fire_norms_cpu(i, force, velocity, inv_mass, consistent)
-            acc[R_POWER] += p
-            acc[R_V2] += v2
-            acc[R_VF] += vf
-            acc[R_F2V] += f2v
-            acc[R_F2] += f2
-            if not fi2 <= acc[R_FMAX2]:
-                acc[R_FMAX2] = fi2
-        partial[c, :] = acc
-    for q in range(N_SUMS):
-        sums[q] = 0.0
-    for c in range(n_chunks):
-        for q in range(R_FMAX2):
-            sums[q] += partial[c, q]
-        sums[R_FMAX2] = max(sums[R_FMAX2], partial[c, R_FMAX2])
+            pi, f2i, fi2 = fire_norms_cpu(i, force, velocity, inv_mass, consistent)
+            p += pi
+            f2 += f2i
+            if not fi2 <= fmax:
+                fmax = fi2
+        partial[c, R_POWER] = p
+        partial[c, R_F2] = f2
+        partial[c, R_FMAX2] = fmax
+    sums[R_POWER] = partial[:, R_POWER].sum()
+    sums[R_F2] = partial[:, R_F2].sum()
+    sums[R_FMAX2] = partial[:, R_FMAX2].max()
 
 
 @numba.njit(parallel=True, cache=True)
-def _fire_update(position, velocity, force, inv_mass, reference, box, state, half_back, consistent, chunk):
-    """FIRE's update of every particle (:func:`granular.integrator.make_fire_update`); the
+def _fire_kick(position, velocity, force, inv_mass, state, half_back, consistent, partial, sums):
+    """FIRE's kick of every particle (:func:`granular.integrator.fire_kick`); the norm of the new
+    velocities into ``sums[R_VKICK]``."""
+    n = position.shape[0]
+    n_chunks = partial.shape[0]
+    dt = state[S_DT]
+    uphill = state[S_UPHILL] != 0.0
+    for c in prange(n_chunks):
+        v2 = 0.0
+        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            v2 = fire_kick_cpu(i, position, velocity, force, inv_mass, dt, uphill, half_back, consistent, v2)
+        partial[c, R_VKICK] = v2
+    sums[R_VKICK] = partial[:, R_VKICK].sum()
+
+
+@numba.njit(parallel=True, cache=True)
+def _fire_update(position, velocity, force, inv_mass, reference, box, dt, alpha, ratio, consistent, chunk):
+    """FIRE's mixing and move of every particle (:func:`granular.integrator.make_fire_update`); the
     largest squared displacement since the build into ``chunk[:, 1]`` (inf if not finite)."""
     n = position.shape[0]
     n_chunks = chunk.shape[0]
-    dt = state[S_DT]
-    alpha = state[S_ALPHA]
-    ratio = state[S_RATIO]
-    uphill = state[S_UPHILL] != 0.0
     for c in prange(n_chunks):
         moved = 0.0
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
             d2 = fire_update_cpu(i, position, velocity, force, inv_mass, reference, box[0], box[1], box[2],
-                                 dt, alpha, ratio, uphill, half_back, consistent)
+                                 dt, alpha, ratio, consistent)
             if not d2 <= moved:
                 moved = d2 if d2 == d2 else np.inf
         chunk[c, 1] = moved
@@ -230,7 +239,8 @@ def fire_loop(position, velocity, force, radius, species, inv_mass, box, level, 
 
     One step: the reductions of the last force call (:func:`_fire_norms`), the scalar control
     (:func:`granular.integrator.fire_control`), with the Jacobi preconditioner a refresh of the
-    masses at a velocity reset, the particle update (:func:`_fire_update`), a list rebuild when a
+    masses at a velocity reset, the kick (:func:`_fire_kick`), the mixing and move
+    (:func:`_fire_update`), a list rebuild when a
     particle moved more than half the skin, and the force call. ``par`` (N_PAR,) are the
     parameters, ``state`` (N_STATE,) the initialised FIRE state, updated in place (its S_HALT says
     why the loop stopped). Returns the number of list builds.
@@ -260,7 +270,10 @@ def fire_loop(position, velocity, force, radius, species, inv_mass, box, level, 
             state[S_STIFFNESS], state[S_CONTACTS] = _jacobi_refresh(
                 position, radius, box, start, neighbours, k_n, model, par[P_JACOBI_FLOOR], stiffness,
                 inv_mass)
-        _fire_update(position, velocity, force, inv_mass, ref, box, state, half_back, consistent, chunk)
+        _fire_kick(position, velocity, force, inv_mass, state, half_back, consistent, partial, sums)
+        ratio = fire_ratio_cpu(sums[R_F2], sums[R_VKICK], state[S_DT], state[S_UPHILL] != 0.0, consistent)
+        _fire_update(position, velocity, force, inv_mass, ref, box, state[S_DT], state[S_ALPHA], ratio,
+                     consistent, chunk)
         moved = math.sqrt(chunk[:, 1].max())
         if not math.isfinite(moved):
             state[S_HALT] = HALT_NONFINITE
