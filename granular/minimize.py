@@ -59,6 +59,10 @@ consistently, so the previous loop's choices stay:
   every variant (mixture 0.6426 +- 0.0030 / 0.6398 +- 0.0005 / 0.6400 +- 0.0009 /
   0.6392 +- 0.0005).
 - unit masses fail at delta 0.15 (not converged after 1e5 steps where physical needs 1.4e4-4e4).
+- at delta 0.15, X_S 0.2, n_large 15, seed 0 the default repeats the previous loop bit for bit
+  (1 158 585 steps, phi_J 0.8076); the Jacobi preconditioner and the per-step unjammed
+  certificate (``relax(certify="step")``) both left a relaxation at phi 0.81 unconverged after
+  1e6 steps.
 
 The mass-metric mixing is the consistent one, and it does win single relaxations at delta 0.15,
 but it lost the whole bisections above; the Jacobi preconditioner equalises the diagonal of the
