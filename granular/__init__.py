@@ -43,7 +43,7 @@ holds ``force`` and the counters. Background damping is the force
 per thread up, one below; ``JAMWAVE_THREADS`` sets the number.
 """
 
-from granular.backend import resolve_backend
+from granular.backend import Engine, resolve_backend, resolve_engine
 from granular.contact import ContactLaw
 from granular.diagram import DiagramSettings, jamming_diagram, read_diagram, transition_crossover
 from granular.elasticity import BulkModulus, bulk_modulus, linear_response
@@ -109,6 +109,8 @@ __all__ = [
     "make_packing",
     "pressure",
     "resolve_backend",
+    "resolve_engine",
+    "Engine",
     "run_md",
     "scale_to_phi",
 ]

@@ -83,11 +83,13 @@ def check_pressure_band(pressure_band) -> tuple[float, float]:
     return low, high
 
 
-def spring_forces(packing: Packing, law: ContactLaw) -> np.ndarray:
-    """Net elastic contact force on every particle, shape (N, 3), units k_n d_L (linear law)."""
+def spring_forces(packing: Packing, law: ContactLaw, *, backend="auto") -> np.ndarray:
+    """Net elastic contact force on every particle, shape (N, 3), units k_n d_L (linear law).
+
+    ``backend``: a name or a :class:`granular.backend.Engine` (the contacts are found there)."""
     from granular.measure import contacts, net_forces, pair_forces
 
-    c = contacts(packing, law)
+    c = contacts(packing, law, backend=backend)
     return net_forces(c, pair_forces(c.overlap, law), packing.n)
 
 

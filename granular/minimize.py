@@ -405,8 +405,8 @@ def relax(packing: Packing, law: ContactLaw, *, force_tol: float, max_steps: int
                                    unjammed_pressure=unjammed_pressure, fire=fire)
     else:
         raise ValueError(f"relaxer must be 'fire' or 'damped', got {relaxer!r}")
-    split = pressure(out, law)
-    n_contacts = contacts(out, law).i.size
+    split = pressure(out, law, backend=backend)
+    n_contacts = contacts(out, law, backend=backend).i.size
     return _Relaxed(out, float(split.total), (float(split.ss), float(split.sl), float(split.ll)),
                     2.0 * n_contacts / out.n, steps)
 
