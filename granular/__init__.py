@@ -21,8 +21,10 @@ Modules: :mod:`~granular.space` (Packing, box, periodic geometry), :mod:`~granul
 Verlet lists), :mod:`~granular.contact` (the pair law; like the geometry, one source for both
 targets), :mod:`~granular.accumulators` (the sums of a force call),
 :mod:`~granular.kernels_cpu` / :mod:`~granular.loops_cpu` (Numba CPU),
-:mod:`~granular.kernels_cuda` / :mod:`~granular.loops_cuda` (Numba-CUDA),
-:mod:`~granular.backend` (choice of backend), :mod:`~granular.simulate` (MD, FIRE, compression),
+:mod:`~granular.kernels_cuda` / :mod:`~granular.loops_cuda` / :mod:`~granular.fire_cuda`
+(Numba-CUDA), :mod:`~granular.integrator` (Verlet and FIRE updates, one source for both targets),
+:mod:`~granular.backend` (choice of backend), :mod:`~granular.simulate` (MD, compression),
+:mod:`~granular.minimize` (FIRE 2.0, preconditioners, relaxation),
 :mod:`~granular.measure` (forces, contacts, pressure split, rattlers),
 :mod:`~granular.reference` (brute-force O(N^2) check); protocols: :mod:`~granular.jamming`
 (phi_J), :mod:`~granular.elasticity` (bulk modulus), :mod:`~granular.follow` (state following,
@@ -35,7 +37,8 @@ Additions to the team contract (all keyword arguments with defaults, so contract
 ``skin``, ``progress`` and returns ``MDResult(packing, history, steps, dt, rebuilds, force,
 kinetic_energy, potential_energy, backend)``; ``compress`` takes ``dt``, ``skin``, ``progress``
 and its history also holds ``potential_energy`` and ``rebuilds``; ``fire_minimize`` takes
-``dt`` and ``skin`` and its result also holds ``force``. Background damping is the force
+``dt``, ``skin``, ``preconditioner`` and ``params`` (:class:`FireParams`) and its result also
+holds ``force`` and the counters. Background damping is the force
 -damping * v_i (LAMMPS ``fix viscous``). CPU threads: all of Numba's threads from 2048 particles
 per thread up, one below; ``JAMWAVE_THREADS`` sets the number.
 """
@@ -58,14 +61,13 @@ from granular.measure import (
     forces,
     pressure,
 )
+from granular.minimize import FireParams, FireResult, fire_minimize
 from granular.protocol import jam_run
 from granular.simulate import (
     CompressionResult,
-    FireResult,
     MDResult,
     SimulationError,
     compress,
-    fire_minimize,
     run_md,
 )
 from granular.space import Packing, scale_to_phi
@@ -92,6 +94,7 @@ __all__ = [
     "CompressionResult",
     "ContactLaw",
     "Contacts",
+    "FireParams",
     "FireResult",
     "MDResult",
     "Packing",

@@ -52,7 +52,16 @@ def pair_energy(overlap, k_n, model):
     return 0.5 * k_n * overlap * overlap
 
 
+def pair_stiffness(overlap, k_n, model):
+    """Tangent stiffness d f / d xi of one contact at overlap ``overlap`` > 0: k (linear) or
+    1.5 k sqrt(xi) (Hertz); FIRE's Jacobi preconditioner sums it per particle."""
+    if model == 1:
+        return 1.5 * k_n * math.sqrt(overlap)
+    return k_n
+
+
 pair_force_cpu = numba.njit(inline="always", cache=True)(pair_force)
+pair_stiffness_cpu = numba.njit(inline="always", cache=True)(pair_stiffness)
 pair_energy_cpu = numba.njit(inline="always", cache=True)(pair_energy)
 
 

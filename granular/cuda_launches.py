@@ -3,7 +3,7 @@
 :func:`record_launches` counts every kernel launch (and records the Numba types of its arguments)
 while it is active, under Numba's CUDA simulator or on a real device; :func:`launch_scenario`
 drives every public entry point of the CUDA backend on a small packing (forces, contacts,
-pressure, MD with compression, FIRE with both mass choices), so that, run under the simulator,
+pressure, MD with compression, FIRE with every preconditioner), so that, run under the simulator,
 it yields the signatures the host code really launches each kernel with. The compile check
 (:mod:`granular.cuda_compile`) compiles exactly these signatures for real, so a change in the
 host code (a new argument, an int that became a bool) is seen by the compiler without a GPU.
@@ -122,8 +122,9 @@ def launch_scenario(n_large: int = 14, seed: int = 1) -> None:
     granular.pressure(q, law, backend="cuda")
     granular.run_md(q, law, steps=3, damping=0.1, record_every=1, backend="cuda")
     granular.compress(q, law, target_phi=0.702, strain_rate=0.05, damping=0.1, backend="cuda")
-    for mass in ("unit", "physical"):
-        granular.fire_minimize(q, law, max_steps=3, mass=mass, backend="cuda")
+    for preconditioner in ("unit", "physical", "jacobi"):
+        granular.fire_minimize(q, law, max_steps=3, preconditioner=preconditioner, backend="cuda")
+    granular.fire_minimize(q, law, max_steps=3, energy_tol=1e-30, backend="cuda")  # force sums on
 
 
 def main(argv=None) -> int:

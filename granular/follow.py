@@ -149,7 +149,7 @@ def follow_compression(
         Show a tqdm bar.
     """
     from granular.backend import resolve_backend
-    from granular.jamming import relax
+    from granular.minimize import relax
 
     law = ContactLaw() if law is None else law
     if not (np.isfinite(phi_step) and 0 < phi_step <= 0.05):

@@ -1,12 +1,23 @@
-"""The per-particle velocity-Verlet update and FIRE's adaptation, one source for both targets.
+"""Per-particle updates of velocity Verlet and FIRE, one source for both targets.
 
-Like the pair law in :mod:`granular.contact`, :func:`verlet_update` is plain Python compiled twice:
-with ``numba.njit`` for the CPU pass (:func:`granular.kernels_cpu.verlet_pass`, as
-:data:`verlet_update_cpu`) and with ``numba.cuda.jit(device=True)`` for the GPU kernel
-(:func:`granular.kernels_cuda.verlet_kernel`), so both backends integrate identically.
+Like the pair law in :mod:`granular.contact`, these are plain Python functions compiled twice:
+with ``numba.njit`` for the CPU passes (:mod:`granular.kernels_cpu`, :mod:`granular.loops_cpu`)
+and with ``numba.cuda.jit(device=True)`` for the GPU kernels (:mod:`granular.kernels_cuda`,
+:mod:`granular.fire_cuda`), so both backends integrate identically.
+
+FIRE (see :mod:`granular.minimize` for the algorithm and its metric) is split into pieces:
+:func:`fire_norms` (one particle's share of the reductions after a force call),
+:func:`fire_control` (the scalar logic of one step: convergence, the adaptation of dt and alpha;
+it reads and writes small float64 arrays so that the CUDA loop can keep it on the device),
+:func:`fire_kick` (half step back and velocity reset when uphill, kick, the norm of the new
+velocity), :func:`fire_ratio` (the mixing ratio) and the per-particle mixing and move built by
+:func:`make_fire_update`. The arithmetic, and its order, is that of the loop before them, so the
+Euclidean variant repeats its trajectories bit for bit.
 """
 
 from __future__ import annotations
+
+import math
 
 import numba
 
@@ -46,30 +57,169 @@ def verlet_update(i, position, velocity, force, inv_mass, reference, sx, sy, sz,
     return 0.5 * v2 / m_inv, dx * dx + dy * dy + dz * dz
 
 
-def fire_adapt(power, step, n_positive, dt, alpha, n_delay, f_inc, f_dec, f_alpha, alpha_start, dt_max,
-               dt_min):
-    """FIRE's step-size and mixing adaptation after a force call (Bitzek et al. 2006; FIRE 2.0).
+# ---------------------------------------------------------------- FIRE
+# Parameter vector (float64), filled by granular.minimize.FireParams.as_array().
+(P_N_DELAY, P_F_INC, P_F_DEC, P_ALPHA_START, P_F_ALPHA, P_DT_MAX, P_DT_MIN, P_INITIAL_DELAY, P_MAX_UPHILL,
+ P_HALF_STEP_BACK, P_CONSISTENT, P_CLAMP_DT_MIN, P_FORCE_TOL, P_MAX_STEPS, P_JACOBI_FLOOR,
+ P_ENERGY_TOL) = range(16)
+N_PAR = 16
+# State vector (float64): the adaptive scalars and the outcome.
+(S_DT, S_ALPHA, S_N_POSITIVE, S_N_UPHILL, S_STEP, S_UPHILL, S_HALT, S_MAX_FORCE, S_RESETS, S_STIFFNESS,
+ S_CONTACTS, S_F2) = range(12)
+N_STATE = 12
+# Reductions: after a force call (fire_norms) and after the kick (fire_kick).
+R_POWER, R_F2, R_FMAX2, R_VKICK = range(4)
+N_SUMS = 4
+# Why a loop stopped (S_HALT); HALT_MOVED is the CUDA loop's request for a list rebuild.
+HALT_RUNNING, HALT_CONVERGED, HALT_MAX_STEPS, HALT_NONFINITE, HALT_STUCK, HALT_MOVED, HALT_ENERGY = range(7)
 
-    Downhill (power F.v > 0): after ``n_delay`` downhill steps grow dt (up to ``dt_max``) and shrink
-    alpha. Uphill: reset the count and, past the initial delay, shrink dt (down to ``dt_min``) and
-    reset alpha; the caller then steps back half a step and zeroes the velocities.
 
-    Returns
-    -------
-    (n_positive, dt, alpha, uphill)
+def fire_init(state, dt, alpha_start):
+    """Reset the FIRE state vector ``state`` (N_STATE,) to the start of a minimisation."""
+    for q in range(state.shape[0]):
+        state[q] = 0.0
+    state[S_DT] = dt
+    state[S_ALPHA] = alpha_start
+
+
+def fire_norms(i, force, velocity, inv_mass, consistent):
+    """Particle ``i``'s share of the sums FIRE needs after a force call: (F.v, w |F|^2, |F|^2)
+    with w = 1 / m_i (``consistent``: the mass metric) or 1 (Euclidean). A non-finite |F|^2 is
+    returned as inf."""
+    p = 0.0
+    f2 = 0.0
+    for d in range(3):
+        p += force[i, d] * velocity[i, d]
+        f2 += force[i, d] * force[i, d]
+    if not (f2 < math.inf):
+        f2 = math.inf
+    if consistent:
+        return p, f2 * inv_mass[i], f2
+    return p, f2, f2
+
+
+def fire_kick(i, position, velocity, force, inv_mass, dt, uphill, half_back, consistent, v2):
+    """FIRE's kick of particle ``i``: if uphill, x -= dt v / 2 (when ``half_back``) and v = 0;
+    then v += dt F / m. Returns ``v2`` plus the particle's m |v|^2 (``consistent``) or |v|^2."""
+    w = inv_mass[i]
+    for d in range(3):
+        v = velocity[i, d]
+        if uphill:
+            if half_back:
+                position[i, d] -= 0.5 * dt * v
+            v = 0.0
+        v = v + dt * force[i, d] * w
+        velocity[i, d] = v
+        if consistent:
+            v2 += v * v / w
+        else:
+            v2 += v * v
+    return v2
+
+
+def fire_ratio(f2, v2, dt, uphill, consistent):
+    """The mixing ratio |v| / |F| from the sums ``f2`` of the force call and ``v2`` after the
+    kick (in the chosen metric); exactly dt after a reset in the mass metric (v = dt F / m),
+    whatever the masses were when |F| was summed."""
+    if consistent and uphill:
+        return dt
+    f_norm = math.sqrt(f2)
+    return math.sqrt(v2) / f_norm if f_norm > 0.0 else 0.0
+
+
+def fire_control(state, par, sums, energy, nonfinite):
+    """The scalar part of one FIRE step (FIRE 2.0, Guenole et al. 2020, Algorithm 2).
+
+    Reads the reductions ``sums`` (N_SUMS,) and the elastic ``energy`` of the last force call and
+    updates ``state`` (N_STATE,) in place: stop with ``S_HALT`` set (converged when
+    max |F_i| <= force_tol, energy <= energy_tol when that is > 0, step cap, non-finite force or
+    ``nonfinite`` != 0, more than ``max_uphill`` uphill steps in a row);
+    otherwise adapt dt and alpha on the sign of the power P = F.v and mark an uphill step
+    (``S_UPHILL``: the kick steps back half a step and zeroes the velocities). Does nothing when a halt is
+    already set, so a device loop can run blocks of steps and stop exactly where a per-step check
+    would have stopped.
     """
-    if power > 0.0:
-        n_positive += 1
-        if n_positive > n_delay:
-            dt = min(dt * f_inc, dt_max)
-            alpha *= f_alpha
-        return n_positive, dt, alpha, False
-    if step >= n_delay:
-        dt = max(dt * f_dec, dt_min)
-        alpha = alpha_start
-    return 0, dt, alpha, True
+    if state[S_HALT] != HALT_RUNNING:
+        return
+    f_max = math.sqrt(sums[R_FMAX2])
+    state[S_MAX_FORCE] = f_max
+    if not (f_max < math.inf) or nonfinite != 0:
+        state[S_HALT] = HALT_NONFINITE
+        return
+    if f_max <= par[P_FORCE_TOL]:
+        state[S_HALT] = HALT_CONVERGED
+        return
+    if par[P_ENERGY_TOL] > 0.0 and energy <= par[P_ENERGY_TOL]:
+        state[S_HALT] = HALT_ENERGY
+        return
+    step = state[S_STEP]
+    if step >= par[P_MAX_STEPS]:
+        state[S_HALT] = HALT_MAX_STEPS
+        return
+    dt = state[S_DT]
+    alpha = state[S_ALPHA]
+    uphill = sums[R_POWER] <= 0.0
+    if not uphill:
+        state[S_N_POSITIVE] += 1.0
+        state[S_N_UPHILL] = 0.0
+        if state[S_N_POSITIVE] > par[P_N_DELAY]:
+            dt = min(dt * par[P_F_INC], par[P_DT_MAX])
+            alpha *= par[P_F_ALPHA]
+    else:
+        state[S_N_POSITIVE] = 0.0
+        state[S_N_UPHILL] += 1.0
+        if par[P_MAX_UPHILL] > 0 and state[S_N_UPHILL] > par[P_MAX_UPHILL]:
+            state[S_HALT] = HALT_STUCK
+            return
+        if not (par[P_INITIAL_DELAY] != 0 and step < par[P_N_DELAY]):
+            if par[P_CLAMP_DT_MIN] != 0:
+                dt = max(dt * par[P_F_DEC], par[P_DT_MIN])
+            elif dt * par[P_F_DEC] >= par[P_DT_MIN]:
+                dt *= par[P_F_DEC]
+            alpha = par[P_ALPHA_START]
+        state[S_RESETS] += 1.0
+    state[S_DT] = dt
+    state[S_ALPHA] = alpha
+    state[S_UPHILL] = 1.0 if uphill else 0.0
+    state[S_STEP] = step + 1.0
+
+
+def make_fire_update(move):
+    """Build FIRE's per-particle mixing and move around ``move`` (the target's compiled
+    :func:`verlet_update`, used for x += dt v and the displacement since the last list build).
+
+    After :func:`fire_kick`: v = (1 - alpha) v + alpha ratio F / m (``consistent``; alpha ratio F
+    in the Euclidean metric); x += dt v. Returns the squared displacement since the build (NaN if
+    not finite).
+    """
+
+    def fire_update(i, position, velocity, force, inv_mass, reference, lx, ly, lz, dt, alpha, ratio,
+                    consistent):
+        mix = alpha * ratio
+        for d in range(3):
+            f = force[i, d] * inv_mass[i] if consistent else force[i, d]
+            velocity[i, d] = (1.0 - alpha) * velocity[i, d] + mix * f
+        _, moved2 = move(i, position, velocity, force, inv_mass, reference, 1.0, 1.0, 1.0, lx, ly, lz, dt,
+                         0.0, 0.0, 0.0, 1.0)
+        return moved2
+
+    return fire_update
+
+
+def jacobi_mass(stiffness, total, contacts, floor_fraction, fallback):
+    """Jacobi preconditioner mass of one particle: its contact-stiffness sum ``stiffness``, at
+    least ``floor_fraction`` x the mean stiffness of one contact (``total`` stiffness over
+    ``contacts`` contact ends); ``fallback`` when no particle has a contact."""
+    if not (contacts > 0.0 and total > 0.0):
+        return fallback
+    return max(stiffness, floor_fraction * total / contacts)
 
 
 verlet_update_cpu = numba.njit(inline="always", cache=True)(verlet_update)
-# Host-side scalar logic: the CPU loop inlines it, the CUDA host loop calls the same compiled function.
-fire_adapt_cpu = numba.njit(cache=True)(fire_adapt)
+fire_norms_cpu = numba.njit(inline="always", cache=True)(fire_norms)
+fire_control_cpu = numba.njit(cache=True)(fire_control)
+fire_init_cpu = numba.njit(cache=True)(fire_init)
+fire_update_cpu = numba.njit(inline="always", cache=True)(make_fire_update(verlet_update_cpu))
+fire_kick_cpu = numba.njit(inline="always", cache=True)(fire_kick)
+fire_ratio_cpu = numba.njit(inline="always", cache=True)(fire_ratio)
+jacobi_mass_cpu = numba.njit(inline="always", cache=True)(jacobi_mass)

@@ -24,12 +24,12 @@ jammed and the first unjammed state (criterion ``"decompression"``).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from granular.contact import ContactLaw
+from granular.minimize import DEFAULT_FIRE, DEFAULT_PRECONDITIONER, FireParams, _Relaxed, relax
 from granular.space import Packing, scale_to_phi
 
 JAMMING_HISTORY_KEYS = ("phi", "pressure", "pressure_SS", "pressure_SL", "pressure_LL", "Z", "steps")
@@ -76,114 +76,11 @@ class JammingResult:
         return self.phi_high - self.phi_low
 
 
-@dataclass
-class _Relaxed:
-    packing: Packing
-    pressure: float
-    split: tuple
-    z: float
-    steps: int
-
-
 def check_pressure_band(pressure_band) -> tuple[float, float]:
     low, high = (float(v) for v in pressure_band)
     if not (np.isfinite(low) and np.isfinite(high) and 0 < low < high):
         raise ValueError(f"pressure_band must be (low, high) with 0 < low < high, got {pressure_band}")
     return low, high
-
-
-FIRE_CHUNK = 50_000
-
-
-def pressure_bound(packing: Packing, energy: float, law: ContactLaw) -> float:
-    """Largest contact-virial pressure compatible with a total energy ``energy`` (see :func:`relax`).
-
-    Every overlap obeys k xi^2 / 2 <= E (linear law; 2 k xi^(5/2) / 5 <= E for Hertz), at most
-    M = 6 N pairs touch, so P <= sum_c f_c d_max / (3 V) with sum_c f_c <= sqrt(2 M E k) (linear).
-    """
-    energy = max(float(energy), 0.0)
-    m = 6.0 * packing.n
-    if law.model == "hertz":
-        force_sum = m * law.k_n * (2.5 * energy / law.k_n) ** 0.6
-    else:  # Cauchy-Schwarz: sum xi <= sqrt(M sum xi^2) <= sqrt(2 M E / k)
-        force_sum = math.sqrt(2.0 * m * energy * law.k_n)
-    return force_sum * 2.0 * float(packing.radius.max()) / (3.0 * packing.volume)
-
-
-def relax(packing: Packing, law: ContactLaw, *, force_tol: float, max_steps: int, backend: str,
-          relaxer: str = "fire", kinetic_tol: float = 1e-18, damping: float = 0.5,
-          unjammed_pressure: float | None = None) -> _Relaxed:
-    """Relax ``packing`` to mechanical equilibrium and measure it; raise if it does not converge.
-
-    ``relaxer="fire"`` uses :func:`granular.simulate.fire_minimize` (in chunks of FIRE_CHUNK steps
-    when ``unjammed_pressure`` is given, so that an unjammed state can be certified, see below,
-    without waiting for its slow power-law drain of the last overlaps); ``"damped"`` runs damped
-    dynamics (:func:`granular.simulate.run_md`) in chunks until max |F| <= force_tol and the
-    kinetic energy per particle <= kinetic_tol, or until it is certified unjammed: damped dynamics
-    never raises the total energy E, and every overlap obeys k xi^2 / 2 <= E, so the pressure can
-    never exceed sqrt(2 M E k) d_max / (3 V) with M <= 6 N contacts; once that bound is below
-    ``unjammed_pressure`` the state is unjammed whatever the remaining motion. FIRE also only
-    lowers the energy (an uphill step is undone), so the same certificate applies to it.
-    """
-    from granular.measure import contacts, pressure
-    from granular.simulate import fire_minimize
-
-    if relaxer == "fire":
-        out, steps = packing, 0
-        while True:
-            chunk = min(FIRE_CHUNK, max_steps - steps) if unjammed_pressure is not None else max_steps
-            res = fire_minimize(out, law, force_tol=force_tol, max_steps=chunk, backend=backend)
-            out, steps = res.packing, steps + int(res.steps)
-            if res.converged or (unjammed_pressure is not None
-                                 and pressure_bound(out, res.energy, law) < unjammed_pressure):
-                break
-            if steps >= max_steps:
-                raise RuntimeError(
-                    f"FIRE did not converge in {steps} steps (max |F| = {res.max_force:.3g} > "
-                    f"force_tol = {force_tol:.3g}) at phi = {packing.packing_fraction:.6f}; raise max_steps")
-    elif relaxer == "damped":
-        out, steps = _relax_damped(packing, law, force_tol=force_tol, kinetic_tol=kinetic_tol,
-                                   damping=damping, max_steps=max_steps, backend=backend,
-                                   unjammed_pressure=unjammed_pressure)
-    else:
-        raise ValueError(f"relaxer must be 'fire' or 'damped', got {relaxer!r}")
-    split = pressure(out, law, backend=backend)
-    n_contacts = contacts(out, law, backend=backend).i.size
-    return _Relaxed(out, float(split.total), (float(split.ss), float(split.sl), float(split.ll)),
-                    2.0 * n_contacts / out.n, steps)
-
-
-def _relax_damped(packing, law, *, force_tol, kinetic_tol, damping, max_steps, backend, unjammed_pressure,
-                  damped_steps=20000):
-    """Damped dynamics for up to ``damped_steps`` steps, then FIRE to the same force criterion.
-
-    Near phi_J the slowest modes of damped dynamics creep (overdamped rate ~ lambda_min / damping),
-    so damped dynamics alone needs millions of steps there; FIRE finishes the same minimum.
-    """
-    from granular.simulate import fire_minimize, run_md
-
-    current = packing.copy()
-    current.velocity[:] = 0.0
-    chunk = 2000
-    steps = 0
-    while steps < min(damped_steps, max_steps):
-        res = run_md(current, law, steps=chunk, damping=damping, backend=backend)
-        current = res.packing
-        steps += chunk
-        kinetic = res.kinetic_energy / current.n
-        force = res.force if res.force is not None else spring_forces(current, law, backend=backend)
-        max_force = float(np.max(np.linalg.norm(force, axis=1)))
-        if max_force <= force_tol and kinetic <= kinetic_tol:
-            return current, steps
-        if (unjammed_pressure is not None and pressure_bound(
-                current, res.kinetic_energy + res.potential_energy, law) < unjammed_pressure):
-            return current, steps
-    res = fire_minimize(current, law, force_tol=force_tol, max_steps=max_steps, backend=backend)
-    if not res.converged:
-        raise RuntimeError(
-            f"relaxation did not converge in {steps} damped + {res.steps} FIRE steps (max |F| = "
-            f"{res.max_force:.3g} > force_tol = {force_tol:.3g}) at phi = {packing.packing_fraction:.6f}")
-    return res.packing, steps + int(res.steps)
 
 
 def spring_forces(packing: Packing, law: ContactLaw, *, backend="auto") -> np.ndarray:
@@ -210,6 +107,9 @@ def find_jamming(
     decompress_from: float = 1e-4,
     decompress_step: float = 2e-4,
     damping: float = 0.5,
+    preconditioner: str = DEFAULT_PRECONDITIONER,
+    fire_params: FireParams = DEFAULT_FIRE,
+    certify: str = "chunk",
     backend: str = "auto",
     progress: bool = False,
 ) -> JammingResult:
@@ -240,6 +140,9 @@ def find_jamming(
         decompression step in packing fraction.
     damping : float
         Background viscous damping of the damped dynamics (``method="compress"``).
+    preconditioner, fire_params, certify : str, FireParams, {"chunk", "step"}
+        FIRE's masses and parameters, and when the unjammed certificate is checked, for every
+        relaxation (:func:`granular.minimize.relax`).
     backend : {"auto", "cpu", "cuda"}
     progress : bool
         Show a tqdm progress bar.
@@ -253,14 +156,7 @@ def find_jamming(
     law = ContactLaw() if law is None else law
     p_low, p_high = check_pressure_band(pressure_band)
     p_low, p_high = p_low * law.k_n, p_high * law.k_n
-    if method not in ("bisection", "compress"):
-        raise ValueError(f"method must be 'bisection' or 'compress', got {method!r}")
-    if not (np.isfinite(phi_step) and 0 < phi_step <= 0.1):
-        raise ValueError(f"phi_step must be in (0, 0.1], got {phi_step}")
-    if not (np.isfinite(phi_tol) and 0 < phi_tol < phi_step):
-        raise ValueError(f"phi_tol must be in (0, phi_step), got {phi_tol}")
-    if not (np.isfinite(force_tol) and force_tol > 0):
-        raise ValueError(f"force_tol must be > 0, got {force_tol}")
+    _check_arguments(method, phi_step, phi_tol, force_tol)
     backend = resolve_backend(backend)
     tol = force_tol * law.k_n
     history = {key: [] for key in JAMMING_HISTORY_KEYS}
@@ -270,7 +166,8 @@ def find_jamming(
         if len(history["phi"]) >= max_relaxations:
             raise RuntimeError(f"no jamming point after {max_relaxations} relaxations (max_relaxations)")
         r = relax(p, law, force_tol=tol, max_steps=max_steps, backend=backend, relaxer=relaxer,
-                  damping=damping, unjammed_pressure=p_low)
+                  damping=damping, unjammed_pressure=p_low, preconditioner=preconditioner,
+                  params=fire_params, certify=certify)
         for key, value in zip(JAMMING_HISTORY_KEYS, (r.packing.packing_fraction, r.pressure, *r.split, r.z,
                                               r.steps)):
             history[key].append(value)
@@ -294,6 +191,17 @@ def find_jamming(
         method=method, packing=state.packing, pressure=state.pressure,
         history={k: np.asarray(v) for k, v in history.items()}, backend=backend,
     )
+
+
+def _check_arguments(method, phi_step, phi_tol, force_tol):
+    if method not in ("bisection", "compress"):
+        raise ValueError(f"method must be 'bisection' or 'compress', got {method!r}")
+    if not (np.isfinite(phi_step) and 0 < phi_step <= 0.1):
+        raise ValueError(f"phi_step must be in (0, 0.1], got {phi_step}")
+    if not (np.isfinite(phi_tol) and 0 < phi_tol < phi_step):
+        raise ValueError(f"phi_tol must be in (0, phi_step), got {phi_tol}")
+    if not (np.isfinite(force_tol) and force_tol > 0):
+        raise ValueError(f"force_tol must be > 0, got {force_tol}")
 
 
 def _progress_bar(progress: bool, method: str):

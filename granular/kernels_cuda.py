@@ -1,4 +1,5 @@
-"""CUDA launch layer (Numba-CUDA): cell grids, Verlet lists, forces, Verlet and FIRE passes.
+"""CUDA launch layer (Numba-CUDA): cell grids, Verlet lists, forces, Verlet passes (FIRE:
+:mod:`granular.fire_cuda`).
 
 The pair law is the same Python source as on the CPU (:mod:`granular.contact`), compiled here as a
 device function. The neighbour scheme is the CPU one (size levels, one grid per level, half list
@@ -175,56 +176,3 @@ def wrap_kernel(position, lx, ly, lz, reference):
             x = wrap_coordinate(position[i, d], lx if d == 0 else (ly if d == 1 else lz))
             position[i, d] = x
             reference[i, d] = x
-
-
-@cuda.jit
-def fire_norms_kernel(force, velocity, out):
-    """out += (F.v, |F|^2); out[2] = max |F_i|^2 (atomic max)."""
-    shared = cuda.shared.array(THREADS, dtype=np.float64)
-    i = cuda.grid(1)
-    tid = cuda.threadIdx.x
-    p = 0.0
-    f2 = 0.0
-    if i < force.shape[0]:
-        for d in range(3):
-            p += force[i, d] * velocity[i, d]
-            f2 += force[i, d] * force[i, d]
-        if not math.isfinite(f2):
-            f2 = math.inf
-        cuda.atomic.max(out, 2, f2)
-    total_p = _block_sum(shared, p, tid)
-    if tid == 0:
-        cuda.atomic.add(out, 0, total_p)
-    cuda.syncthreads()
-    total_f = _block_sum(shared, f2, tid)
-    if tid == 0:
-        cuda.atomic.add(out, 1, total_f)
-
-
-@cuda.jit
-def fire_kick_kernel(position, velocity, force, inv_mass, dt, back, out):
-    """Optional half step back with velocity reset (back=1), then v += dt F/m; out[0] += |v|^2."""
-    shared = cuda.shared.array(THREADS, dtype=np.float64)
-    i = cuda.grid(1)
-    tid = cuda.threadIdx.x
-    v2 = 0.0
-    if i < position.shape[0]:
-        for d in range(3):
-            v = velocity[i, d]
-            if back:
-                position[i, d] -= 0.5 * dt * v
-                v = 0.0
-            v += dt * force[i, d] * inv_mass[i]
-            velocity[i, d] = v
-            v2 += v * v
-    total = _block_sum(shared, v2, tid)
-    if tid == 0:
-        cuda.atomic.add(out, 0, total)
-
-
-@cuda.jit
-def fire_mix_kernel(velocity, force, alpha, ratio):
-    i = cuda.grid(1)
-    if i < velocity.shape[0]:
-        for d in range(3):
-            velocity[i, d] = (1.0 - alpha) * velocity[i, d] + alpha * ratio * force[i, d]

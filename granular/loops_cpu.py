@@ -17,7 +17,31 @@ import numpy as np
 from numba import prange
 
 from granular.accumulators import ACC_ENERGY, ACC_TOUCHING, ACC_VIRIAL_LL, ACC_VIRIAL_SL, ACC_VIRIAL_SS
-from granular.integrator import fire_adapt_cpu
+from granular.contact import pair_stiffness_cpu
+from granular.integrator import (
+    HALT_NONFINITE,
+    HALT_RUNNING,
+    N_SUMS,
+    P_CONSISTENT,
+    P_HALF_STEP_BACK,
+    P_JACOBI_FLOOR,
+    R_F2,
+    R_FMAX2,
+    R_POWER,
+    R_VKICK,
+    S_ALPHA,
+    S_CONTACTS,
+    S_DT,
+    S_HALT,
+    S_STIFFNESS,
+    S_UPHILL,
+    fire_control_cpu,
+    fire_kick_cpu,
+    fire_norms_cpu,
+    fire_ratio_cpu,
+    fire_update_cpu,
+    jacobi_mass_cpu,
+)
 from granular.kernels_cpu import (
     N_ACC,
     contact_forces,
@@ -27,6 +51,7 @@ from granular.kernels_cpu import (
     wrap_inplace,
 )
 from granular.partition import radius_levels, rebuild_threshold
+from granular.space import pair_separation
 
 STATUS_OK = 0
 STATUS_NONFINITE = 1
@@ -125,96 +150,134 @@ def md_loop(position, velocity, force, radius, species, inv_mass, box, level, le
 
 
 @numba.njit(parallel=True, cache=True)
-def _fire_norms(force, velocity, chunk):
-    """Per-chunk (F.v, |F|^2, max |F_i|^2) in ``chunk`` (n_chunks, >= 3)."""
+def _fire_norms(force, velocity, inv_mass, consistent, partial, sums):
+    """FIRE's reductions after a force call (:func:`granular.integrator.fire_norms`) into
+    ``sums``; ``partial`` (n_chunks, N_SUMS) is scratch."""
     n = force.shape[0]
-    n_chunks = chunk.shape[0]
+    n_chunks = partial.shape[0]
     for c in prange(n_chunks):
         p = 0.0
         f2 = 0.0
         fmax = 0.0
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            fi = force[i, 0] * force[i, 0] + force[i, 1] * force[i, 1] + force[i, 2] * force[i, 2]
-            p += force[i, 0] * velocity[i, 0] + force[i, 1] * velocity[i, 1] + force[i, 2] * velocity[i, 2]
-            f2 += fi
-            if not fi <= fmax:
-                fmax = fi if fi == fi else np.inf
-        chunk[c, 0] = p
-        chunk[c, 1] = f2
-        chunk[c, 2] = fmax
+            pi, f2i, fi2 = fire_norms_cpu(i, force, velocity, inv_mass, consistent)
+            p += pi
+            f2 += f2i
+            if not fi2 <= fmax:
+                fmax = fi2
+        partial[c, R_POWER] = p
+        partial[c, R_F2] = f2
+        partial[c, R_FMAX2] = fmax
+    sums[R_POWER] = partial[:, R_POWER].sum()
+    sums[R_F2] = partial[:, R_F2].sum()
+    sums[R_FMAX2] = partial[:, R_FMAX2].max()
 
 
 @numba.njit(parallel=True, cache=True)
-def _fire_kick(velocity, force, inv_mass, dt, chunk):
-    """v += dt F/m (the Euler kick); per-chunk |v|^2 of the result into ``chunk[:, 0]``."""
-    n = velocity.shape[0]
-    n_chunks = chunk.shape[0]
+def _fire_kick(position, velocity, force, inv_mass, state, half_back, consistent, partial, sums):
+    """FIRE's kick of every particle (:func:`granular.integrator.fire_kick`); the norm of the new
+    velocities into ``sums[R_VKICK]``."""
+    n = position.shape[0]
+    n_chunks = partial.shape[0]
+    dt = state[S_DT]
+    uphill = state[S_UPHILL] != 0.0
     for c in prange(n_chunks):
         v2 = 0.0
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            for d in range(3):
-                v = velocity[i, d] + dt * force[i, d] * inv_mass[i]
-                velocity[i, d] = v
-                v2 += v * v
-        chunk[c, 0] = v2
+            v2 = fire_kick_cpu(i, position, velocity, force, inv_mass, dt, uphill, half_back, consistent, v2)
+        partial[c, R_VKICK] = v2
+    sums[R_VKICK] = partial[:, R_VKICK].sum()
+
+
+@numba.njit(parallel=True, cache=True)
+def _fire_update(position, velocity, force, inv_mass, reference, box, dt, alpha, ratio, consistent, chunk):
+    """FIRE's mixing and move of every particle (:func:`granular.integrator.make_fire_update`); the
+    largest squared displacement since the build into ``chunk[:, 1]`` (inf if not finite)."""
+    n = position.shape[0]
+    n_chunks = chunk.shape[0]
+    for c in prange(n_chunks):
+        moved = 0.0
+        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            d2 = fire_update_cpu(i, position, velocity, force, inv_mass, reference, box[0], box[1], box[2],
+                                 dt, alpha, ratio, consistent)
+            if not d2 <= moved:
+                moved = d2 if d2 == d2 else np.inf
+        chunk[c, 1] = moved
+
+
+@numba.njit(cache=True)
+def _jacobi_refresh(position, radius, box, start, neighbours, k_n, model, floor_fraction, stiffness,
+                    inv_mass):
+    """Jacobi preconditioner: m_i = max(sum of the tangent stiffnesses of i's contacts, floor),
+    floor = ``floor_fraction`` x the mean stiffness of one contact; ``inv_mass`` = 1 / m.
+    Returns the total stiffness and the number of contact ends."""
+    n = position.shape[0]
+    stiffness[:] = 0.0
+    ends = 0.0
+    for i in range(n):
+        for k in range(start[i], start[i + 1]):
+            j = neighbours[k]
+            touching, _, overlap, _, _, _ = pair_separation(
+                position[i, 0], position[i, 1], position[i, 2],
+                position[j, 0], position[j, 1], position[j, 2],
+                box[0], box[1], box[2], radius[i] + radius[j])
+            if touching:
+                s = pair_stiffness_cpu(overlap, k_n, model)
+                stiffness[i] += s
+                stiffness[j] += s
+                ends += 2.0
+    total = stiffness.sum()
+    for i in range(n):
+        inv_mass[i] = 1.0 / jacobi_mass_cpu(stiffness[i], total, ends, floor_fraction, k_n)
+    return total, ends
 
 
 @numba.njit(cache=True)
 def fire_loop(position, velocity, force, radius, species, inv_mass, box, level, level_rmax, skin, k_n,
-              model, dt_start, dt_max, force_tol, max_steps, totals, n_chunks):
-    """FIRE 2.0 minimisation (Guenole et al. 2020: semi-implicit Euler, mixing after the kick,
-    half step back and velocity reset on uphill motion, delayed time-step growth).
+              model, par, state, totals, n_chunks):
+    """FIRE minimisation at fixed box (the algorithm and its parameters: :mod:`granular.minimize`).
 
-    Stops when max_i |F_i| <= force_tol. Returns (status, steps, converged, max_force, rebuilds).
+    One step: the reductions of the last force call (:func:`_fire_norms`), the scalar control
+    (:func:`granular.integrator.fire_control`), with the Jacobi preconditioner a refresh of the
+    masses at a velocity reset, the kick (:func:`_fire_kick`), the mixing and move
+    (:func:`_fire_update`), a list rebuild when a
+    particle moved more than half the skin, and the force call. ``par`` (N_PAR,) are the
+    parameters, ``state`` (N_STATE,) the initialised FIRE state, updated in place (its S_HALT says
+    why the loop stopped). Returns the number of list builds.
     """
     n = position.shape[0]
-    n_delay = 20
-    f_inc = 1.1
-    f_dec = 0.5
-    alpha_start = 0.25
-    f_alpha = 0.99
-    dt_min = 0.02 * dt_start
     start, neighbours, bounds, ref = rebuild(position, radius, box, level, level_rmax, skin, n_chunks)
     rebuilds = 1
     buf = _scratch(n, n_chunks, force)
     acc = np.zeros((n_chunks, N_ACC))
-    norms = np.zeros((n_chunks, 3))
+    partial = np.zeros((n_chunks, N_SUMS))
+    sums = np.zeros(N_SUMS)
     chunk = np.zeros((n_chunks, 2))
+    stiffness = np.zeros(n)
+    consistent = par[P_CONSISTENT] != 0.0
+    half_back = par[P_HALF_STEP_BACK] != 0.0
+    jacobi = par[P_JACOBI_FLOOR] > 0.0
     velocity[:, :] = 0.0
     contact_forces(position, velocity, radius, species, box, start, neighbours, bounds, k_n, 0.0,
                    model, buf, acc, force)
     sum_accumulators(acc, totals)
-    dt = dt_start
-    alpha = alpha_start
-    n_positive = 0
-    step = 0
     while True:
-        _fire_norms(force, velocity, norms)
-        power = norms[:, 0].sum()
-        f_norm = math.sqrt(norms[:, 1].sum())
-        max_force = math.sqrt(norms[:, 2].max())
-        if not (math.isfinite(max_force) and math.isfinite(totals[0])):
-            return STATUS_NONFINITE, step, False, max_force, rebuilds
-        if max_force <= force_tol or step >= max_steps:
-            wrap_inplace(position, box)
-            return STATUS_OK, step, max_force <= force_tol, max_force, rebuilds
-        n_positive, dt, alpha, uphill = fire_adapt_cpu(power, step, n_positive, dt, alpha, n_delay, f_inc,
-                                                       f_dec, f_alpha, alpha_start, dt_max, dt_min)
-        if uphill:
-            for i in range(n):
-                for d in range(3):
-                    position[i, d] -= 0.5 * dt * velocity[i, d]
-                    velocity[i, d] = 0.0
-        _fire_kick(velocity, force, inv_mass, dt, chunk)
-        v_norm = math.sqrt(chunk[:, 0].sum())
-        ratio = v_norm / f_norm if f_norm > 0.0 else 0.0
-        _fire_mix(velocity, force, alpha, ratio)
-        # x += dt v and the displacement since the build (a Verlet pass without kick)
-        verlet_pass(position, velocity, force, inv_mass, ref, box, box, dt, 0.0, 0.0, 0.0, 1.0, chunk)
-        step += 1
+        _fire_norms(force, velocity, inv_mass, consistent, partial, sums)
+        fire_control_cpu(state, par, sums, totals[0], 0 if math.isfinite(totals[0]) else 1)
+        if state[S_HALT] != HALT_RUNNING:
+            break
+        if jacobi and state[S_UPHILL] != 0.0:
+            state[S_STIFFNESS], state[S_CONTACTS] = _jacobi_refresh(
+                position, radius, box, start, neighbours, k_n, model, par[P_JACOBI_FLOOR], stiffness,
+                inv_mass)
+        _fire_kick(position, velocity, force, inv_mass, state, half_back, consistent, partial, sums)
+        ratio = fire_ratio_cpu(sums[R_F2], sums[R_VKICK], state[S_DT], state[S_UPHILL] != 0.0, consistent)
+        _fire_update(position, velocity, force, inv_mass, ref, box, state[S_DT], state[S_ALPHA], ratio,
+                     consistent, chunk)
         moved = math.sqrt(chunk[:, 1].max())
         if not math.isfinite(moved):
-            return STATUS_NONFINITE, step, False, np.inf, rebuilds
+            state[S_HALT] = HALT_NONFINITE
+            break
         if moved > 0.5 * skin:
             start, neighbours, bounds, ref = rebuild(position, radius, box, level, level_rmax, skin,
                                                      n_chunks)
@@ -222,13 +285,9 @@ def fire_loop(position, velocity, force, radius, species, inv_mass, box, level, 
         contact_forces(position, velocity, radius, species, box, start, neighbours, bounds, k_n, 0.0,
                        model, buf, acc, force)
         sum_accumulators(acc, totals)
-
-
-@numba.njit(parallel=True, cache=True)
-def _fire_mix(velocity, force, alpha, ratio):
-    for i in prange(velocity.shape[0]):
-        for d in range(3):
-            velocity[i, d] = (1.0 - alpha) * velocity[i, d] + alpha * ratio * force[i, d]
+    if state[S_HALT] != HALT_NONFINITE:
+        wrap_inplace(position, box)
+    return rebuilds
 
 
 # ---------------------------------------------------------------- host-side entry points
@@ -315,21 +374,15 @@ def run_md(position, velocity, radius, species, box, k_n, gamma_n, model, dt, da
     return status, step, records[:filled], rebuilds, force, totals
 
 
-def run_fire(position, velocity, radius, species, box, k_n, model, dt, dt_max, force_tol, max_steps,
-             skin, inv_mass=None):
-    """Run :func:`fire_loop` in place. Returns (status, steps, converged, max_force, force, totals).
+def run_fire(position, velocity, radius, species, box, k_n, model, skin, inv_mass, par, state):
+    """Run :func:`fire_loop` in place on (position, velocity, inv_mass, state).
 
-    ``inv_mass`` (N,) are the inverse masses of FIRE's dynamics (default: physical, 1 / ((4/3) pi r^3)).
+    Returns (rebuilds, force (N, 3), totals (N_ACC,)); the outcome is in ``state``.
     """
     level, level_rmax = _levels(radius)
     totals = np.zeros(N_ACC)
     force = np.zeros_like(position)
-    if inv_mass is None:
-        inv_mass = 1.0 / ((4.0 / 3.0) * np.pi * radius**3)
-    inv_mass = np.ascontiguousarray(inv_mass, dtype=np.float64)
     with _threads(len(radius)) as n_chunks:
-        status, steps, converged, max_force, _ = fire_loop(
-            position, velocity, force, radius, species, inv_mass, box, level, level_rmax, float(skin),
-            float(k_n), int(model), float(dt), float(dt_max), float(force_tol), int(max_steps), totals,
-            n_chunks)
-    return status, steps, bool(converged), float(max_force), force, totals
+        rebuilds = fire_loop(position, velocity, force, radius, species, inv_mass, box, level, level_rmax,
+                             float(skin), float(k_n), int(model), par, state, totals, n_chunks)
+    return rebuilds, force, totals

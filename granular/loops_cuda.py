@@ -5,7 +5,8 @@ Same four entry points as :mod:`granular.loops_cpu` (``evaluate``, ``pairs``, ``
 :mod:`granular.measure` do not know which backend runs. Arrays stay on the device for a whole
 call. MD reads its 4-entry flag array (rebuild needed, overflow, non-finite) once per chunk of up
 to :data:`CHECK_EVERY` steps, with a restore-and-redo that keeps the results exact
-(:class:`_MDLoop`); FIRE reads flags and norms every step; scalar sums are read only to record.
+(:class:`_MDLoop`); FIRE keeps its step logic on the device and reads its state every few steps
+(:mod:`granular.fire_cuda`); scalar sums are read only to record.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import numpy as np
 from numba import cuda
 
 from granular import kernels_cuda as K
-from granular.integrator import fire_adapt_cpu
+from granular.fire_cuda import fire_on_device
+from granular.integrator import HALT_NONFINITE, P_ENERGY_TOL, S_HALT
 from granular.partition import grid_dims, radius_levels, rebuild_threshold
 
 STATUS_OK, STATUS_NONFINITE = 0, 1
@@ -292,49 +294,19 @@ def run_md(position, velocity, radius, species, box, k_n, gamma_n, model, dt, da
             dev.acc.copy_to_host())
 
 
-def run_fire(position, velocity, radius, species, box, k_n, model, dt, dt_max, force_tol, max_steps, skin,
-             inv_mass=None):
-    """Same contract and algorithm (FIRE 2.0) as :func:`granular.loops_cpu.run_fire`."""
-    n_delay, f_inc, f_dec, alpha_start, f_alpha = 20, 1.1, 0.5, 0.25, 0.99
-    dt_min = 0.02 * dt
+def run_fire(position, velocity, radius, species, box, k_n, model, skin, inv_mass, par, state):
+    """Same contract and algorithm as :func:`granular.loops_cpu.run_fire` (updates the arrays in
+    place); the loop is :func:`granular.fire_cuda.fire_on_device`."""
     velocity[:] = 0.0
     dev = DeviceSystem(position, velocity, radius, species, box, skin, inv_mass)
     dev.rebuild()
-    dev.forces(k_n, 0.0, model)
-    alpha, n_positive, step = alpha_start, 0, 0
-    status, converged = STATUS_OK, False
-    while True:
-        dev.scalar.copy_to_device(np.zeros(3))
-        dev._launch(K.fire_norms_kernel, dev.force, dev.velocity, dev.scalar)
-        power, f2, fmax2 = dev.scalar.copy_to_host()
-        max_force = math.sqrt(fmax2)
-        if not math.isfinite(max_force) or dev.read_flags()[K.FLAG_NONFINITE]:
-            status = STATUS_NONFINITE
-            break
-        if max_force <= force_tol or step >= max_steps:
-            converged = max_force <= force_tol
-            break
-        n_positive, dt, alpha, uphill = fire_adapt_cpu(power, step, n_positive, dt, alpha, n_delay, f_inc,
-                                                       f_dec, f_alpha, alpha_start, dt_max, dt_min)
-        back = 1 if uphill else 0
-        dev.scalar.copy_to_device(np.zeros(3))
-        dev._launch(K.fire_kick_kernel, dev.position, dev.velocity, dev.force, dev.inv_mass, dt, back,
-                    dev.scalar)
-        v_norm = math.sqrt(dev.scalar.copy_to_host()[0])
-        f_norm = math.sqrt(f2)
-        dev._launch(K.fire_mix_kernel, dev.velocity, dev.force, alpha, v_norm / f_norm if f_norm > 0 else 0.0)
-        _pass(dev, dt, 0.0, 0.0, 0.0, 1.0, dev.box, 0.5 * dev.skin)
-        step += 1
-        flags = dev.read_flags()
-        if flags[K.FLAG_NONFINITE]:
-            status = STATUS_NONFINITE
-            break
-        if flags[K.FLAG_MOVED]:
-            dev.rebuild()
-        dev.forces(k_n, 0.0, model)
-    if status == STATUS_OK:
+    dev.forces(k_n, 0.0, model, measure=par[P_ENERGY_TOL] > 0.0)
+    rebuilds = fire_on_device(dev, k_n, model, par, state)
+    if state[S_HALT] != HALT_NONFINITE:
         lx, ly, lz = (float(v) for v in dev.box)
         dev._launch(K.wrap_kernel, dev.position, lx, ly, lz, dev.reference)
+    dev.forces(k_n, 0.0, model)  # the same positions: energy and sums of the final state
     position[:] = dev.position.copy_to_host()
     velocity[:] = dev.velocity.copy_to_host()
-    return status, step, converged, max_force, dev.force.copy_to_host(), dev.acc.copy_to_host()
+    inv_mass[:] = dev.inv_mass.copy_to_host()
+    return rebuilds, dev.force.copy_to_host(), dev.acc.copy_to_host()

@@ -1,4 +1,5 @@
-"""Time integration: damped velocity Verlet, FIRE minimisation, affine isotropic compression.
+"""Time integration: damped velocity Verlet and affine isotropic compression (FIRE minimisation
+is in :mod:`granular.minimize`).
 
 The loops run in compiled code on the chosen backend (many steps per host call, the Verlet-list
 rebuild criterion checked inside); this module checks inputs, picks the time step, turns error
@@ -8,9 +9,7 @@ flags into exceptions naming the step, and packs results. Every function returns
 Time step: dt defaults to t_c / 50 of the contact between two of the smallest spheres
 (:meth:`ContactLaw.default_dt`); a dt above t_c / 10 is refused. Background damping is the
 viscous force -damping * v_i on every particle (LAMMPS' ``fix viscous`` convention; units of
-mass / time). Masses are (4/3) pi r^3 (grain density 1); :func:`fire_minimize` can also use
-unit masses (``mass="unit"``), see there. MD (:func:`run_md`, :func:`compress`) always uses
-the physical masses.
+mass / time). Masses are (4/3) pi r^3 (grain density 1).
 """
 
 from __future__ import annotations
@@ -47,19 +46,6 @@ class MDResult:
 
 
 @dataclass
-class FireResult:
-    """Outcome of :func:`fire_minimize`; ``converged`` means max |F_i| <= force_tol (k_n d_L)."""
-
-    packing: Packing
-    converged: bool
-    steps: int
-    max_force: float
-    energy: float
-    backend: str
-    force: np.ndarray | None = None
-
-
-@dataclass
 class CompressionResult:
     """Outcome of :func:`compress`: final packing and history arrays (keys :data:`HISTORY_KEYS`)."""
 
@@ -75,16 +61,13 @@ def default_skin(packing: Packing) -> float:
     return 0.4 * float(packing.radius.min())
 
 
-def _setup(packing: Packing, law: ContactLaw, dt, skin, backend, unit_mass=False):
+def _setup(packing: Packing, law: ContactLaw, dt, skin, backend):
     if not isinstance(packing, Packing):
         raise ValueError(f"packing must be a granular.Packing, got {type(packing).__name__}")
     if not isinstance(law, ContactLaw):
         raise ValueError(f"law must be a granular.ContactLaw, got {type(law).__name__}")
-    if unit_mass:  # all masses 1: the stiffest contact (largest radius for Hertz) sets the step
-        radius, mass = float(packing.radius.max()), 1.0
-    else:  # physical masses: the lightest pair (smallest spheres) sets the step
-        radius, mass = float(packing.radius.min()), None
-    dt = law.default_dt(radius, mass) if dt is None else law.check_dt(dt, radius, mass)
+    radius = float(packing.radius.min())  # physical masses: the lightest pair sets the step
+    dt = law.default_dt(radius) if dt is None else law.check_dt(dt, radius)
     skin = default_skin(packing) if skin is None else float(skin)
     if not (np.isfinite(skin) and skin > 0):
         raise ValueError(f"skin must be a finite number > 0, got {skin}")
@@ -224,56 +207,3 @@ def compress(packing: Packing, law: ContactLaw = DEFAULT_LAW, *, target_phi: flo
     out.box = final_box.copy()  # remove the rounding of repeated scaling
     out.position = wrap(out.position, out.box)
     return CompressionResult(out, history, steps, dt_used, name)
-
-
-FIRE_MASSES = ("unit", "physical")
-
-
-def fire_minimize(packing: Packing, law: ContactLaw = DEFAULT_LAW, *, force_tol: float = 1e-12,
-                  max_steps: int = 10**6, dt: float | None = None, skin: float | None = None,
-                  mass: str = "physical", backend: str = "auto") -> FireResult:
-    """Minimise the elastic energy at fixed box with FIRE 2.0 (Bitzek 2006; Guenole et al. 2020).
-
-    Converged means max_i |F_i| <= ``force_tol`` (units k_n d_L); the dashpot is ignored (it does
-    not change the minima). The initial velocities are discarded. The time step starts at
-    ``dt`` and adapts up to 10 dt.
-
-    Parameters
-    ----------
-    mass : {"physical", "unit"}
-        Masses of FIRE's fictitious dynamics. The minima of the elastic energy and the force
-        criterion do not depend on them (only the path does), so both reach the same minimum
-        from a start inside its basin. ``"physical"`` (the default): (4/3) pi r^3, dt defaults
-        to t_c / 50 of the smallest-sphere contact. ``"unit"``: every mass 1, dt defaults to
-        t_c / 50 of a unit-mass contact (m_eff = 1/2) with the stiffest spring (the largest
-        radius for Hertz). Physical masses stay the default because they converge faster in
-        size-asymmetric packings (likely reason: the mass ~ r^3 of a sphere grows with its
-        contact stiffness, as a large sphere touches many small ones, so with unit masses the
-        well-connected large spheres set the stable step while weakly caged small ones carry the
-        slow modes). Measured at delta = 0.15 (benchmarks/RESULTS.md, "Jamming diagram"): 18-27x
-        more steps with unit masses to the same minimum (N = 441, X_S = 0.1, phi ~ 0.80), and
-        after 4e5 steps from the same compressed state at phi = 0.81 (N = 1126, X_S = 0.2)
-        max |F| = 1.4e-5 (unit) against 8.6e-7 (physical). At delta = 0.5 both take the same
-        number of steps (+-10 %).
-
-    Returns
-    -------
-    FireResult
-        With the relaxed packing (zero velocities), ``converged``, ``steps``, ``max_force``, the
-        elastic ``energy`` and the ``backend`` used.
-    """
-    if not (np.isfinite(force_tol) and force_tol > 0):
-        raise ValueError(f"force_tol must be a finite number > 0, got {force_tol}")
-    if mass not in FIRE_MASSES:
-        raise ValueError(f"mass must be one of {FIRE_MASSES}, got {mass!r}")
-    max_steps = _check_steps("max_steps", max_steps)
-    unit = mass == "unit"
-    dt, skin, name, layer = _setup(packing, law, dt, skin, backend, unit_mass=unit)
-    out = packing.copy()
-    inv_mass = np.ones(out.n) if unit else 1.0 / out.mass
-    status, steps, converged, max_force, force, totals = layer.run_fire(
-        out.position, out.velocity, out.radius, out.species, out.box, law.k_n, law.model_code, dt,
-        10.0 * dt, force_tol, max_steps, skin, inv_mass)
-    _raise_status(status, steps, "fire_minimize")
-    out.velocity[:] = 0.0
-    return FireResult(out, converged, int(steps), max_force, float(totals[0]), name, force)

@@ -226,17 +226,17 @@ def test_unit_and_physical_mass_fire_reach_the_same_minimum():
     p = granular.make_packing(0.15, 0.1, n_large=13, phi=0.3, seed=0)
     c = granular.compress(p, law, target_phi=0.80, strain_rate=0.05, damping=0.5, record_every=1000,
                           backend="cpu")
-    base = granular.fire_minimize(c.packing, law, force_tol=1e-12, mass="physical", backend="cpu")
+    base = granular.fire_minimize(c.packing, law, force_tol=1e-12, preconditioner="physical", backend="cpu")
     start = granular.scale_to_phi(base.packing, 0.799)
-    unit = granular.fire_minimize(start, law, force_tol=1e-13, mass="unit", backend="cpu")
-    phys = granular.fire_minimize(start, law, force_tol=1e-13, mass="physical", backend="cpu")
+    unit = granular.fire_minimize(start, law, force_tol=1e-13, preconditioner="unit", backend="cpu")
+    phys = granular.fire_minimize(start, law, force_tol=1e-13, preconditioner="physical", backend="cpu")
     assert unit.converged and phys.converged and max(unit.max_force, phys.max_force) <= 1e-12
     assert unit.steps != phys.steps  # two different trajectories
     p_unit, p_phys = granular.pressure(unit.packing, law).total, granular.pressure(phys.packing, law).total
     assert p_phys > 1e-2 and abs(p_unit - p_phys) <= 1e-9 * p_phys
     assert unit.energy == pytest.approx(phys.energy, rel=1e-9)
-    with pytest.raises(ValueError, match="mass"):
-        granular.fire_minimize(start, law, mass="heavy", backend="cpu")
+    with pytest.raises(ValueError, match="preconditioner"):
+        granular.fire_minimize(start, law, preconditioner="heavy", backend="cpu")
 
 
 @pytest.mark.parametrize("model", ["linear", "hertz"])

@@ -54,8 +54,8 @@ def test_cuda_md_and_fire_follow_cpu():
         assert np.allclose(a.history[key], b.history[key], rtol=1e-10, atol=0)
     cpu = {}
     for mass in ("unit", "physical"):
-        fa = granular.fire_minimize(q, law, max_steps=4, mass=mass, backend="cuda")
-        cpu[mass] = fb = granular.fire_minimize(q, law, max_steps=4, mass=mass, backend="cpu")
+        fa = granular.fire_minimize(q, law, max_steps=4, preconditioner=mass, backend="cuda")
+        cpu[mass] = fb = granular.fire_minimize(q, law, max_steps=4, preconditioner=mass, backend="cpu")
         assert fa.steps == fb.steps == 4
         assert fa.max_force == pytest.approx(fb.max_force, rel=1e-10)
         assert np.abs(fa.packing.position - fb.packing.position).max() < 1e-10
