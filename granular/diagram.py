@@ -38,7 +38,10 @@ class DiagramSettings:
     n_large, n : int
         Number of large particles (or total number; exactly one).
     method : str
-        Jamming method, ``"bisection"`` or ``"compress"``.
+        Jamming method, ``"bisection"``, ``"compress"`` or ``"ladder"``
+        (:func:`granular.jamming.find_jamming`).
+    ladder : granular.pressure_ladder.LadderSettings, optional
+        Settings of ``method="ladder"`` (None: the defaults).
     excess_phi : float
         The modulus is measured at phi_J + excess_phi.
     follow_step, follow_range : float
@@ -64,6 +67,7 @@ class DiagramSettings:
     n_large: int | None = 50
     n: int | None = None
     method: str = "bisection"
+    ladder: object = None
     excess_phi: float = 5e-3
     follow_step: float = 5e-3
     follow_range: float = 0.1
@@ -124,8 +128,9 @@ def run_point(delta: float, x_small: float, seed: int, settings: DiagramSettings
         numba.set_num_threads(max(1, min(int(settings.threads), numba.config.NUMBA_NUM_THREADS)))
     law = ContactLaw(k_n=settings.k_n)
     _, jammed, jam = jam_run(delta, x_small, n=settings.n, n_large=settings.n_large, seed=seed,
-                             method=settings.method, law=law, force_tol=settings.force_tol,
-                             max_steps=settings.max_steps, backend=settings.backend)
+                             method=settings.method, ladder=settings.ladder, law=law,
+                             force_tol=settings.force_tol, max_steps=settings.max_steps,
+                             backend=settings.backend)
     follow = follow_compression(jammed, law, phi_step=settings.follow_step,
                                 phi_max=min(jam.phi_j + settings.follow_range, 0.99),
                                 stop_after_second=True, force_tol=settings.force_tol,
@@ -220,7 +225,11 @@ def jamming_diagram(
     """
     settings = DiagramSettings() if settings is None else settings
     deltas, xs, seeds = check_grid(deltas, x_small_values, seeds)
+    from granular.jamming import METHODS
     from granular.protocol import check_run_inputs
+
+    if settings.method not in METHODS:
+        raise ValueError(f"settings.method must be one of {METHODS}, got {settings.method!r}")
 
     for d in deltas:
         for x in xs:

@@ -32,6 +32,7 @@ import numpy as np
 from granular.contact import ContactLaw
 from granular.space import Packing, scale_to_phi
 
+METHODS = ("bisection", "compress", "ladder")
 HISTORY_KEYS = ("phi", "pressure", "pressure_SS", "pressure_SL", "pressure_LL", "Z", "steps")
 
 
@@ -59,6 +60,10 @@ class JammingResult:
         particle, all particles), steps (relaxation steps).
     backend : str
         Backend that ran the relaxations.
+    phi_j_error : float
+        Standard error of phi_J from the fit of P(phi) (``method="ladder"``; NaN otherwise).
+    fit : granular.pressure_ladder.LineFit or None
+        The straight-line fit of P(phi) (``method="ladder"``).
     """
 
     phi_j: float
@@ -70,6 +75,8 @@ class JammingResult:
     pressure: float
     history: dict = field(default_factory=dict)
     backend: str = "cpu"
+    phi_j_error: float = float("nan")
+    fit: object = None
 
     @property
     def bracket_width(self) -> float:
@@ -213,6 +220,7 @@ def find_jamming(
     decompress_from: float = 1e-4,
     decompress_step: float = 2e-4,
     damping: float = 0.5,
+    ladder=None,
     backend: str = "auto",
     progress: bool = False,
 ) -> JammingResult:
@@ -224,8 +232,10 @@ def find_jamming(
         Starting configuration, normally unjammed (e.g. from :func:`granular.make_packing`).
     law : ContactLaw, optional
         Contact law; default linear, k_n = 1.
-    method : {"bisection", "compress"}
-        FIRE-relaxed bisection or compression-decompression with damped dynamics.
+    method : {"bisection", "compress", "ladder"}
+        FIRE-relaxed bisection, compression-decompression with damped dynamics, or the pressure
+        ladder (:mod:`granular.pressure_ladder`: relaxed states at target pressures, phi_J from
+        the zero of the straight-line fit of P(phi)).
     pressure_band : (float, float)
         Target pressure band (units k_n / d_L); a state below its lower end counts as unjammed.
     phi_step : float
@@ -243,6 +253,8 @@ def find_jamming(
         decompression step in packing fraction.
     damping : float
         Background viscous damping of the damped dynamics (``method="compress"``).
+    ladder : granular.pressure_ladder.LadderSettings, optional
+        Target pressures and options of ``method="ladder"`` (default ``LadderSettings()``).
     backend : {"auto", "cpu", "cuda"}
     progress : bool
         Show a tqdm progress bar.
@@ -256,8 +268,14 @@ def find_jamming(
     law = ContactLaw() if law is None else law
     p_low, p_high = check_pressure_band(pressure_band)
     p_low, p_high = p_low * law.k_n, p_high * law.k_n
-    if method not in ("bisection", "compress"):
-        raise ValueError(f"method must be 'bisection' or 'compress', got {method!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method == "ladder":
+        from granular.pressure_ladder import LadderSettings
+
+        ladder = LadderSettings() if ladder is None else ladder
+        if not isinstance(ladder, LadderSettings):
+            raise ValueError(f"ladder must be a granular.pressure_ladder.LadderSettings, got {ladder!r}")
     if not (np.isfinite(phi_step) and 0 < phi_step <= 0.1):
         raise ValueError(f"phi_step must be in (0, 0.1], got {phi_step}")
     if not (np.isfinite(phi_tol) and 0 < phi_tol < phi_step):
@@ -282,9 +300,15 @@ def find_jamming(
             bar.set_postfix(phi=f"{r.packing.packing_fraction:.6f}", P=f"{r.pressure:.3g}")
         return r
 
+    fit = None
     try:
         if method == "bisection":
             result = _bisection(packing, evaluate, p_low, p_high, phi_step, phi_tol)
+        elif method == "ladder":
+            from granular.pressure_ladder import ladder_search
+
+            *result, fit = ladder_search(packing, evaluate, law, p_low=p_low, p_high=p_high,
+                                         phi_step=phi_step, settings=ladder)
         else:
             result = _compress_decompress(packing, evaluate, p_low, decompress_from * law.k_n,
                                           phi_step, decompress_step)
@@ -296,6 +320,7 @@ def find_jamming(
         phi_j=float(phi_j), phi_low=float(phi_low), phi_high=float(phi_high), criterion=criterion,
         method=method, packing=state.packing, pressure=state.pressure,
         history={k: np.asarray(v) for k, v in history.items()}, backend=backend,
+        phi_j_error=float("nan") if fit is None else fit.phi_j_error, fit=fit,
     )
 
 

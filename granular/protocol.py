@@ -81,6 +81,7 @@ def jam_run(
     phi_step: float = 1e-2,
     force_tol: float = 1e-12,
     max_steps: int = 10**6,
+    ladder=None,
     backend: str = "auto",
     overwrite: bool = False,
     progress: bool = False,
@@ -97,12 +98,12 @@ def jam_run(
         Seed of the random initial packing.
     out : path-like, optional
         H5MD file to write (atomically; an existing file needs ``overwrite``).
-    method : {"bisection", "compress"}
+    method : {"bisection", "compress", "ladder"}
         See :func:`granular.jamming.find_jamming`.
     excess_phi : float
         After jamming, compress to phi_J + excess_phi and relax (0: keep the packing at phi_J).
     law : ContactLaw, optional
-    phi_start, pressure_band, phi_step, force_tol, max_steps, backend
+    phi_start, pressure_band, phi_step, force_tol, max_steps, ladder, backend
         Passed on to :func:`make_packing` and :func:`find_jamming`.
     overwrite : bool
     progress : bool
@@ -123,13 +124,15 @@ def jam_run(
         check_writable(out, overwrite=overwrite)
     start = make_packing(delta, x_small, n=n, n_large=n_large, phi=phi_start, seed=seed)
     jam = find_jamming(start, law, method=method, pressure_band=pressure_band, phi_step=phi_step,
-                       force_tol=force_tol, max_steps=max_steps, backend=backend, progress=progress)
+                       force_tol=force_tol, max_steps=max_steps, ladder=ladder, backend=backend,
+                       progress=progress)
     state = jam.packing
     history = {key: list(value) for key, value in jam.history.items()}
     if excess_phi > 0:
         state = compress_to(state, jam.phi_j + excess_phi, law, force_tol=force_tol, max_steps=max_steps,
                             backend=jam.backend)
     results = results_of(state, law, phi_j=jam.phi_j, phi_low=jam.phi_low, phi_high=jam.phi_high)
+    results["phi_J_error"] = float(jam.phi_j_error)
     if excess_phi > 0:
         for key, value in (("phi", results["phi"]), ("pressure", results["pressure"]),
                            ("pressure_SS", results["pressure_SS"]), ("pressure_SL", results["pressure_SL"]),
@@ -144,6 +147,12 @@ def jam_run(
             "force_tol": float(force_tol), "backend": jam.backend, "version": __version__,
             "criterion": jam.criterion,
         }
+        if method == "ladder":
+            from granular.pressure_ladder import LadderSettings
+
+            settings = LadderSettings() if ladder is None else ladder
+            parameters["ladder_pressures"] = np.asarray(settings.pressures, dtype=float)
+            parameters["ladder_land"] = bool(settings.land)
         write_packing(out, state, force=spring_forces(state, law),
                       observables={k: np.asarray(v, dtype=float) for k, v in history.items()},
                       parameters=parameters, results=results, overwrite=overwrite)
@@ -159,7 +168,8 @@ def summary(results: dict, path: str | os.PathLike | None = None) -> str:
     lines += [
         f"particles         {int(r['n_large'])} large + {int(r['n_small'])} small, delta = {r['delta']:.4g}, "
         f"X_S = {r['x_small']:.4f} (realised)",
-        f"jamming point     phi_J = {r['phi_J']:.6f}  bracket [{r['phi_J_low']:.6f}, {r['phi_J_high']:.6f}]",
+        f"jamming point     phi_J = {r['phi_J']:.6f}{_error_text(r)}  bracket [{r['phi_J_low']:.6f}, "
+        f"{r['phi_J_high']:.6f}]",
         f"stored state      phi = {r['phi']:.6f}  box edge = {r['box_length']:.4f} d_L",
         f"pressure          P = {r['pressure']:.4e}  (SS {r['pressure_SS']:.3e}, SL {r['pressure_SL']:.3e}, "
         f"LL {r['pressure_LL']:.3e})  [k_n/d_L]",
@@ -167,3 +177,8 @@ def summary(results: dict, path: str | os.PathLike | None = None) -> str:
         f"{r['jammed_fraction_small']:.3f}, large {r['jammed_fraction_large']:.3f}",
     ]
     return "\n".join(lines)
+
+
+def _error_text(results: dict) -> str:
+    error = float(results.get("phi_J_error", float("nan")))
+    return f" +- {error:.1e} (fit)" if math.isfinite(error) else ""

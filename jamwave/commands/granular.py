@@ -43,9 +43,14 @@ def _common_args(p: argparse.ArgumentParser) -> None:
                    help="normal contact stiffness k_n (default: 1; units force / d_L)")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="DEM backend (default: auto, or $JAMWAVE_BACKEND)")
-    p.add_argument("--method", choices=("bisection", "compress"), default="bisection",
-                   help="jamming protocol: FIRE-relaxed bisection in phi (O'Hern et al. 2003) or "
-                        "compression-decompression with damped dynamics (default: bisection)")
+    p.add_argument("--method", choices=("bisection", "compress", "ladder"), default="bisection",
+                   help="jamming protocol: FIRE-relaxed bisection in phi (O'Hern et al. 2003), "
+                        "compression-decompression with damped dynamics, or a pressure ladder "
+                        "(relaxed states at target pressures, phi_J from the zero of the fitted "
+                        "line P(phi)) (default: bisection)")
+    p.add_argument("--ladder-pressures", type=float_list(0, 1, lo_open=True), default=None,
+                   help="--method ladder: target pressures in k_n/d_L, strictly decreasing, "
+                        "a,b,c (default: 1e-3,3e-4,1e-4,3e-5,1e-5)")
 
 
 def _register_jam(sub) -> None:
@@ -70,12 +75,23 @@ def _jam(args) -> int:
     results, _, jam = jam_run(
         args.delta, args.xs, n=args.n, n_large=args.n_large, seed=args.seed, out=args.out,
         method=args.method, excess_phi=args.excess_phi, law=ContactLaw(k_n=args.k_n),
-        backend=args.backend, overwrite=args.force, progress=True,
+        ladder=_ladder_settings(args), backend=args.backend, overwrite=args.force, progress=True,
     )
     print(summary(results, args.out))
     print(f"criterion         {jam.criterion} ({jam.method}, {len(jam.history['phi'])} relaxed states, "
           f"backend {jam.backend})")
     return 0
+
+
+def _ladder_settings(args):
+    """LadderSettings from --ladder-pressures (None: the defaults); refused with another method."""
+    if args.ladder_pressures is None:
+        return None
+    if args.method != "ladder":
+        raise ValueError("--ladder-pressures needs --method ladder")
+    from granular.pressure_ladder import LadderSettings
+
+    return LadderSettings(pressures=tuple(args.ladder_pressures))
 
 
 def _register_show(sub) -> None:
@@ -191,7 +207,8 @@ def _diagram(args) -> int:
     from granular.diagram import DiagramSettings, jamming_diagram, read_diagram
 
     settings = DiagramSettings(
-        n_large=args.n_large, n=args.n, method=args.method, excess_phi=args.excess_phi,
+        n_large=args.n_large, n=args.n, method=args.method, ladder=_ladder_settings(args),
+        excess_phi=args.excess_phi,
         follow_step=args.follow_step, follow_range=args.follow_range, k_n=args.k_n,
         backend=args.backend, threads=1,
     )

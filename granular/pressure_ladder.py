@@ -1,0 +1,239 @@
+"""The jamming point from a pressure ladder: relaxed states at target pressures, P(phi) fitted to zero.
+
+For Hookean (linear) contacts the relaxed pressure rises linearly above the jamming point,
+P = s (phi - phi_J) (O'Hern et al., PRE 68, 011306, 2003; the bulk modulus K = phi dP/dphi stays
+finite at phi_J). So phi_J need not be bracketed down to a pressure band of 1e-6 k_n/d_L, where a
+FIRE relaxation is slowest (the lowest vibrational frequencies vanish with P): relaxed states at
+higher pressures, on a straight line, extrapolate to the same zero.
+
+:func:`ladder_search` (``find_jamming(..., method="ladder")``):
+
+1. Compress in steps of ``phi_step`` (affine rescaling, FIRE relaxation) until the relaxed pressure
+   exceeds the lower end of the pressure band (the first jammed state), as the bisection does.
+2. Descend a ladder of target pressures (default :data:`DEFAULT_PRESSURES`, 1e-3 ... 1e-5 k_n/d_L):
+   each rung rescales the most recent jammed state to the packing fraction predicted for the
+   target and relaxes it. The prediction is a Newton step, phi_t = phi - (P - P_t) / (dP/dphi):
+   the first one with the tangent dP/dphi = K / phi of Hessian linear response
+   (:func:`granular.elasticity.linear_response`), later ones with the secant through the two
+   lowest relaxed states. A rung is a fit point whatever pressure it lands on; a state that comes
+   out unjammed (P below the band) raises the lower bracket and the rung is retried halfway
+   between it and the lowest jammed state.
+3. Optionally (``land=True``) one more Newton step into the pressure band, so that the stored
+   packing is a state at the jamming point as the bisection's is (backbone Z, jammed fractions).
+4. phi_J is the zero of the weighted straight-line fit (relative weights, sigma_i ~ P_i) of
+   P(phi) over the jammed states with P <= ``fit_max``, with its standard error from the fit
+   (:func:`fit_pressure_line`); criterion ``"ladder fit"``.
+
+The bracket of the result is what was observed: ``phi_low`` the largest packing fraction found
+unjammed, ``phi_high`` the lowest found jammed; phi_J is clipped into it (an unjammed state may
+lie up to p_low / s above the line's zero, since "unjammed" means P below the band's lower end).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from granular.space import scale_to_phi
+
+DEFAULT_PRESSURES = (1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
+CRITERION = "ladder fit"
+MAX_RUNG_TRIES = 6
+
+
+@dataclass(frozen=True)
+class LadderSettings:
+    """Parameters of the pressure ladder (pressures in units of k_n / d_L).
+
+    Attributes
+    ----------
+    pressures : tuple of float
+        Target pressures, strictly decreasing, each > 0.
+    land : bool
+        Finish with a relaxed state inside the pressure band (one or a few extra relaxations at
+        the lowest pressure, the most expensive ones), stored as the result's packing.
+    fit_max : float, optional
+        Largest pressure of a state used in the fit (default: twice the first target).
+    """
+
+    pressures: tuple = DEFAULT_PRESSURES
+    land: bool = True
+    fit_max: float | None = None
+
+    def __post_init__(self):
+        p = tuple(float(v) for v in self.pressures)
+        if len(p) < 2 or not all(math.isfinite(v) and v > 0 for v in p) or any(
+                b >= a for a, b in zip(p, p[1:])):
+            raise ValueError(f"ladder pressures must be >= 2 finite values > 0, strictly decreasing, "
+                             f"got {self.pressures}")
+        object.__setattr__(self, "pressures", p)
+        if self.fit_max is not None and not (math.isfinite(self.fit_max) and self.fit_max > 0):
+            raise ValueError(f"fit_max must be a finite number > 0, got {self.fit_max}")
+
+    @property
+    def fit_limit(self) -> float:
+        return float(self.fit_max) if self.fit_max is not None else 2.0 * self.pressures[0]
+
+
+@dataclass(frozen=True)
+class LineFit:
+    """Straight line P = slope (phi - phi_j) through relaxed jammed states.
+
+    Attributes
+    ----------
+    phi_j, phi_j_error : float
+        Zero of the line and its standard error (NaN with fewer than three points).
+    slope, slope_error : float
+        dP/dphi (units k_n / d_L) and its standard error.
+    n_points : int
+    rms_relative_residual : float
+        Root mean square of (P_i - line) / P_i.
+    """
+
+    phi_j: float
+    phi_j_error: float
+    slope: float
+    slope_error: float
+    n_points: int
+    rms_relative_residual: float
+
+
+def fit_pressure_line(phi, pressure) -> LineFit:
+    """Weighted least-squares line P = a + b phi with sigma_i proportional to P_i; zero at -a / b.
+
+    Relative weights make the low-pressure states (nearest phi_J, where the linear law is most
+    accurate) count most. The standard errors scale the covariance by the residual variance
+    (n - 2 degrees of freedom); the error of the zero follows from the covariance of (a, b).
+
+    Parameters
+    ----------
+    phi, pressure : array_like, shape (n,)
+        Packing fractions and relaxed pressures (> 0) of jammed states, n >= 2.
+    """
+    phi = np.asarray(phi, dtype=np.float64)
+    p = np.asarray(pressure, dtype=np.float64)
+    if phi.shape != p.shape or phi.ndim != 1 or phi.size < 2:
+        raise ValueError("phi and pressure must be 1-d arrays of the same length >= 2")
+    if not np.all(np.isfinite(p) & (p > 0)) or not np.all(np.isfinite(phi)):
+        raise ValueError("pressure must be finite and > 0, phi finite")
+    if np.ptp(phi) <= 0:
+        raise ValueError("phi must hold at least two distinct values")
+    w = 1.0 / p
+    design = np.stack([np.ones_like(phi), phi], axis=1) * w[:, None]
+    coef, *_ = np.linalg.lstsq(design, p * w, rcond=None)
+    a, b = float(coef[0]), float(coef[1])
+    relative = (p - (a + b * phi)) / p
+    n = phi.size
+    rms = float(np.sqrt(np.mean(relative**2)))
+    if b <= 0:
+        return LineFit(float("nan"), float("nan"), b, float("nan"), n, rms)
+    phi_j = -a / b
+    if n > 2:
+        cov = np.linalg.inv(design.T @ design) * float(np.sum(relative**2)) / (n - 2)
+        gradient = np.array([-1.0 / b, a / b**2])  # d(phi_j)/d(a, b)
+        phi_err = float(np.sqrt(max(gradient @ cov @ gradient, 0.0)))
+        slope_err = float(np.sqrt(max(cov[1, 1], 0.0)))
+    else:
+        phi_err = slope_err = float("nan")
+    return LineFit(float(phi_j), phi_err, b, slope_err, n, rms)
+
+
+def tangent_slope(packing, law) -> float:
+    """dP/dphi = K / phi of a relaxed jammed state from Hessian linear response (k_n / d_L)."""
+    from granular.elasticity import linear_response
+
+    return float(linear_response(packing, law).K) / packing.packing_fraction
+
+
+@dataclass
+class _Ladder:
+    """Mutable bookkeeping of one search: jammed states (any P) and the lower bracket."""
+
+    jammed: list
+    phi_low: float = -math.inf
+
+    @property
+    def lowest(self):
+        return min(self.jammed, key=lambda s: s.pressure)
+
+    def secant(self) -> tuple[float, float] | None:
+        """(phi_J estimate, slope) from the two lowest-pressure jammed states, or None."""
+        states = sorted(self.jammed, key=lambda s: s.pressure)[:2]
+        if len(states) < 2:
+            return None
+        (p0, f0), (p1, f1) = ((s.pressure, s.packing.packing_fraction) for s in states)
+        if f0 == f1 or (p1 - p0) / (f1 - f0) <= 0:
+            return None
+        slope = (p1 - p0) / (f1 - f0)
+        return f0 - p0 / slope, slope
+
+
+def ladder_search(packing, evaluate: Callable, law, *, p_low: float, p_high: float, phi_step: float,
+                  settings: LadderSettings):
+    """Run the ladder (module docstring); ``evaluate(packing)`` relaxes and records one state.
+
+    Returns
+    -------
+    (phi_j, phi_low, phi_high, criterion, state, fit) : the fields of a JammingResult and the
+    :class:`LineFit`; pressures are in the units of ``law`` (already multiplied by k_n).
+    """
+    ladder = _Ladder(jammed=[])
+    state = evaluate(packing)
+    while state.pressure < p_low:
+        phi = state.packing.packing_fraction
+        ladder.phi_low = max(ladder.phi_low, phi)
+        if phi + phi_step >= 1.0:
+            raise RuntimeError(f"no jamming point below phi = 1 (last relaxed phi = {phi:.6f})")
+        state = evaluate(scale_to_phi(state.packing, phi + phi_step))
+    ladder.jammed.append(state)
+    targets = [t * law.k_n for t in settings.pressures]
+    if settings.land:
+        targets.append(math.sqrt(p_low * p_high))
+    first_slope = tangent_slope(state.packing, law)
+    for k, target in enumerate(targets):
+        landing = settings.land and k == len(targets) - 1
+        if not landing and target >= 0.8 * ladder.lowest.pressure:
+            continue  # already a state at or below this rung
+        _climb(ladder, evaluate, target, first_slope, p_low, p_high if landing else None)
+    fit_states = [s for s in ladder.jammed if s.pressure <= settings.fit_limit * law.k_n]
+    if len(fit_states) < 2:
+        fit_states = sorted(ladder.jammed, key=lambda s: s.pressure)[:2]
+    fit = fit_pressure_line([s.packing.packing_fraction for s in fit_states],
+                            [s.pressure for s in fit_states])
+    final = ladder.lowest
+    phi_high = min(s.packing.packing_fraction for s in ladder.jammed)
+    phi_low = max(ladder.phi_low, 0.0)
+    phi_j = fit.phi_j if np.isfinite(fit.phi_j) else phi_high
+    return float(np.clip(phi_j, phi_low, phi_high)), phi_low, phi_high, CRITERION, final, fit
+
+
+def _climb(ladder: _Ladder, evaluate, target: float, first_slope: float, p_low: float, band_high):
+    """Relax toward pressure ``target`` from the lowest jammed state; retry after an unjammed one.
+
+    With ``band_high`` (landing) retry until the pressure lies in [p_low, band_high]; otherwise a
+    single jammed state, whatever its pressure, ends the rung.
+    """
+    for _ in range(MAX_RUNG_TRIES):
+        start = ladder.lowest
+        phi_now, p_now = start.packing.packing_fraction, start.pressure
+        secant = ladder.secant()
+        if secant is not None:
+            phi_j_est, slope = secant
+            phi_t = phi_j_est + target / slope
+        else:
+            phi_t = phi_now - (p_now - target) / first_slope
+        if phi_t <= ladder.phi_low:
+            phi_t = 0.5 * (ladder.phi_low + phi_now)
+        state = evaluate(scale_to_phi(start.packing, phi_t))
+        if state.pressure < p_low:
+            ladder.phi_low = max(ladder.phi_low, state.packing.packing_fraction)
+            continue
+        ladder.jammed.append(state)
+        if band_high is None or state.pressure <= band_high:
+            return
+    if band_high is None:
+        raise RuntimeError(f"pressure ladder: no jammed state near P = {target:.3g} after "
+                           f"{MAX_RUNG_TRIES} tries (unjammed up to phi = {ladder.phi_low:.6f})")
