@@ -287,17 +287,19 @@ def find_jamming(
     history = {key: [] for key in HISTORY_KEYS}
     bar = _progress_bar(progress, method)
 
+    def record(phi: float, p: float, split, z: float, steps: int) -> None:
+        for key, value in zip(HISTORY_KEYS, (phi, p, *split, z, steps)):
+            history[key].append(value)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(phi=f"{phi:.6f}", P=f"{p:.3g}")
+
     def evaluate(p: Packing, relaxer: str = "fire") -> _Relaxed:
         if len(history["phi"]) >= max_relaxations:
             raise RuntimeError(f"no jamming point after {max_relaxations} relaxations (max_relaxations)")
         r = relax(p, law, force_tol=tol, max_steps=max_steps, backend=backend, relaxer=relaxer,
                   damping=damping, unjammed_pressure=p_low)
-        for key, value in zip(HISTORY_KEYS, (r.packing.packing_fraction, r.pressure, *r.split, r.z,
-                                              r.steps)):
-            history[key].append(value)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(phi=f"{r.packing.packing_fraction:.6f}", P=f"{r.pressure:.3g}")
+        record(r.packing.packing_fraction, r.pressure, r.split, r.z, r.steps)
         return r
 
     fit = None
@@ -305,9 +307,10 @@ def find_jamming(
         if method == "bisection":
             result = _bisection(packing, evaluate, p_low, p_high, phi_step, phi_tol)
         elif method == "ladder":
-            from granular.pressure_ladder import ladder_search
+            from granular.pressure_ladder import capped_relaxer, ladder_search
 
-            *result, fit = ladder_search(packing, evaluate, law, p_low=p_low, p_high=p_high,
+            capped = capped_relaxer(record, law, force_tol=tol, backend=backend, p_low=p_low)
+            *result, fit = ladder_search(packing, evaluate, capped, law, p_low=p_low, p_high=p_high,
                                          phi_step=phi_step, settings=ladder)
         else:
             result = _compress_decompress(packing, evaluate, p_low, decompress_from * law.k_n,

@@ -8,8 +8,13 @@ higher pressures, on a straight line, extrapolate to the same zero.
 
 :func:`ladder_search` (``find_jamming(..., method="ladder")``):
 
-1. Compress in steps of ``phi_step`` (affine rescaling, FIRE relaxation) until the relaxed pressure
-   exceeds the lower end of the pressure band (the first jammed state), as the bisection does.
+1. Approach: compress in steps of ``phi_step`` (affine rescaling, FIRE relaxation) until a relaxed
+   state is jammed (pressure above the lower end of the band). Unlike the bisection, each of these
+   relaxations is capped at ``approach_steps`` FIRE steps: the costliest relaxations of a
+   bisection are the unjammed states just below phi_J, whose last overlaps drain slowly, and the
+   ladder does not need them. A capped state is not measured (its history row has NaN pressure
+   and contact number, and its steps are counted); it is compressed further as it stands, so
+   the approach overshoots by a step or two, into the range where jammed states relax fast.
 2. Descend a ladder of target pressures (default :data:`DEFAULT_PRESSURES`, 1e-3 ... 1e-5 k_n/d_L):
    each rung rescales the most recent jammed state to the packing fraction predicted for the
    target and relaxes it. The prediction is a Newton step, phi_t = phi - (P - P_t) / (dP/dphi):
@@ -57,11 +62,15 @@ class LadderSettings:
         the lowest pressure, the most expensive ones), stored as the result's packing.
     fit_max : float, optional
         Largest pressure of a state used in the fit (default: twice the first target).
+    approach_steps : int
+        Cap on the FIRE steps of one relaxation while compressing toward the first jammed state
+        (>= 1; a large value gives the bisection's full relaxations).
     """
 
     pressures: tuple = DEFAULT_PRESSURES
     land: bool = True
     fit_max: float | None = None
+    approach_steps: int = 20_000
 
     def __post_init__(self):
         p = tuple(float(v) for v in self.pressures)
@@ -72,6 +81,8 @@ class LadderSettings:
         object.__setattr__(self, "pressures", p)
         if self.fit_max is not None and not (math.isfinite(self.fit_max) and self.fit_max > 0):
             raise ValueError(f"fit_max must be a finite number > 0, got {self.fit_max}")
+        if int(self.approach_steps) != self.approach_steps or self.approach_steps < 1:
+            raise ValueError(f"approach_steps must be an integer >= 1, got {self.approach_steps}")
 
     @property
     def fit_limit(self) -> float:
@@ -141,6 +152,45 @@ def fit_pressure_line(phi, pressure) -> LineFit:
     return LineFit(float(phi_j), phi_err, b, slope_err, n, rms)
 
 
+@dataclass(frozen=True)
+class RelaxedState:
+    """A relaxed state of a capped relaxation (the fields of the states ``evaluate`` returns)."""
+
+    packing: object
+    pressure: float
+    split: tuple
+    z: float
+    steps: int
+
+
+def capped_relaxer(record: Callable, law, *, force_tol: float, backend: str, p_low: float) -> Callable:
+    """``capped(packing, max_steps)`` for :func:`ladder_search`, recording through ``record``.
+
+    ``record(phi, pressure, (P_SS, P_SL, P_LL), z, steps)`` appends one history row. A relaxation
+    that converges (max |F| <= force_tol) or is certified unjammed within the cap (the energy
+    bound of :func:`granular.jamming.pressure_bound` below ``p_low``) is measured and recorded as
+    a relaxed state; otherwise the row holds NaN pressures and Z, and its steps.
+    """
+    from granular.jamming import pressure_bound
+    from granular.measure import contacts, pressure
+    from granular.simulate import fire_minimize
+
+    def capped(packing, cap: int):
+        res = fire_minimize(packing, law, force_tol=force_tol, max_steps=cap, backend=backend)
+        out, phi = res.packing, res.packing.packing_fraction
+        if res.converged or pressure_bound(out, res.energy, law) < p_low:
+            split = pressure(out, law, backend=backend)
+            z = 2.0 * contacts(out, law, backend=backend).m / out.n
+            state = RelaxedState(out, float(split.total), (split.ss, split.sl, split.ll), z, int(res.steps))
+            record(phi, state.pressure, state.split, z, state.steps)
+            return state, out
+        nan = float("nan")
+        record(phi, nan, (nan, nan, nan), nan, int(res.steps))
+        return None, out
+
+    return capped
+
+
 def tangent_slope(packing, law) -> float:
     """dP/dphi = K / phi of a relaxed jammed state from Hessian linear response (k_n / d_L)."""
     from granular.elasticity import linear_response
@@ -171,9 +221,13 @@ class _Ladder:
         return f0 - p0 / slope, slope
 
 
-def ladder_search(packing, evaluate: Callable, law, *, p_low: float, p_high: float, phi_step: float,
-                  settings: LadderSettings):
-    """Run the ladder (module docstring); ``evaluate(packing)`` relaxes and records one state.
+def ladder_search(packing, evaluate: Callable, capped: Callable, law, *, p_low: float, p_high: float,
+                  phi_step: float, settings: LadderSettings):
+    """Run the ladder (module docstring).
+
+    ``evaluate(packing)`` relaxes and records one state (raising if it does not converge);
+    ``capped(packing, max_steps)`` relaxes with a step cap and returns the recorded state, or
+    None and the partly relaxed packing when the cap was reached.
 
     Returns
     -------
@@ -181,13 +235,7 @@ def ladder_search(packing, evaluate: Callable, law, *, p_low: float, p_high: flo
     :class:`LineFit`; pressures are in the units of ``law`` (already multiplied by k_n).
     """
     ladder = _Ladder(jammed=[])
-    state = evaluate(packing)
-    while state.pressure < p_low:
-        phi = state.packing.packing_fraction
-        ladder.phi_low = max(ladder.phi_low, phi)
-        if phi + phi_step >= 1.0:
-            raise RuntimeError(f"no jamming point below phi = 1 (last relaxed phi = {phi:.6f})")
-        state = evaluate(scale_to_phi(state.packing, phi + phi_step))
+    state = _approach(packing, ladder, capped, p_low, phi_step, int(settings.approach_steps))
     ladder.jammed.append(state)
     targets = [t * law.k_n for t in settings.pressures]
     if settings.land:
@@ -208,6 +256,20 @@ def ladder_search(packing, evaluate: Callable, law, *, p_low: float, p_high: flo
     phi_low = max(ladder.phi_low, 0.0)
     phi_j = fit.phi_j if np.isfinite(fit.phi_j) else phi_high
     return float(np.clip(phi_j, phi_low, phi_high)), phi_low, phi_high, CRITERION, final, fit
+
+
+def _approach(packing, ladder: _Ladder, capped, p_low: float, phi_step: float, cap: int):
+    """Compress in steps of phi_step, relaxations capped, until a relaxed state is jammed."""
+    state, current = capped(packing, cap)
+    while state is None or state.pressure < p_low:
+        if state is not None:
+            current = state.packing
+            ladder.phi_low = max(ladder.phi_low, current.packing_fraction)
+        phi = current.packing_fraction + phi_step
+        if phi >= 1.0:
+            raise RuntimeError(f"no jamming point below phi = 1 (last phi = {phi - phi_step:.6f})")
+        state, current = capped(scale_to_phi(current, phi), cap)
+    return state
 
 
 def _climb(ladder: _Ladder, evaluate, target: float, first_slope: float, p_low: float, band_high):
