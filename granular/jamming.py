@@ -288,6 +288,8 @@ def find_jamming(
     bar = _progress_bar(progress, method)
 
     def record(phi: float, p: float, split, z: float, steps: int) -> None:
+        if len(history["phi"]) >= max_relaxations:
+            raise RuntimeError(f"no jamming point after {max_relaxations} relaxations (max_relaxations)")
         for key, value in zip(HISTORY_KEYS, (phi, p, *split, z, steps)):
             history[key].append(value)
         if bar is not None:
@@ -295,8 +297,6 @@ def find_jamming(
             bar.set_postfix(phi=f"{phi:.6f}", P=f"{p:.3g}")
 
     def evaluate(p: Packing, relaxer: str = "fire") -> _Relaxed:
-        if len(history["phi"]) >= max_relaxations:
-            raise RuntimeError(f"no jamming point after {max_relaxations} relaxations (max_relaxations)")
         r = relax(p, law, force_tol=tol, max_steps=max_steps, backend=backend, relaxer=relaxer,
                   damping=damping, unjammed_pressure=p_low)
         record(r.packing.packing_fraction, r.pressure, r.split, r.z, r.steps)
@@ -310,7 +310,7 @@ def find_jamming(
             from granular.pressure_ladder import capped_relaxer, ladder_search
 
             capped = capped_relaxer(record, law, force_tol=tol, backend=backend, p_low=p_low)
-            *result, fit = ladder_search(packing, evaluate, capped, law, p_low=p_low, p_high=p_high,
+            *result, fit = ladder_search(packing, capped, law, p_low=p_low, p_high=p_high,
                                          phi_step=phi_step, settings=ladder)
         else:
             result = _compress_decompress(packing, evaluate, p_low, decompress_from * law.k_n,

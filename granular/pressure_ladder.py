@@ -16,13 +16,15 @@ higher pressures, on a straight line, extrapolate to the same zero.
    and contact number, and its steps are counted); it is compressed further as it stands, so
    the approach overshoots by a step or two, into the range where jammed states relax fast.
 2. Descend a ladder of target pressures (default :data:`DEFAULT_PRESSURES`, 1e-3 ... 1e-5 k_n/d_L):
-   each rung rescales the most recent jammed state to the packing fraction predicted for the
-   target and relaxes it. The prediction is a Newton step, phi_t = phi - (P - P_t) / (dP/dphi):
-   the first one with the tangent dP/dphi = K / phi of Hessian linear response
-   (:func:`granular.elasticity.linear_response`), later ones with the secant through the two
-   lowest relaxed states. A rung is a fit point whatever pressure it lands on; a state that comes
-   out unjammed (P below the band) raises the lower bracket and the rung is retried halfway
-   between it and the lowest jammed state.
+   each rung rescales the lowest-pressure jammed state to the packing fraction predicted for the
+   target and relaxes it. The prediction is a Newton step, phi_t = phi - (P - P_t) / (dP/dphi),
+   with the larger of the tangent dP/dphi = K / phi (Hessian linear response,
+   :func:`granular.elasticity.linear_response`) and the secant through the two lowest states, so
+   that it stops short of phi_J where P(phi) bends. A rung is a fit point whatever pressure it
+   lands on. Its relaxation is capped at ``rung_cap`` times the most steps a jammed state has
+   needed; a state that comes out unjammed (certified, P below the band: it raises the lower
+   bracket) or reaches the cap is not used, and the rung is retried halfway back toward the
+   lowest jammed state.
 3. Optionally (``land=True``) one more Newton step into the pressure band, so that the stored
    packing is a state at the jamming point as the bisection's is (backbone Z, jammed fractions).
 4. phi_J is the zero of the weighted straight-line fit (relative weights, sigma_i ~ P_i) of
@@ -65,12 +67,16 @@ class LadderSettings:
     approach_steps : int
         Cap on the FIRE steps of one relaxation while compressing toward the first jammed state
         (>= 1; a large value gives the bisection's full relaxations).
+    rung_cap : float
+        Cap on the FIRE steps of a rung's relaxation, as a multiple of the most steps a jammed
+        state of this search has needed (>= 1); a rung that reaches it is retried closer.
     """
 
     pressures: tuple = DEFAULT_PRESSURES
     land: bool = True
     fit_max: float | None = None
     approach_steps: int = 20_000
+    rung_cap: float = 5.0
 
     def __post_init__(self):
         p = tuple(float(v) for v in self.pressures)
@@ -83,6 +89,8 @@ class LadderSettings:
             raise ValueError(f"fit_max must be a finite number > 0, got {self.fit_max}")
         if int(self.approach_steps) != self.approach_steps or self.approach_steps < 1:
             raise ValueError(f"approach_steps must be an integer >= 1, got {self.approach_steps}")
+        if not (math.isfinite(self.rung_cap) and self.rung_cap >= 1):
+            raise ValueError(f"rung_cap must be a finite number >= 1, got {self.rung_cap}")
 
     @property
     def fit_limit(self) -> float:
@@ -221,13 +229,13 @@ class _Ladder:
         return f0 - p0 / slope, slope
 
 
-def ladder_search(packing, evaluate: Callable, capped: Callable, law, *, p_low: float, p_high: float,
-                  phi_step: float, settings: LadderSettings):
+def ladder_search(packing, capped: Callable, law, *, p_low: float, p_high: float, phi_step: float,
+                  settings: LadderSettings):
     """Run the ladder (module docstring).
 
-    ``evaluate(packing)`` relaxes and records one state (raising if it does not converge);
-    ``capped(packing, max_steps)`` relaxes with a step cap and returns the recorded state, or
-    None and the partly relaxed packing when the cap was reached.
+    ``capped(packing, max_steps)`` relaxes with a step cap and returns (the recorded state, its
+    packing), or (None, the partly relaxed packing) when the cap was reached
+    (:func:`capped_relaxer`).
 
     Returns
     -------
@@ -240,12 +248,11 @@ def ladder_search(packing, evaluate: Callable, capped: Callable, law, *, p_low: 
     targets = [t * law.k_n for t in settings.pressures]
     if settings.land:
         targets.append(math.sqrt(p_low * p_high))
-    first_slope = tangent_slope(state.packing, law)
     for k, target in enumerate(targets):
         landing = settings.land and k == len(targets) - 1
         if not landing and target >= 0.8 * ladder.lowest.pressure:
             continue  # already a state at or below this rung
-        _climb(ladder, evaluate, target, first_slope, p_low, p_high if landing else None)
+        _climb(ladder, capped, law, target, settings.rung_cap, p_low, p_high if landing else None)
     fit_states = [s for s in ladder.jammed if s.pressure <= settings.fit_limit * law.k_n]
     if len(fit_states) < 2:
         fit_states = sorted(ladder.jammed, key=lambda s: s.pressure)[:2]
@@ -272,30 +279,39 @@ def _approach(packing, ladder: _Ladder, capped, p_low: float, phi_step: float, c
     return state
 
 
-def _climb(ladder: _Ladder, evaluate, target: float, first_slope: float, p_low: float, band_high):
-    """Relax toward pressure ``target`` from the lowest jammed state; retry after an unjammed one.
+def _climb(ladder: _Ladder, capped, law, target: float, cap_factor: float, p_low: float, band_high):
+    """Relax toward pressure ``target`` from the lowest jammed state (one Newton step); retry
+    halfway after an unjammed or unfinished state.
 
+    The step uses the larger of the tangent dP/dphi (linear response of the lowest state) and the
+    secant through the two lowest states: where P(phi) bends (its slope falls toward phi_J, as
+    at strong size asymmetry when small spheres leave the backbone) the larger slope keeps the
+    step short of phi_J. A relaxation is capped at ``cap_factor`` times the most steps a jammed
+    state has needed so far: unjammed states just below phi_J drain slowly, jammed ones do not.
     With ``band_high`` (landing) retry until the pressure lies in [p_low, band_high]; otherwise a
     single jammed state, whatever its pressure, ends the rung.
     """
+    floor = ladder.phi_low  # no prediction at or below a state found unjammed or unfinished
     for _ in range(MAX_RUNG_TRIES):
         start = ladder.lowest
         phi_now, p_now = start.packing.packing_fraction, start.pressure
+        slope = tangent_slope(start.packing, law)
         secant = ladder.secant()
         if secant is not None:
-            phi_j_est, slope = secant
-            phi_t = phi_j_est + target / slope
-        else:
-            phi_t = phi_now - (p_now - target) / first_slope
-        if phi_t <= ladder.phi_low:
-            phi_t = 0.5 * (ladder.phi_low + phi_now)
-        state = evaluate(scale_to_phi(start.packing, phi_t))
-        if state.pressure < p_low:
-            ladder.phi_low = max(ladder.phi_low, state.packing.packing_fraction)
+            slope = max(slope, secant[1])
+        phi_t = phi_now - (p_now - target) / slope
+        if phi_t <= floor:
+            phi_t = 0.5 * (floor + phi_now)
+        cap = int(cap_factor * max(s.steps for s in ladder.jammed))
+        state, _ = capped(scale_to_phi(start.packing, phi_t), max(cap, 1000))
+        if state is None or state.pressure < p_low:
+            floor = max(floor, phi_t)
+            if state is not None:
+                ladder.phi_low = max(ladder.phi_low, phi_t)
             continue
         ladder.jammed.append(state)
         if band_high is None or state.pressure <= band_high:
             return
     if band_high is None:
         raise RuntimeError(f"pressure ladder: no jammed state near P = {target:.3g} after "
-                           f"{MAX_RUNG_TRIES} tries (unjammed up to phi = {ladder.phi_low:.6f})")
+                           f"{MAX_RUNG_TRIES} tries (unjammed or unfinished down to phi = {floor:.6f})")
