@@ -309,7 +309,8 @@ def find_jamming(
         elif method == "ladder":
             from granular.pressure_ladder import capped_relaxer, ladder_search
 
-            capped = capped_relaxer(record, law, force_tol=tol, backend=backend, p_low=p_low)
+            capped = capped_relaxer(record, law, force_tol=tol, backend=backend, p_low=p_low,
+                                    freeze=ladder.freeze_rattlers)
             *result, fit = ladder_search(packing, capped, law, p_low=p_low, p_high=p_high,
                                          phi_step=phi_step, settings=ladder)
         else:

@@ -70,6 +70,9 @@ class LadderSettings:
     rung_cap : float
         Cap on the FIRE steps of a rung's relaxation, as a multiple of the most steps a jammed
         state of this search has needed (>= 1); a rung that reaches it is retried closer.
+    freeze_rattlers : bool
+        Leave particles without contacts out of each relaxation (:func:`relax_frozen`; the same
+        FIRE trajectory, cheaper steps when many small spheres rattle).
     """
 
     pressures: tuple = DEFAULT_PRESSURES
@@ -77,6 +80,7 @@ class LadderSettings:
     fit_max: float | None = None
     approach_steps: int = 20_000
     rung_cap: float = 5.0
+    freeze_rattlers: bool = True
 
     def __post_init__(self):
         p = tuple(float(v) for v in self.pressures)
@@ -171,32 +175,95 @@ class RelaxedState:
     steps: int
 
 
-def capped_relaxer(record: Callable, law, *, force_tol: float, backend: str, p_low: float) -> Callable:
+def capped_relaxer(record: Callable, law, *, force_tol: float, backend: str, p_low: float,
+                   freeze: bool = True) -> Callable:
     """``capped(packing, max_steps)`` for :func:`ladder_search`, recording through ``record``.
 
     ``record(phi, pressure, (P_SS, P_SL, P_LL), z, steps)`` appends one history row. A relaxation
     that converges (max |F| <= force_tol) or is certified unjammed within the cap (the energy
     bound of :func:`granular.jamming.pressure_bound` below ``p_low``) is measured and recorded as
     a relaxed state; otherwise the row holds NaN pressures and Z, and its steps.
+
+    With ``freeze``, particles without any contact are left out of the relaxation
+    (:func:`relax_frozen`): FIRE never moves them, so the trajectory is the same, at a cost per
+    step that falls with their number (below X*_S most small spheres have no contact).
     """
     from granular.jamming import pressure_bound
     from granular.measure import contacts, pressure
-    from granular.simulate import fire_minimize
 
     def capped(packing, cap: int):
-        res = fire_minimize(packing, law, force_tol=force_tol, max_steps=cap, backend=backend)
-        out, phi = res.packing, res.packing.packing_fraction
-        if res.converged or pressure_bound(out, res.energy, law) < p_low:
+        out, steps, converged, energy = relax_frozen(packing, law, force_tol=force_tol, max_steps=cap,
+                                                     backend=backend, freeze=freeze)
+        phi = out.packing_fraction
+        if converged or pressure_bound(out, energy, law) < p_low:
             split = pressure(out, law, backend=backend)
             z = 2.0 * contacts(out, law, backend=backend).m / out.n
-            state = RelaxedState(out, float(split.total), (split.ss, split.sl, split.ll), z, int(res.steps))
-            record(phi, state.pressure, state.split, z, state.steps)
+            state = RelaxedState(out, float(split.total), (split.ss, split.sl, split.ll), z, steps)
+            record(phi, state.pressure, state.split, z, steps)
             return state, out
         nan = float("nan")
-        record(phi, nan, (nan, nan, nan), nan, int(res.steps))
+        record(phi, nan, (nan, nan, nan), nan, steps)
         return None, out
 
     return capped
+
+
+FREEZE_BELOW = 0.8  # freeze only when at most this fraction of the particles touches another
+
+
+def near_contact(packing, law, margin: float, *, backend: str = "auto") -> np.ndarray:
+    """Mask (N,) of the particles with a neighbour closer than ``margin`` surface to surface."""
+    from granular.measure import contacts
+
+    near = packing.copy()
+    near.radius = packing.radius + 0.5 * margin
+    c = contacts(near, law, backend=backend)
+    active = np.zeros(packing.n, dtype=bool)
+    active[c.i] = active[c.j] = True
+    return active
+
+
+def relax_frozen(packing, law, *, force_tol: float, max_steps: int, backend: str, freeze: bool = True):
+    """FIRE (:func:`granular.simulate.fire_minimize`) with the contact-free particles frozen.
+
+    Particles without an overlap feel no force, and FIRE's velocity mixing keeps their velocity
+    at zero, so they do not move: relaxing only the others, with the time step and skin of the
+    whole packing, gives the same trajectory as long as no frozen particle is touched. Afterwards
+    they are put back; if one of them now overlaps a moved particle, FIRE continues on the whole
+    packing with the steps left (a restart: a different path, to a minimum of the same kind; a
+    margin of the Verlet skin, which would avoid most restarts, freezes almost nothing in the
+    packed pores of a bidisperse packing).
+    Freezing is skipped when more than ``FREEZE_BELOW`` of the particles touch (no gain).
+
+    Returns
+    -------
+    (packing, steps, converged, energy)
+    """
+    from granular.measure import contacts
+    from granular.simulate import default_skin, fire_minimize
+    from granular.space import Packing, wrap
+
+    dt = law.default_dt(float(packing.radius.min()))
+    skin = default_skin(packing)
+    steps = 0
+    current = packing
+    if freeze:
+        active = near_contact(packing, law, 0.0, backend=backend)
+        if 2 <= active.sum() <= FREEZE_BELOW * packing.n:
+            sub = Packing(packing.position[active], packing.velocity[active], packing.radius[active],
+                          packing.species[active], packing.box.copy())
+            res = fire_minimize(sub, law, force_tol=force_tol, max_steps=max_steps, dt=dt, skin=skin,
+                                backend=backend)
+            current = packing.copy()
+            current.position[active] = wrap(res.packing.position, current.box)
+            current.velocity[:] = 0.0
+            steps = int(res.steps)
+            after = contacts(current, law, backend=backend)
+            if not np.any(~active[after.i] | ~active[after.j]):
+                return current, steps, bool(res.converged), float(res.energy)
+    res = fire_minimize(current, law, force_tol=force_tol, max_steps=max(max_steps - steps, 1), dt=dt,
+                        skin=skin, backend=backend)
+    return res.packing, steps + int(res.steps), bool(res.converged), float(res.energy)
 
 
 def tangent_slope(packing, law) -> float:
@@ -279,6 +346,22 @@ def _approach(packing, ladder: _Ladder, capped, p_low: float, phi_step: float, c
     return state
 
 
+def _relax_toward(capped, packing, cap: int, target: float, law, keep_fraction: float = 0.3):
+    """Relax in chunks of ``cap`` steps while the unfinished state still looks jammed near the
+    target: its (unrelaxed) contact-virial pressure at least ``keep_fraction`` times the target.
+
+    A jammed state converges to a pressure near the target; an unjammed one drains toward zero,
+    so a state whose pressure has fallen far below the target is given up (None). Every accepted
+    state is converged; the chunks only decide when to stop waiting.
+    """
+    from granular.measure import pressure
+
+    state, current = capped(packing, cap)
+    while state is None and pressure(current, law).total >= keep_fraction * target:
+        state, current = capped(current, cap)
+    return state
+
+
 def _climb(ladder: _Ladder, capped, law, target: float, cap_factor: float, p_low: float, band_high):
     """Relax toward pressure ``target`` from the lowest jammed state (one Newton step); retry
     halfway after an unjammed or unfinished state.
@@ -302,8 +385,8 @@ def _climb(ladder: _Ladder, capped, law, target: float, cap_factor: float, p_low
         phi_t = phi_now - (p_now - target) / slope
         if phi_t <= floor:
             phi_t = 0.5 * (floor + phi_now)
-        cap = int(cap_factor * max(s.steps for s in ladder.jammed))
-        state, _ = capped(scale_to_phi(start.packing, phi_t), max(cap, 1000))
+        cap = max(int(cap_factor * max(s.steps for s in ladder.jammed)), 1000)
+        state = _relax_toward(capped, scale_to_phi(start.packing, phi_t), cap, target, law)
         if state is None or state.pressure < p_low:
             floor = max(floor, phi_t)
             if state is not None:
