@@ -20,6 +20,12 @@ the pressure exceeds ``decompress_from``, then decompress in steps of ``decompre
 the pressure vanishes (below the band); phi_J is where the straight line through the last jammed
 states (P is linear in phi - phi_J for harmonic contacts) reaches zero, bracketed by the last
 jammed and the first unjammed state (criterion ``"decompression"``).
+
+``method="ladder"`` (:mod:`granular.pressure_ladder`): relaxed states at a ladder of target
+pressures (1e-3 ... 1e-5 k_n/d_L by default) reached by Newton steps in phi from above, and
+phi_J as the zero of the straight line fitted to P(phi) (criterion ``"ladder fit"``, with the
+standard error of the fit in ``phi_j_error``); no relaxation of an unjammed state just below
+phi_J, the slowest kind, is needed.
 """
 
 from __future__ import annotations

@@ -184,16 +184,19 @@ def capped_relaxer(record: Callable, law, *, force_tol: float, backend: str, p_l
     bound of :func:`granular.jamming.pressure_bound` below ``p_low``) is measured and recorded as
     a relaxed state; otherwise the row holds NaN pressures and Z, and its steps.
 
-    With ``freeze``, particles without any contact are left out of the relaxation
-    (:func:`relax_frozen`): FIRE never moves them, so the trajectory is the same, at a cost per
-    step that falls with their number (below X*_S most small spheres have no contact).
+    With ``freeze``, particles without any contact are left out of the relaxation of a state
+    expected jammed (``capped(packing, cap, jammed=True)``, the default; :func:`relax_frozen`):
+    FIRE never moves them, so the trajectory is the same until one is touched, at a cost per step
+    that falls with their number (below X*_S most small spheres rattle). Not while approaching
+    jamming from below (``jammed=False``): there most particles are contact-free but many get
+    touched, and each touch restarts FIRE on the whole packing, changing the path.
     """
     from granular.jamming import pressure_bound
     from granular.measure import contacts, pressure
 
-    def capped(packing, cap: int):
+    def capped(packing, cap: int, jammed: bool = True):
         out, steps, converged, energy = relax_frozen(packing, law, force_tol=force_tol, max_steps=cap,
-                                                     backend=backend, freeze=freeze)
+                                                     backend=backend, freeze=freeze and jammed)
         phi = out.packing_fraction
         if converged or pressure_bound(out, energy, law) < p_low:
             split = pressure(out, law, backend=backend)
@@ -334,7 +337,7 @@ def ladder_search(packing, capped: Callable, law, *, p_low: float, p_high: float
 
 def _approach(packing, ladder: _Ladder, capped, p_low: float, phi_step: float, cap: int):
     """Compress in steps of phi_step, relaxations capped, until a relaxed state is jammed."""
-    state, current = capped(packing, cap)
+    state, current = capped(packing, cap, False)
     while state is None or state.pressure < p_low:
         if state is not None:
             current = state.packing
@@ -342,7 +345,7 @@ def _approach(packing, ladder: _Ladder, capped, p_low: float, phi_step: float, c
         phi = current.packing_fraction + phi_step
         if phi >= 1.0:
             raise RuntimeError(f"no jamming point below phi = 1 (last phi = {phi - phi_step:.6f})")
-        state, current = capped(scale_to_phi(current, phi), cap)
+        state, current = capped(scale_to_phi(current, phi), cap, False)
     return state
 
 
