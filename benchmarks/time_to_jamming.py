@@ -153,13 +153,13 @@ def run_one(system: str, method: str, seed: int, *, minimizer: str, threads: int
         else:
             result = message
     if result is None and proc.is_alive():
-        proc.terminate()
+        proc.kill()  # SIGKILL: a compiled FIRE loop does not return to Python for SIGTERM
     proc.join()
     start = time.perf_counter() if start is None else start
     row["force_evaluations"] = int(counter.value)
     row["load_after"] = _load()
     if result is None:
-        row["status"] = (f"not finished in {cap:g} s" if proc.exitcode in (None, -15)
+        row["status"] = (f"not finished in {cap:g} s" if proc.exitcode in (None, -9)
                          else f"failed (exit {proc.exitcode})")
         row["wall_s"] = time.perf_counter() - start
         return row
