@@ -78,7 +78,7 @@ class LadderSettings:
     pressures: tuple = DEFAULT_PRESSURES
     land: bool = True
     fit_max: float | None = None
-    approach_steps: int = 20_000
+    approach_steps: int = 100_000
     rung_cap: float = 5.0
     freeze_rattlers: bool = True
 
