@@ -317,7 +317,7 @@ def find_jamming(
 
             capped = capped_relaxer(record, law, force_tol=tol, backend=backend, p_low=p_low,
                                     freeze=ladder.freeze_rattlers)
-            *result, fit = ladder_search(packing, capped, law, p_low=p_low, p_high=p_high,
+            *result, fit = ladder_search(packing, evaluate, capped, law, p_low=p_low, p_high=p_high,
                                          phi_step=phi_step, settings=ladder)
         else:
             result = _compress_decompress(packing, evaluate, p_low, decompress_from * law.k_n,

@@ -9,12 +9,12 @@ higher pressures, on a straight line, extrapolate to the same zero.
 :func:`ladder_search` (``find_jamming(..., method="ladder")``):
 
 1. Approach: compress in steps of ``phi_step`` (affine rescaling, FIRE relaxation) until a relaxed
-   state is jammed (pressure above the lower end of the band). Unlike the bisection, each of these
-   relaxations is capped at ``approach_steps`` FIRE steps: the costliest relaxations of a
-   bisection are the unjammed states just below phi_J, whose last overlaps drain slowly, and the
-   ladder does not need them. A capped state is not measured (its history row has NaN pressure
-   and contact number, and its steps are counted); it is compressed further as it stands, so
-   the approach overshoots by a step or two, into the range where jammed states relax fast.
+   state is jammed (pressure above the lower end of the band), as the bisection does. Optionally
+   (``approach_steps``) each of these relaxations is capped: a capped state is not measured (its
+   history row has NaN pressure and contact number; its steps count) and is compressed further
+   as it stands. That skips the slow unjammed states just below phi_J but overshoots, and at
+   strong size asymmetry the decompression path from far above phi_J jams elsewhere (see
+   :class:`LadderSettings`), so the default is the full relaxation.
 2. Descend a ladder of target pressures (default :data:`DEFAULT_PRESSURES`, 1e-3 ... 1e-5 k_n/d_L):
    each rung rescales the lowest-pressure jammed state to the packing fraction predicted for the
    target and relaxes it. The prediction is a Newton step, phi_t = phi - (P - P_t) / (dP/dphi),
@@ -64,23 +64,30 @@ class LadderSettings:
         the lowest pressure, the most expensive ones), stored as the result's packing.
     fit_max : float, optional
         Largest pressure of a state used in the fit (default: twice the first target).
-    approach_steps : int
+    approach_steps : int, optional
         Cap on the FIRE steps of one relaxation while compressing toward the first jammed state
-        (>= 1; a large value gives the bisection's full relaxations).
+        (>= 1). None (the default): full relaxations, the bisection's own compression, so both
+        methods start their search from the same states. A cap saves the slow unjammed states
+        below phi_J but overshoots into the jammed range, and decompressing from there follows
+        another path: measured at delta 0.15, X_S 0.2, 40 large spheres, a cap of 2e4 steps
+        overshot to P = 0.04 and gave phi_J = 0.7876 against 0.7757 (bisection and uncapped
+        ladder), with 7x the force evaluations (benchmarks/RESULTS.md).
     rung_cap : float
         Cap on the FIRE steps of a rung's relaxation, as a multiple of the most steps a jammed
         state of this search has needed (>= 1); a rung that reaches it is retried closer.
     freeze_rattlers : bool
-        Leave particles without contacts out of each relaxation (:func:`relax_frozen`; the same
-        FIRE trajectory, cheaper steps when many small spheres rattle).
+        Leave particles without contacts out of each rung's relaxation (:func:`relax_frozen`; the
+        same FIRE trajectory until a frozen one is touched, 3x cheaper steps at delta 0.15,
+        X_S 0.2, where two thirds of the particles have no contact). Off by default: its gain
+        over a whole search is not measured yet.
     """
 
     pressures: tuple = DEFAULT_PRESSURES
     land: bool = True
     fit_max: float | None = None
-    approach_steps: int = 100_000
+    approach_steps: int | None = None
     rung_cap: float = 5.0
-    freeze_rattlers: bool = True
+    freeze_rattlers: bool = False
 
     def __post_init__(self):
         p = tuple(float(v) for v in self.pressures)
@@ -91,7 +98,8 @@ class LadderSettings:
         object.__setattr__(self, "pressures", p)
         if self.fit_max is not None and not (math.isfinite(self.fit_max) and self.fit_max > 0):
             raise ValueError(f"fit_max must be a finite number > 0, got {self.fit_max}")
-        if int(self.approach_steps) != self.approach_steps or self.approach_steps < 1:
+        if self.approach_steps is not None and (int(self.approach_steps) != self.approach_steps
+                                                or self.approach_steps < 1):
             raise ValueError(f"approach_steps must be an integer >= 1, got {self.approach_steps}")
         if not (math.isfinite(self.rung_cap) and self.rung_cap >= 1):
             raise ValueError(f"rung_cap must be a finite number >= 1, got {self.rung_cap}")
@@ -299,10 +307,12 @@ class _Ladder:
         return f0 - p0 / slope, slope
 
 
-def ladder_search(packing, capped: Callable, law, *, p_low: float, p_high: float, phi_step: float,
-                  settings: LadderSettings):
+def ladder_search(packing, evaluate: Callable, capped: Callable, law, *, p_low: float, p_high: float,
+                  phi_step: float, settings: LadderSettings):
     """Run the ladder (module docstring).
 
+    ``evaluate(packing)`` relaxes one state fully and records it (the bisection's relaxation,
+    used by the approach when ``settings.approach_steps`` is None);
     ``capped(packing, max_steps)`` relaxes with a step cap and returns (the recorded state, its
     packing), or (None, the partly relaxed packing) when the cap was reached
     (:func:`capped_relaxer`).
@@ -313,7 +323,14 @@ def ladder_search(packing, capped: Callable, law, *, p_low: float, p_high: float
     :class:`LineFit`; pressures are in the units of ``law`` (already multiplied by k_n).
     """
     ladder = _Ladder(jammed=[])
-    state = _approach(packing, ladder, capped, p_low, phi_step, int(settings.approach_steps))
+    if settings.approach_steps is None:
+        def full(p, cap, jammed):  # noqa: ARG001 - the approach's interface, uncapped
+            state = evaluate(p)
+            return state, state.packing
+
+        state = _approach(packing, ladder, full, p_low, phi_step, 0)
+    else:
+        state = _approach(packing, ladder, capped, p_low, phi_step, int(settings.approach_steps))
     ladder.jammed.append(state)
     targets = [t * law.k_n for t in settings.pressures]
     if settings.land:

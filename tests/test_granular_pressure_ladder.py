@@ -83,10 +83,11 @@ def test_line_fit_refuses_bad_data(phi, p, match):
 @pytest.mark.parametrize(
     "kwargs",
     [{"pressures": (1e-4, 1e-3)}, {"pressures": (1e-3,)}, {"pressures": (1e-3, -1e-4)},
-     {"pressures": (1e-3, float("nan"))}, {"fit_max": 0.0}],
+     {"pressures": (1e-3, float("nan"))}, {"fit_max": 0.0}, {"approach_steps": 0},
+     {"approach_steps": 2.5}, {"rung_cap": 0.5}],
 )
 def test_ladder_settings_validation(kwargs):
-    with pytest.raises(ValueError, match="pressures|fit_max"):
+    with pytest.raises(ValueError, match="pressures|fit_max|approach_steps|rung_cap"):
         LadderSettings(**kwargs)
 
 
