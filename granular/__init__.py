@@ -16,15 +16,18 @@ Protocols (reduced units as above)::
     results, packing, jam = granular.jam_run(0.5, 0.5, n=2000, excess_phi=0.01, out="p.h5")
     granular.jamming_diagram([0.15], [0.1, 0.2, 0.3], 3, "sweep/")   # Executor or Dask
 
-Modules: :mod:`~granular.space` (Packing, generation, box), :mod:`~granular.partition` (size
-levels, cell grids, Verlet lists), :mod:`~granular.contact` (the pair law, one source for both
-targets), :mod:`~granular.kernels_cpu` / :mod:`~granular.loops_cpu` (Numba CPU),
+Modules: :mod:`~granular.space` (Packing, box, periodic geometry), :mod:`~granular.generate`
+(random packings), :mod:`~granular.partition` (size levels, cell grids, the neighbour scan,
+Verlet lists), :mod:`~granular.contact` (the pair law; like the geometry, one source for both
+targets), :mod:`~granular.accumulators` (the sums of a force call),
+:mod:`~granular.kernels_cpu` / :mod:`~granular.loops_cpu` (Numba CPU),
 :mod:`~granular.kernels_cuda` / :mod:`~granular.loops_cuda` (Numba-CUDA),
 :mod:`~granular.backend` (choice of backend), :mod:`~granular.simulate` (MD, FIRE, compression),
 :mod:`~granular.measure` (forces, contacts, pressure split, rattlers),
 :mod:`~granular.reference` (brute-force O(N^2) check); protocols: :mod:`~granular.jamming`
 (phi_J), :mod:`~granular.elasticity` (bulk modulus), :mod:`~granular.follow` (state following,
 second transition), :mod:`~granular.diagram` (sweeps), :mod:`~granular.h5md` (packing files),
+:mod:`~granular.h5md_reader` (reading every H5MD 1.1 form of a packing),
 :mod:`~granular.protocol` (the jam-to-file run), :mod:`~granular.slice_plot`.
 
 Additions to the team contract (all keyword arguments with defaults, so contract calls work):
@@ -37,12 +40,13 @@ and its history also holds ``potential_energy`` and ``rebuilds``; ``fire_minimiz
 per thread up, one below; ``JAMWAVE_THREADS`` sets the number.
 """
 
-from granular.backend import resolve_backend
+from granular.backend import Engine, resolve_backend, resolve_engine
 from granular.contact import ContactLaw
 from granular.diagram import DiagramSettings, jamming_diagram, read_diagram, transition_crossover
 from granular.elasticity import BulkModulus, bulk_modulus, linear_response
 from granular.follow import follow_compression, second_transition
-from granular.h5md import read_packing, read_results, write_packing
+from granular.generate import make_packing
+from granular.h5md import PackingFileError, read_packing, read_results, write_packing
 from granular.jamming import JammingResult, compress_to, find_jamming
 from granular.measure import (
     Backbone,
@@ -64,13 +68,14 @@ from granular.simulate import (
     fire_minimize,
     run_md,
 )
-from granular.space import Packing, make_packing, scale_to_phi
+from granular.space import Packing, scale_to_phi
 
 __all__ = [
     "Backbone",
     "BulkModulus",
     "DiagramSettings",
     "JammingResult",
+    "PackingFileError",
     "bulk_modulus",
     "compress_to",
     "find_jamming",
@@ -101,6 +106,8 @@ __all__ = [
     "make_packing",
     "pressure",
     "resolve_backend",
+    "resolve_engine",
+    "Engine",
     "run_md",
     "scale_to_phi",
 ]

@@ -22,7 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from jamwave.files import atomic_path
+from jamcommon.files import atomic_path
 
 TABLE_KEYS = ("phi_J", "phi_J_second", "K_star", "K_SS", "K_SL", "K_LL", "K_linear_response",
               "jammed_fraction_small", "jammed_fraction_large", "Z_backbone", "x_small_realised", "n_small",
@@ -116,32 +116,34 @@ def run_point(delta: float, x_small: float, seed: int, settings: DiagramSettings
         return str(path)
     import numba
 
+    from granular.backend import resolve_engine
     from granular.contact import ContactLaw
     from granular.elasticity import bulk_modulus
     from granular.follow import SECOND_TRANSITION_CRITERION, follow_compression
     from granular.h5md import write_packing
     from granular.jamming import compress_to, spring_forces
     from granular.protocol import jam_run, results_of
-    from jamwave import __version__
+    from jamcommon import __version__
 
-    if settings.threads:
-        numba.set_num_threads(max(1, min(int(settings.threads), numba.config.NUMBA_NUM_THREADS)))
+    threads = max(1, min(int(settings.threads), numba.config.NUMBA_NUM_THREADS)) if settings.threads else None
+    engine = resolve_engine(settings.backend, threads)
     law = ContactLaw(k_n=settings.k_n)
     _, jammed, jam = jam_run(delta, x_small, n=settings.n, n_large=settings.n_large, seed=seed,
                              method=settings.method, ladder=settings.ladder, law=law,
                              force_tol=settings.force_tol, max_steps=settings.max_steps,
-                             backend=settings.backend)
+                             backend=engine)
     follow = follow_compression(jammed, law, phi_step=settings.follow_step,
                                 phi_max=min(jam.phi_j + settings.follow_range, 0.99),
                                 stop_after_second=True, force_tol=settings.force_tol,
-                                max_steps=settings.max_steps, backend=jam.backend)
+                                max_steps=settings.max_steps, backend=engine)
     state = compress_to(jammed, jam.phi_j + settings.excess_phi, law, force_tol=settings.force_tol,
-                        max_steps=settings.max_steps, backend=jam.backend)
+                        max_steps=settings.max_steps, backend=engine)
     modulus = bulk_modulus(state, law, strain=settings.strain, method=settings.modulus_method,
                            force_tol=settings.force_tol * 0.1, max_steps=settings.max_steps,
-                           backend=jam.backend)
-    first = results_of(jammed, law, phi_j=jam.phi_j, phi_low=jam.phi_low, phi_high=jam.phi_high)
-    results = results_of(state, law, phi_j=jam.phi_j, phi_low=jam.phi_low, phi_high=jam.phi_high)
+                           backend=engine)
+    bracket = {"phi_j": jam.phi_j, "phi_low": jam.phi_low, "phi_high": jam.phi_high, "backend": engine}
+    first = results_of(jammed, law, **bracket)
+    results = results_of(state, law, **bracket)
     results.update({
         "phi_J_second": follow.phi_second,
         "jammed_fraction_small_at_phi_J": first["jammed_fraction_small"],
@@ -151,10 +153,10 @@ def run_point(delta: float, x_small: float, seed: int, settings: DiagramSettings
         "second_transition_jump": follow.jump,
     })
     parameters = {"delta": delta, "x_small": x_small, "seed": int(seed), "settings": asdict(settings),
-                  "backend": jam.backend, "version": __version__, "jamming_criterion": jam.criterion,
+                  **engine.record(), "version": __version__, "jamming_criterion": jam.criterion,
                   "second_transition_criterion": SECOND_TRANSITION_CRITERION,
                   "second_transition_result": follow.criterion}
-    write_packing(path, state, force=spring_forces(state, law),
+    write_packing(path, state, force=spring_forces(state, law, backend=engine),
                   observables={k: np.asarray(v, dtype=float) for k, v in jam.history.items()},
                   parameters=parameters, results=results,
                   groups={"modulus": modulus.as_dict(), "follow": follow.history})
@@ -237,10 +239,7 @@ def jamming_diagram(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(d, x, s, out_dir / point_name(d, x, s)) for d in deltas for x in xs for s in seeds]
-    if force:
-        for *_, path in jobs:
-            path.unlink(missing_ok=True)
-    todo = [job for job in jobs if not job[3].exists()]
+    todo = _pending(jobs, force)
     failures = []
     if todo:
         pool, close = _executor(executor, client, scheduler, workers)
@@ -271,11 +270,41 @@ def jamming_diagram(
     return table
 
 
-def _point_values(path: Path) -> dict[str, float]:
-    from granular.h5md import read_group
+def _pending(jobs: list, force: bool) -> list:
+    """The jobs whose point file is missing (all of them with ``force``, whose files are removed).
 
-    results = read_group(path, "results")
-    modulus = read_group(path, "modulus")
+    An existing file is read first, so a damaged or foreign file under a point's name stops the
+    sweep before any work, with its name (:func:`_point_values`).
+    """
+    for *_, path in jobs:
+        if force:
+            path.unlink(missing_ok=True)
+        elif path.exists():
+            _point_values(path)
+    return [job for job in jobs if not job[3].exists()]
+
+
+def _point_values(path: Path) -> dict[str, float]:
+    """The table entries of one finished point file.
+
+    Raises
+    ------
+    granular.h5md.PackingFileError
+        (a ``ValueError``) if the file is unreadable or lacks a result, naming it and the way out.
+    """
+    from granular.h5md import PackingFileError, read_group
+
+    try:
+        results = read_group(path, "results")
+        modulus = read_group(path, "modulus")
+        return _entries(results, modulus)
+    except (PackingFileError, KeyError, TypeError) as exc:
+        reason = str(exc) if isinstance(exc, PackingFileError) else f"lacks the result {exc}"
+        raise PackingFileError(f"point file {str(path)!r} is not a finished diagram point ({reason}); "
+                               f"delete it, or pass --force to recompute every point") from None
+
+
+def _entries(results: dict, modulus: dict) -> dict[str, float]:
     k_n, d_l = results["k_n"], 1.0
     # partial moduli from the strain method, or from linear response when only that one ran
     prefix = "K_linear_response_" if math.isnan(modulus["K"]) else "K_"

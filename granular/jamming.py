@@ -39,7 +39,7 @@ from granular.contact import ContactLaw
 from granular.space import Packing, scale_to_phi
 
 METHODS = ("bisection", "compress", "ladder")
-HISTORY_KEYS = ("phi", "pressure", "pressure_SS", "pressure_SL", "pressure_LL", "Z", "steps")
+JAMMING_HISTORY_KEYS = ("phi", "pressure", "pressure_SS", "pressure_SL", "pressure_LL", "Z", "steps")
 
 
 @dataclass
@@ -160,8 +160,8 @@ def relax(packing: Packing, law: ContactLaw, *, force_tol: float, max_steps: int
                                    unjammed_pressure=unjammed_pressure)
     else:
         raise ValueError(f"relaxer must be 'fire' or 'damped', got {relaxer!r}")
-    split = pressure(out, law)
-    n_contacts = contacts(out, law).i.size
+    split = pressure(out, law, backend=backend)
+    n_contacts = contacts(out, law, backend=backend).i.size
     return _Relaxed(out, float(split.total), (float(split.ss), float(split.sl), float(split.ll)),
                     2.0 * n_contacts / out.n, steps)
 
@@ -184,7 +184,7 @@ def _relax_damped(packing, law, *, force_tol, kinetic_tol, damping, max_steps, b
         current = res.packing
         steps += chunk
         kinetic = res.kinetic_energy / current.n
-        force = res.force if res.force is not None else spring_forces(current, law)
+        force = res.force if res.force is not None else spring_forces(current, law, backend=backend)
         max_force = float(np.max(np.linalg.norm(force, axis=1)))
         if max_force <= force_tol and kinetic <= kinetic_tol:
             return current, steps
@@ -199,17 +199,14 @@ def _relax_damped(packing, law, *, force_tol, kinetic_tol, damping, max_steps, b
     return res.packing, steps + int(res.steps)
 
 
-def spring_forces(packing: Packing, law: ContactLaw) -> np.ndarray:
-    """Net elastic contact force on every particle, shape (N, 3), units k_n d_L (linear law)."""
-    from granular.measure import contacts
+def spring_forces(packing: Packing, law: ContactLaw, *, backend="auto") -> np.ndarray:
+    """Net elastic contact force on every particle, shape (N, 3), units k_n d_L (linear law).
 
-    c = contacts(packing, law)
-    spring = law.k_n * c.overlap * (np.sqrt(c.overlap) if law.model == "hertz" else 1.0)
-    pair = spring[:, None] * c.normal  # force on j, along the normal from i to j
-    force = np.zeros((packing.n, 3))
-    np.add.at(force, c.j, pair)
-    np.add.at(force, c.i, -pair)
-    return force
+    ``backend``: a name or a :class:`granular.backend.Engine` (the contacts are found there)."""
+    from granular.measure import contacts, net_forces, pair_forces
+
+    c = contacts(packing, law, backend=backend)
+    return net_forces(c, pair_forces(c.overlap, law), packing.n)
 
 
 def find_jamming(
@@ -290,13 +287,13 @@ def find_jamming(
         raise ValueError(f"force_tol must be > 0, got {force_tol}")
     backend = resolve_backend(backend)
     tol = force_tol * law.k_n
-    history = {key: [] for key in HISTORY_KEYS}
+    history = {key: [] for key in JAMMING_HISTORY_KEYS}
     bar = _progress_bar(progress, method)
 
     def record(phi: float, p: float, split, z: float, steps: int) -> None:
         if len(history["phi"]) >= max_relaxations:
             raise RuntimeError(f"no jamming point after {max_relaxations} relaxations (max_relaxations)")
-        for key, value in zip(HISTORY_KEYS, (phi, p, *split, z, steps)):
+        for key, value in zip(JAMMING_HISTORY_KEYS, (phi, p, *split, z, steps)):
             history[key].append(value)
         if bar is not None:
             bar.update(1)

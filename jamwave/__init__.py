@@ -6,8 +6,11 @@ The distribution holds three top-level packages tied together by data files:
 - :mod:`wavefe`: P1 finite elements for the 2D scalar wave equation, HDF5 training datasets.
 - :mod:`surrogate`: CNN surrogates with a priori compressed convolutions, PQI-driven pruning.
 
-This package holds the command line (:mod:`jamwave.cli`), the end-to-end demo and the small
-file-safety helpers (:mod:`jamwave.files`) that the three packages share.
+This package holds the command line (:mod:`jamwave.cli`) and the end-to-end demo. What the three
+packages share (the version, atomic output files) sits below them in :mod:`jamcommon`, so none of
+them imports this package.
 """
 
-__version__ = "0.1.0"
+from jamcommon import __version__
+
+__all__ = ["__version__"]

@@ -1,8 +1,8 @@
 """The ``jamwave`` command: one entry point, a subcommand group per package, and ``demo``.
 
-Each group's subcommands live in :mod:`jamwave.commands` (one module per package); this module
-wires them together and turns bad input into exit status 2 with a single line that names the
-parameter.
+Each group's subcommands live in :mod:`jamwave.commands` (one module per package, each with a
+``register(subparsers)`` function; none imports this module back); this module wires them
+together and turns bad input into exit status 2 with a single line that names the parameter.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jamwave import __version__
-from jamwave.files import OutputExistsError
+from jamcommon import __version__
+from jamcommon.files import OutputExistsError
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -55,21 +55,23 @@ def main(argv: list[str] | None = None) -> int:
         # Library functions raise ValueError for bad input, with a message naming the parameter.
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # Files that cannot be read or written (a folder that cannot be created, no permission, a
+        # full disk): one line naming the path, never a traceback.
+        print(f"{parser.prog}: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted; finished outputs are kept, rerun to resume", file=sys.stderr)
         return 130
     return int(status or 0)
 
 
-def add_group(groups, name: str, help_text: str) -> argparse._SubParsersAction:
-    """Add a subcommand group ``name`` and return its subparsers action.
-
-    Used by the modules in :mod:`jamwave.commands`.
-    """
-    group = groups.add_parser(name, help=help_text, description=help_text)
-    group.set_defaults(group_parser=group, func=None)
-    sub = group.add_subparsers(dest="command", metavar="COMMAND")
-    return sub
+def describe_os_error(exc: OSError) -> str:
+    """One line for an :class:`OSError`: what failed and on which path."""
+    text = str(exc).strip()
+    reason = exc.strerror or (text.splitlines()[0] if text else type(exc).__name__)
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{reason}: {' -> '.join(repr(p) for p in paths)}" if paths else reason
 
 
 if __name__ == "__main__":  # pragma: no cover

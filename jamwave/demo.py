@@ -8,12 +8,16 @@ resumes at the first stage whose output is missing):
    a small jamming-diagram sweep (:func:`granular.diagram.jamming_diagram`).
 2. ``medium.png``: the granular media, c = sqrt(K / rho) per mixture (:mod:`wavefe.media`).
 3. ``waves/{train,val,test}.h5``: wave datasets in layered granular media (:mod:`wavefe.dataset`).
-4. ``models/{dense,cp}.pt``: a dense and a CP-compressed surrogate (:func:`surrogate.train`), each
+4. ``models/{dense,cp}.pt``: a dense and a CP-compressed surrogate (:func:`surrogate.train_model`), each
    scored on the test split (``models/*.json``, ``models/*.png``).
 5. ``pruning/{sap,lt}/``: the CP surrogate pruned by SAP and by lottery ticket
    (:func:`surrogate.pruning.prune_iteratively`), compared in ``pruning/compare.png``.
 6. ``report.md`` and ``report.html``: the numbers of each stage, the plots, and the command that
    reproduces each stage.
+
+Each stage is one function ``<name>_stage(run, report, *inputs) -> outputs``: it reads the run's
+settings (:class:`DemoRun`), takes what the stages before it returned (file paths), appends its
+section to the report (:class:`jamwave.report.Document`) and returns what the next stages need.
 """
 
 from __future__ import annotations
@@ -24,80 +28,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from granular.backend import BACKENDS
+from jamcommon.files import atomic_write_text
 from jamwave.demo_plots import plot_media, plot_pressure_path, plot_wave_sample
-from jamwave.files import atomic_write_text
-from jamwave.report import Report
-
-
-@dataclass(frozen=True)
-class DemoSize:
-    """Problem sizes of one demo preset.
-
-    Attributes
-    ----------
-    delta : float
-        Size ratio r_S / r_L of the packings.
-    x_small : tuple of float
-        Small-particle volume fractions X_S, one packing (granular material) each.
-    n_particles : int
-        Particles per packing.
-    excess_phi : float
-        The modulus is measured at phi_J + excess_phi.
-    grid, n_frames, save_every : int
-        Wave dataset: cells per side, stored frames, time steps between frames.
-    samples : tuple of int
-        Samples in the train, val and test splits.
-    width, depth, rank : int
-        Surrogate channels, residual blocks, CP rank.
-    epochs : int
-        Training epochs of the dense and CP surrogates.
-    lr, noise : float
-        Adam learning rate and the relative input noise of training (stabilises rollouts).
-    prune_iterations, prune_epochs : int
-        Pruning steps and training epochs per pruning iteration.
-    horizon : int
-        Rollout frames scored on the test split.
-    """
-
-    delta: float
-    x_small: tuple
-    n_particles: int
-    excess_phi: float
-    grid: int
-    n_frames: int
-    save_every: int
-    samples: tuple
-    width: int
-    depth: int
-    rank: int
-    epochs: int
-    lr: float
-    noise: float
-    prune_iterations: int
-    prune_epochs: int
-    horizon: int
-
-
-SIZES = {
-    # "tiny" is the smoke-test size of the end-to-end test (about a minute); its numbers are not
-    # meant to be read.
-    "tiny": DemoSize(delta=0.5, x_small=(0.3, 0.7), n_particles=96, excess_phi=1e-2,
-                     grid=16, n_frames=12, save_every=2, samples=(6, 2, 2), width=6, depth=1,
-                     rank=1, epochs=2, lr=2e-3, noise=0.02, prune_iterations=1, prune_epochs=1,
-                     horizon=8),
-    "small": DemoSize(delta=0.5, x_small=(0.2, 0.5, 0.8), n_particles=400, excess_phi=1e-2,
-                      grid=32, n_frames=16, save_every=2, samples=(32, 6, 6), width=12, depth=2,
-                      rank=2, epochs=16, lr=2e-3, noise=0.02, prune_iterations=2, prune_epochs=8,
-                      horizon=10),
-    "medium": DemoSize(delta=0.3, x_small=(0.1, 0.3, 0.6), n_particles=2000, excess_phi=1e-2,
-                       grid=64, n_frames=40, save_every=2, samples=(200, 25, 25), width=24, depth=3,
-                       rank=4, epochs=25, lr=2e-3, noise=0.02, prune_iterations=5, prune_epochs=10,
-                       horizon=20),
-    "large": DemoSize(delta=0.15, x_small=(0.1, 0.21, 0.4), n_particles=20000, excess_phi=1e-2,
-                      grid=128, n_frames=100, save_every=2, samples=(1000, 100, 100), width=32,
-                      depth=4, rank=4, epochs=60, lr=1e-3, noise=0.02, prune_iterations=10,
-                      prune_epochs=30, horizon=40),
-}
+from jamwave.demo_sizes import SIZES, DemoSize
+from jamwave.report import Document
 
 
 def run_demo(out, *, size: str = "small", backend: str = "auto", scheduler: str | None = None,
@@ -127,275 +62,309 @@ def run_demo(out, *, size: str = "small", backend: str = "auto", scheduler: str 
     """
     if size not in SIZES:
         raise ValueError(f"size must be one of {tuple(SIZES)}, got {size!r}")
-    if backend not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"backend must be one of ('auto', 'cpu', 'cuda'), got {backend!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if int(seed) != seed or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed}")
-    preset = SIZES[size]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    stages = _Stages(out, preset, size=size, backend=backend, scheduler=scheduler, workers=workers,
-                     seed=int(seed), force=force, progress=progress)
-    report = Report(f"jamwave demo ({size})")
+    run = DemoRun(Path(out), SIZES[size], backend=backend, scheduler=scheduler, workers=workers,
+                  seed=int(seed), force=force, progress=progress)
+    run.out.mkdir(parents=True, exist_ok=True)
+    report = Document(f"jamwave demo ({size})")
     intro = report.section("Overview")
     intro.text(
         "From grains to waves to a pruned neural surrogate. Each stage below writes files that the "
         "next stage reads; rerunning the demo skips finished stages, and each stage's command "
         "reruns it alone."
     )
-    intro.table([{"setting": k, "value": str(v)} for k, v in asdict(preset).items()])
-    for stage in (stages.packings, stages.medium, stages.waves, stages.surrogates, stages.pruning):
-        stage(report)
-    intro.table([{"stage": k, "seconds": v} for k, v in stages.timings.items()])
-    md, _ = report.write(out)
-    stages.say(f"report: {md}")
+    intro.table([{"setting": k, "value": str(v)} for k, v in asdict(run.preset).items()])
+    timings = {}
+    start = time.perf_counter()
+    packing_files = packings_stage(run, report)
+    timings["packings"], start = _lap(start)
+    medium_stage(run, report, packing_files)
+    timings["medium"], start = _lap(start)
+    splits = waves_stage(run, report, packing_files)
+    timings["waves"], start = _lap(start)
+    models = surrogates_stage(run, report, splits)
+    timings["surrogates"], start = _lap(start)
+    pruning_stage(run, report, splits, models["cp"][0])
+    timings["pruning"], _ = _lap(start)
+    intro.table([{"stage": k, "seconds": v} for k, v in timings.items()])
+    md, _ = report.write(run.out)
+    run.say(f"report: {md}")
     return md
 
 
-class _Stages:
-    """The demo's stages; each appends its section to the report."""
+def _lap(start: float) -> tuple[float, float]:
+    """(seconds since ``start`` rounded to 0.1, the time now)."""
+    now = time.perf_counter()
+    return round(now - start, 1), now
 
-    def __init__(self, out: Path, preset: DemoSize, *, size, backend, scheduler, workers, seed, force,
-                 progress):
-        self.out, self.preset, self.size = out, preset, size
-        self.backend, self.scheduler, self.workers = backend, scheduler, workers
-        self.seed, self.force, self.progress = seed, force, progress
-        self.timings: dict[str, float] = {}
+
+@dataclass(frozen=True)
+class DemoRun:
+    """The settings every stage of one demo run reads (see :func:`run_demo` for their meaning)."""
+
+    out: Path
+    preset: DemoSize
+    backend: str = "auto"
+    scheduler: str | None = None
+    workers: int | None = None
+    seed: int = 0
+    force: bool = False
+    progress: bool = False
 
     def say(self, message: str) -> None:
+        """Print a progress line on stderr when ``progress`` is on."""
         if self.progress:
             import sys
 
             print(f"[jamwave demo] {message}", file=sys.stderr, flush=True)
 
-    def _timed(self, name: str, start: float) -> None:
-        self.timings[name] = round(time.perf_counter() - start, 1)
 
-    # 1. packings, jamming, bulk modulus --------------------------------------------------------
-    def packings(self, report: Report) -> None:
-        from granular.diagram import DiagramSettings, jamming_diagram, point_name, read_diagram
+# 1. packings, jamming, bulk modulus ------------------------------------------------------------
+def packings_stage(run: DemoRun, report: Document) -> list[Path]:
+    """Jam and measure one packing per X_S (a small jamming-diagram sweep); return their files."""
+    from granular.diagram import DiagramSettings, jamming_diagram, point_name, read_diagram
 
-        p = self.preset
-        start = time.perf_counter()
-        self.say(f"1/5 jamming {len(p.x_small)} packings (N = {p.n_particles}, delta = {p.delta})")
-        folder = self.out / "packings"
-        settings = DiagramSettings(n=p.n_particles, n_large=None, excess_phi=p.excess_phi,
-                                   backend=self.backend)
-        table = jamming_diagram([p.delta], list(p.x_small), [self.seed], folder, settings,
-                                scheduler=self.scheduler, workers=self.workers, force=self.force,
-                                progress=self.progress)
-        self.packing_files = [folder / point_name(p.delta, x, self.seed) for x in p.x_small]
-        self._timed("packings", start)
-        diagram = read_diagram(table)
-        rows = []
-        for path in self.packing_files:
-            res, mod = _read_results(path)
-            rows.append({
-                "X_S (realised)": res["x_small"], "N_S + N_L": int(res["n_small"] + res["n_large"]),
-                "phi_J": res["phi_J"], "phi_J second": res.get("phi_J_second", math.nan),
-                "phi": res["phi"], "Z backbone": res["Z_backbone"],
-                "jammed frac. small": res["jammed_fraction_small"],
-                "K*": mod["K_star"], "K* (Hessian)": mod.get("K_linear_response", math.nan),
-                "K_SS": mod["K_SS"], "K_SL": mod["K_SL"], "K_LL": mod["K_LL"],
-            })
-        plot_pressure_path(self.packing_files, rows, self.out / "packings" / "pressure_path.png")
-        slice_png = self.out / "packings" / "slice.png"
-        if self.force or not slice_png.exists():
-            from granular.h5md import read_packing
-            from granular.slice_plot import plot_slice
+    p = run.preset
+    run.say(f"1/5 jamming {len(p.x_small)} packings (N = {p.n_particles}, delta = {p.delta})")
+    folder = run.out / "packings"
+    settings = DiagramSettings(n=p.n_particles, n_large=None, excess_phi=p.excess_phi, backend=run.backend)
+    table = jamming_diagram([p.delta], list(p.x_small), [run.seed], folder, settings,
+                            scheduler=run.scheduler, workers=run.workers, force=run.force,
+                            progress=run.progress)
+    packing_files = [folder / point_name(p.delta, x, run.seed) for x in p.x_small]
+    rows = [_packing_row(path) for path in packing_files]
+    plot_pressure_path(packing_files, rows, folder / "pressure_path.png")
+    _plot_middle_slice(run, packing_files, rows)
+    sec = report.section("1. Packings, jamming and bulk modulus")
+    sec.text(
+        f"Random bidisperse packings of {p.n_particles} frictionless spheres (size ratio delta = "
+        f"{p.delta}) jammed by FIRE-relaxed bisection in phi, followed under compression to the "
+        f"second transition, and measured at phi_J + {p.excess_phi}: K* = K d_L / k_n from strains "
+        "of both signs and, independently, from the Hessian (affine minus non-affine)."
+    )
+    sec.table(rows)
+    sec.figure("packings/slice.png", "Slice through the middle of a packing at phi_J + excess_phi")
+    sec.figure("packings/pressure_path.png", "P and Z of the relaxed states near jamming")
+    if (folder / "diagram.png").exists():
+        sec.figure("packings/diagram.png", "phi_J and K* against X_S")
+    axes = ", ".join(f"{v:g}" for v in read_diagram(table)["x_small"])
+    sec.text(f"The sweep's table is packings/diagram.h5 (delta = {p.delta}; X_S = {axes}).")
+    xs = ",".join(f"{x:g}" for x in p.x_small)
+    sec.command(f"jamwave granular diagram --delta {p.delta} --xs {xs} --seeds 1 --n {p.n_particles} "
+                f"--excess-phi {p.excess_phi} --out {folder}")
+    return packing_files
 
-            middle = self.packing_files[len(self.packing_files) // 2]
-            plot_slice(read_packing(middle), slice_png,
-                       title=f"delta = {p.delta}, X_S = {rows[len(rows) // 2]['X_S (realised)']:.2f}")
-        sec = report.section("1. Packings, jamming and bulk modulus")
-        sec.text(
-            f"Random bidisperse packings of {p.n_particles} frictionless spheres (size ratio delta = "
-            f"{p.delta}) jammed by FIRE-relaxed bisection in phi, followed under compression to the "
-            f"second transition, and measured at phi_J + {p.excess_phi}: K* = K d_L / k_n from strains "
-            "of both signs and, independently, from the Hessian (affine minus non-affine)."
+
+def _packing_row(path: Path) -> dict:
+    """The report's table row of one packing file (results and moduli)."""
+    res, mod = _read_results(path)
+    return {
+        "X_S (realised)": res["x_small"], "N_S + N_L": int(res["n_small"] + res["n_large"]),
+        "phi_J": res["phi_J"], "phi_J second": res.get("phi_J_second", math.nan),
+        "phi": res["phi"], "Z backbone": res["Z_backbone"],
+        "jammed frac. small": res["jammed_fraction_small"],
+        "K*": mod["K_star"], "K* (Hessian)": mod.get("K_linear_response", math.nan),
+        "K_SS": mod["K_SS"], "K_SL": mod["K_SL"], "K_LL": mod["K_LL"],
+    }
+
+
+def _plot_middle_slice(run: DemoRun, packing_files: list[Path], rows: list[dict]) -> None:
+    """``packings/slice.png``: a slice through the middle packing (kept unless ``force``)."""
+    slice_png = run.out / "packings" / "slice.png"
+    if run.force or not slice_png.exists():
+        from granular.h5md import read_packing
+        from granular.slice_plot import plot_slice
+
+        middle = packing_files[len(packing_files) // 2]
+        plot_slice(read_packing(middle), slice_png,
+                   title=f"delta = {run.preset.delta}, X_S = {rows[len(rows) // 2]['X_S (realised)']:.2f}")
+
+
+# 2. granular media -----------------------------------------------------------------------------
+def medium_stage(run: DemoRun, report: Document, packing_files: list[Path]) -> list:
+    """Turn each packing into a granular material (c = sqrt(K / rho)); return the materials."""
+    from wavefe import media
+
+    run.say("2/5 granular media: c = sqrt(K / rho)")
+    materials = [media.read_material(path) for path in packing_files]
+    rows = [{"X_S": m.x_small, "K*": m.K_star, "rho = phi": m.phi, "c = sqrt(K*/phi)": m.speed}
+            for m in materials]
+    plot_media(materials, run.out / "medium.png")
+    sec = report.section("2. Granular media")
+    sec.text(
+        "Each packing becomes a granular material with bulk density rho = phi * rho_grain and "
+        "longitudinal wave speed c = sqrt(K / rho) (reduced units: d_L = 1, grain density 1, "
+        "k_n = 1). The wave datasets stack these materials in layers."
+    )
+    sec.table(rows)
+    sec.figure("medium.png", "Wave speed of each granular mixture")
+    return materials
+
+
+# 3. wave datasets ------------------------------------------------------------------------------
+def waves_stage(run: DemoRun, report: Document, packing_files: list[Path]) -> dict[str, Path]:
+    """Generate the train, val and test wave datasets in layered granular media; return their files."""
+    p = run.preset
+    run.say(f"3/5 wave datasets ({'/'.join(map(str, p.samples))} samples, {p.grid}^2 cells)")
+    folder = run.out / "waves"
+    sizes = dict(zip(("train", "val", "test"), p.samples))
+    splits = {split: folder / f"{split}.h5" for split in sizes}
+    _generate_splits(run, packing_files, splits, sizes)
+    plot_wave_sample(splits["test"], folder / "snapshots.png")
+    sec = report.section("3. Wave datasets")
+    sec.text(
+        f"P1 finite elements, explicit central differences with lumped mass, absorbing sides, "
+        f"{p.grid} x {p.grid} cells, {p.n_frames} frames every {p.save_every} steps; Gaussian "
+        f"initial pulses in {len(packing_files)} granular layers. Files follow the schema "
+        "jamwave.wave2d/1 (plain h5py, with an .xdmf side-car for ParaView)."
+    )
+    sec.table([{"split": k, "samples": v, "file": f"waves/{k}.h5"} for k, v in sizes.items()])
+    sec.figure("waves/snapshots.png", "A test sample: speed map and wave snapshots")
+    packings = " ".join(str(f) for f in packing_files)
+    for split, n in sizes.items():
+        sec.command(
+            f"jamwave wavefe dataset --samples {n} --grid {p.grid} --frames {p.n_frames} "
+            f"--save-every {p.save_every} --speed granular --granular {packings} --source pulse "
+            f"--boundary absorbing --seed {run.seed} --split {split} --out {folder}/{split}.h5"
         )
-        sec.table(rows)
-        sec.figure("packings/slice.png", "Slice through the middle of a packing at phi_J + excess_phi")
-        sec.figure("packings/pressure_path.png", "P and Z of the relaxed states near jamming")
-        if (folder / "diagram.png").exists():
-            sec.figure("packings/diagram.png", "phi_J and K* against X_S")
-        axes = ", ".join(f"{v:g}" for v in diagram["x_small"])
-        sec.text(f"The sweep's table is packings/diagram.h5 (delta = {p.delta}; X_S = {axes}).")
-        xs = ",".join(f"{x:g}" for x in p.x_small)
-        sec.command(f"jamwave granular diagram --delta {p.delta} --xs {xs} --seeds 1 --n {p.n_particles} "
-                    f"--excess-phi {p.excess_phi} --out {folder}")
+    return splits
 
-    # 2. granular media -------------------------------------------------------------------------
-    def medium(self, report: Report) -> None:
-        from wavefe import media
 
-        start = time.perf_counter()
-        self.say("2/5 granular media: c = sqrt(K / rho)")
-        materials = [media.read_packing(path) for path in self.packing_files]
-        self.materials = materials
-        rows = [{"X_S": m.x_small, "K*": m.K_star, "rho = phi": m.phi, "c = sqrt(K*/phi)": m.speed}
-                for m in materials]
-        plot_media(materials, self.out / "medium.png")
-        self._timed("medium", start)
-        sec = report.section("2. Granular media")
-        sec.text(
-            "Each packing becomes a granular material with bulk density rho = phi * rho_grain and "
-            "longitudinal wave speed c = sqrt(K / rho) (reduced units: d_L = 1, grain density 1, "
-            "k_n = 1). The wave datasets stack these materials in layers."
+def _generate_splits(run: DemoRun, packing_files: list[Path], splits: dict[str, Path],
+                     sizes: dict[str, int]) -> None:
+    """Write the split files that are missing (all of them with ``force``)."""
+    from wavefe.dataset import generate_dataset
+    from wavefe.samples import DatasetConfig
+
+    p = run.preset
+    config = DatasetConfig(grid=p.grid, n_frames=p.n_frames, save_every=p.save_every,
+                           speed="granular", source="pulse", boundary="absorbing",
+                           n_layers=len(packing_files), granular=tuple(str(f) for f in packing_files))
+    todo = [split for split, path in splits.items() if run.force or not path.exists()]
+    executor, close = _executor(run.scheduler) if todo else (None, None)
+    try:
+        # generate_dataset resumes a split whose generation was interrupted.
+        for split in todo:
+            generate_dataset(splits[split], sizes[split], config=config, seed=run.seed, split=split,
+                             workers=run.workers, executor=executor, overwrite=run.force,
+                             progress=run.progress)
+    finally:
+        if close is not None:
+            close()
+
+
+# 4. surrogates ---------------------------------------------------------------------------------
+def surrogates_stage(run: DemoRun, report: Document, splits: dict[str, Path]) -> dict[str, tuple]:
+    """Train a dense and a CP surrogate and score them on the test split.
+
+    Returns ``{"dense": (model file, metrics), "cp": (model file, metrics)}``.
+    """
+    import torch
+
+    # The demo's tensors are small: one thread is as fast, and far faster on a busy machine.
+    torch.set_num_threads(1)
+    p = run.preset
+    folder = run.out / "models"
+    folder.mkdir(exist_ok=True)
+    models = {}
+    for name, conv, rank in (("dense", "dense", None), ("cp", "cp", p.rank)):
+        run.say(f"4/5 training the {name} surrogate ({p.epochs} epochs)")
+        models[name] = _train_and_score(run, splits, folder, name, conv, rank)
+    rows = [{"model": name, "parameters": m["parameters"], "MACs/frame": m["macs_per_frame"],
+             "nRMSE": m["nrmse"], "VRMSE": m["vrmse"], "energy drift": m.get("energy_drift", math.nan),
+             "ms/frame": 1e3 * m["seconds_per_frame"]} for name, (_, m) in models.items()]
+    dense, cp = models["dense"][1], models["cp"][1]
+    sec = report.section("4. Dense and CP-compressed surrogates")
+    sec.text(
+        f"Residual CNNs mapping (u^(n-1), u^n, c) to u^(n+1), trained on the train split and "
+        f"scored by autoregressive rollout over {p.horizon} predicted frames of the test split. "
+        f"The CP model (rank {p.rank}: each kernel a sum of rank-one channel x vertical x "
+        f"horizontal filters, trained directly) has {dense['parameters'] / cp['parameters']:.1f}x "
+        f"fewer trainable parameters; its nRMSE is {cp['nrmse'] / dense['nrmse']:.2f}x the dense one."
+    )
+    sec.table(rows)
+    for name in ("dense", "cp"):
+        sec.figure(f"models/{name}.png", f"{name} surrogate: true vs predicted rollout, error curve")
+        conv = "dense" if name == "dense" else f"cp --rank {p.rank}"
+        sec.command(
+            f"jamwave surrogate train --data {splits['train']} --val {splits['val']} "
+            f"--conv {conv} --width {p.width} --depth {p.depth} --epochs {p.epochs} "
+            f"--lr {p.lr} --noise {p.noise} --seed {run.seed} --out {folder}/{name}.pt"
         )
-        sec.table(rows)
-        sec.figure("medium.png", "Wave speed of each granular mixture")
+        sec.command(f"jamwave surrogate evaluate --model {folder}/{name}.pt --data "
+                    f"{splits['test']} --horizon {p.horizon} --out {folder}/{name}.json")
+    return models
 
-    # 3. wave datasets --------------------------------------------------------------------------
-    def waves(self, report: Report) -> None:
-        from wavefe.dataset import generate_dataset
-        from wavefe.samples import DatasetConfig
 
-        p = self.preset
-        start = time.perf_counter()
-        self.say(f"3/5 wave datasets ({'/'.join(map(str, p.samples))} samples, {p.grid}^2 cells)")
-        folder = self.out / "waves"
-        config = DatasetConfig(grid=p.grid, n_frames=p.n_frames, save_every=p.save_every,
-                               speed="granular", source="pulse", boundary="absorbing",
-                               n_layers=len(self.packing_files),
-                               granular=tuple(str(f) for f in self.packing_files))
-        sizes = dict(zip(("train", "val", "test"), p.samples))
-        self.splits = {split: folder / f"{split}.h5" for split in sizes}
-        todo = [split for split, path in self.splits.items() if self.force or not path.exists()]
-        executor, close = _executor(self.scheduler) if todo else (None, None)
-        try:
-            # generate_dataset resumes a split whose generation was interrupted.
-            for split in todo:
-                generate_dataset(self.splits[split], sizes[split], config=config, seed=self.seed,
-                                 split=split, workers=self.workers, executor=executor,
-                                 overwrite=self.force, progress=self.progress)
-        finally:
-            if close is not None:
-                close()
-        self._timed("waves", start)
-        png = self.out / "waves" / "snapshots.png"
-        plot_wave_sample(self.splits["test"], png)
-        sec = report.section("3. Wave datasets")
-        sec.text(
-            f"P1 finite elements, explicit central differences with lumped mass, absorbing sides, "
-            f"{p.grid} x {p.grid} cells, {p.n_frames} frames every {p.save_every} steps; Gaussian "
-            f"initial pulses in {len(self.packing_files)} granular layers. Files follow the schema "
-            "jamwave.wave2d/1 (plain h5py, with an .xdmf side-car for ParaView)."
+def _train_and_score(run: DemoRun, splits: dict[str, Path], folder: Path, name: str, conv: str,
+                     rank: int | None) -> tuple[Path, dict]:
+    """Train (or load) surrogate ``name`` and score it on the test split (or read its scores)."""
+    import surrogate
+    from surrogate.plots import plot_rollout
+
+    p = run.preset
+    path = folder / f"{name}.pt"
+    if path.exists() and not run.force:
+        model = surrogate.load(path)
+    else:
+        model = surrogate.train_model(splits["train"], splits["val"], path, conv=conv, rank=rank,
+                                      width=p.width, depth=p.depth, seed=run.seed, epochs=p.epochs,
+                                      lr=p.lr, noise=p.noise, overwrite=True, progress=run.progress)
+    metrics_path = folder / f"{name}.json"
+    if metrics_path.exists() and not run.force:
+        return path, json.loads(metrics_path.read_text())
+    metrics, result = surrogate.evaluate(model, splits["test"], p.horizon)
+    plot_rollout(result, metrics, folder / f"{name}.png", overwrite=True)
+    atomic_write_text(metrics_path, json.dumps(metrics, indent=2, default=float), overwrite=True)
+    return path, metrics
+
+
+# 5. pruning ------------------------------------------------------------------------------------
+def pruning_stage(run: DemoRun, report: Document, splits: dict[str, Path], cp_model: Path) -> list[dict]:
+    """Prune the CP surrogate by SAP and by lottery ticket; return the two histories.
+
+    ``cp_model`` is only quoted in the command that reruns the stage: the rewinding point is the
+    CP architecture freshly initialised with the demo's seed.
+    """
+    import surrogate
+    from surrogate.pruning import prune_iteratively
+    from surrogate.pruning.plots import plot_histories
+
+    p = run.preset
+    folder = run.out / "pruning"
+    histories = []
+    for method in ("sap", "lt"):
+        run.say(f"5/5 pruning the CP surrogate with {method} ({p.prune_iterations} iterations)")
+        model = surrogate.build_model("cp", p.rank, width=p.width, depth=p.depth, seed=run.seed)
+        histories.append(prune_iteratively(
+            model, (splits["train"], splits["val"]), method, "global", p.prune_iterations,
+            out=folder / method, epochs=p.prune_epochs, seed=run.seed, horizon=p.horizon,
+            train_options={"lr": p.lr, "noise": p.noise}, overwrite=run.force, progress=run.progress,
+        ))
+    plot_histories(histories, folder / "compare.png", overwrite=True)
+    rows = [{"method": method, "iteration": entry["iteration"], "remaining": entry["remaining_fraction"],
+             "PQI (global)": entry["pqi"]["global"], "val nRMSE": entry["val_nrmse"]}
+            for method, history in zip(("SAP", "lottery ticket"), histories)
+            for entry in history["entries"]]
+    sec = report.section("5. Pruning the CP surrogate: SAP against lottery ticket")
+    sec.text(
+        "SAP (Diao et al., ICLR 2023) prunes, at each iteration, the number of weights given by "
+        "the PQ Index bound (p = 0.5, q = 1), then rewinds the survivors to their initial values "
+        "and retrains; the lottery ticket prunes 20 % of the remaining weights per iteration."
+    )
+    sec.table(rows)
+    sec.figure("pruning/compare.png", "PQ Index and validation error against remaining weights")
+    for method in ("sap", "lt"):
+        sec.command(
+            f"jamwave surrogate prune --model {cp_model} --data {splits['train']} "
+            f"--val {splits['val']} --method {method} --scope global --iterations "
+            f"{p.prune_iterations} --epochs {p.prune_epochs} --lr {p.lr} --noise {p.noise} "
+            f"--out {folder}/{method}"
         )
-        sec.table([{"split": k, "samples": v, "file": f"waves/{k}.h5"} for k, v in sizes.items()])
-        sec.figure("waves/snapshots.png", "A test sample: speed map and wave snapshots")
-        packings = " ".join(str(f) for f in self.packing_files)
-        for split, n in sizes.items():
-            sec.command(
-                f"jamwave wavefe dataset --samples {n} --grid {p.grid} --frames {p.n_frames} "
-                f"--save-every {p.save_every} --speed granular --granular {packings} --source pulse "
-                f"--boundary absorbing --seed {self.seed} --split {split} --out {folder}/{split}.h5"
-            )
-
-    # 4. surrogates -----------------------------------------------------------------------------
-    def surrogates(self, report: Report) -> None:
-        import torch
-
-        import surrogate
-        from surrogate.plots import plot_rollout
-
-        # The demo's tensors are small: one thread is as fast, and far faster on a busy machine.
-        torch.set_num_threads(1)
-        p = self.preset
-        start = time.perf_counter()
-        folder = self.out / "models"
-        folder.mkdir(exist_ok=True)
-        rows = []
-        self.models = {}
-        for name, conv, rank in (("dense", "dense", None), ("cp", "cp", p.rank)):
-            self.say(f"4/5 training the {name} surrogate ({p.epochs} epochs)")
-            path = folder / f"{name}.pt"
-            if path.exists() and not self.force:
-                model = surrogate.load(path)
-            else:
-                model = surrogate.train(self.splits["train"], self.splits["val"], path, conv=conv,
-                                        rank=rank, width=p.width, depth=p.depth, seed=self.seed,
-                                        epochs=p.epochs, lr=p.lr, noise=p.noise, overwrite=True,
-                                        progress=self.progress)
-            metrics_path = folder / f"{name}.json"
-            if metrics_path.exists() and not self.force:
-                metrics = json.loads(metrics_path.read_text())
-            else:
-                metrics, result = surrogate.evaluate(model, self.splits["test"], p.horizon)
-                plot_rollout(result, metrics, folder / f"{name}.png", overwrite=True)
-                atomic_write_text(metrics_path, json.dumps(metrics, indent=2, default=float),
-                                  overwrite=True)
-            self.models[name] = (path, metrics)
-            rows.append({"model": name, "parameters": metrics["parameters"],
-                         "MACs/frame": metrics["macs_per_frame"], "nRMSE": metrics["nrmse"],
-                         "VRMSE": metrics["vrmse"], "energy drift": metrics.get("energy_drift", math.nan),
-                         "ms/frame": 1e3 * metrics["seconds_per_frame"]})
-        self._timed("surrogates", start)
-        dense, cp = self.models["dense"][1], self.models["cp"][1]
-        sec = report.section("4. Dense and CP-compressed surrogates")
-        sec.text(
-            f"Residual CNNs mapping (u^(n-1), u^n, c) to u^(n+1), trained on the train split and "
-            f"scored by autoregressive rollout over {p.horizon} predicted frames of the test split. "
-            f"The CP model (rank {p.rank}: each kernel a sum of rank-one channel x vertical x "
-            f"horizontal filters, trained directly) has {dense['parameters'] / cp['parameters']:.1f}x "
-            f"fewer trainable parameters; its nRMSE is {cp['nrmse'] / dense['nrmse']:.2f}x the dense one."
-        )
-        sec.table(rows)
-        for name in ("dense", "cp"):
-            sec.figure(f"models/{name}.png", f"{name} surrogate: true vs predicted rollout, error curve")
-            conv = "dense" if name == "dense" else f"cp --rank {p.rank}"
-            sec.command(
-                f"jamwave surrogate train --data {self.splits['train']} --val {self.splits['val']} "
-                f"--conv {conv} --width {p.width} --depth {p.depth} --epochs {p.epochs} "
-                f"--lr {p.lr} --noise {p.noise} --seed {self.seed} --out {folder}/{name}.pt"
-            )
-            sec.command(f"jamwave surrogate evaluate --model {folder}/{name}.pt --data "
-                        f"{self.splits['test']} --horizon {p.horizon} --out {folder}/{name}.json")
-
-    # 5. pruning --------------------------------------------------------------------------------
-    def pruning(self, report: Report) -> None:
-        import surrogate
-        from surrogate.pruning import prune_iteratively
-        from surrogate.pruning.plots import plot_histories
-
-        p = self.preset
-        start = time.perf_counter()
-        folder = self.out / "pruning"
-        histories = []
-        for method in ("sap", "lt"):
-            self.say(f"5/5 pruning the CP surrogate with {method} ({p.prune_iterations} iterations)")
-            # Rewinding point: the CP architecture freshly initialised with the demo's seed.
-            model = surrogate.build_model("cp", p.rank, width=p.width, depth=p.depth, seed=self.seed)
-            history = prune_iteratively(
-                model, (self.splits["train"], self.splits["val"]), method, "global",
-                p.prune_iterations, out=folder / method, epochs=p.prune_epochs, seed=self.seed,
-                horizon=p.horizon, train_options={"lr": p.lr, "noise": p.noise},
-                overwrite=self.force, progress=self.progress,
-            )
-            histories.append(history)
-        plot_histories(histories, folder / "compare.png", overwrite=True)
-        self._timed("pruning", start)
-        rows = []
-        for method, history in zip(("SAP", "lottery ticket"), histories):
-            for entry in history["entries"]:
-                rows.append({"method": method, "iteration": entry["iteration"],
-                             "remaining": entry["remaining_fraction"],
-                             "PQI (global)": entry["pqi"]["global"], "val nRMSE": entry["val_nrmse"]})
-        sec = report.section("5. Pruning the CP surrogate: SAP against lottery ticket")
-        sec.text(
-            "SAP (Diao et al., ICLR 2023) prunes, at each iteration, the number of weights given by "
-            "the PQ Index bound (p = 0.5, q = 1), then rewinds the survivors to their initial values "
-            "and retrains; the lottery ticket prunes 20 % of the remaining weights per iteration."
-        )
-        sec.table(rows)
-        sec.figure("pruning/compare.png", "PQ Index and validation error against remaining weights")
-        for method in ("sap", "lt"):
-            sec.command(
-                f"jamwave surrogate prune --model {self.models['cp'][0]} --data {self.splits['train']} "
-                f"--val {self.splits['val']} --method {method} --scope global --iterations "
-                f"{p.prune_iterations} --epochs {p.prune_epochs} --lr {p.lr} --noise {p.noise} "
-                f"--out {folder}/{method}"
-            )
+    return histories
 
 
 def _executor(scheduler: str | None):

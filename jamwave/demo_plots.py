@@ -42,7 +42,7 @@ def save_figure(fig, png: Path) -> None:
     """Write ``fig`` to ``png`` atomically (replacing an earlier figure) and close it."""
     import matplotlib.pyplot as plt
 
-    from jamwave.files import atomic_path
+    from jamcommon.files import atomic_path
 
     with atomic_path(png, overwrite=True) as tmp:
         fig.savefig(tmp, dpi=110, format="png")

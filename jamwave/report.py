@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jamwave.files import atomic_write_text
+from jamcommon.files import atomic_write_text
 
 
 @dataclass
@@ -41,8 +41,11 @@ class Section:
 
 
 @dataclass
-class Report:
-    """A titled list of sections."""
+class Document:
+    """A titled list of sections, rendered as Markdown and as HTML.
+
+    (The benchmarks' result record is :class:`benchmarks.harness.Report`, another concept.)
+    """
 
     title: str
     sections: list[Section] = field(default_factory=list)

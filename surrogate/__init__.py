@@ -9,11 +9,11 @@ API tour
 >>> history = surrogate.fit(model, "train.h5", "val.h5", epochs=20, seed=0)
 >>> surrogate.save(model, "cp2.pt"); model = surrogate.load("cp2.pt")
 >>> metrics, result = surrogate.evaluate(model, "test.h5", horizon=20)   # nrmse, vrmse, bands, costs
->>> surrogate.train("train.h5", "val.h5", "dense.pt", conv="dense", epochs=20)  # build, fit, save
+>>> surrogate.train_model("train.h5", "val.h5", "dense.pt", conv="dense", epochs=20)  # build, fit, save
 
 Modules: :mod:`surrogate.data` (datasets, normalisation), :mod:`surrogate.layers` (``CPConv2d``,
 ``LayerCPConv2d``, ``CPConv1d``), :mod:`surrogate.models` (``WaveSurrogate``, ``build_model``),
-:mod:`surrogate.train` (``fit``, ``train``), :mod:`surrogate.evaluate` (``rollout``,
+:mod:`surrogate.train` (``fit``, ``train_model``), :mod:`surrogate.evaluate` (``rollout``,
 ``rollout_metrics``, ``evaluate``), :mod:`surrogate.costs`, :mod:`surrogate.io` (``save``, ``load``),
 :mod:`surrogate.plots`, and :mod:`surrogate.pruning` (PQ Index, SAP and baselines; its names
 ``pq_index``, ``sap_prune_count``, ``prune_iteratively``, the pruning classes and their functional
@@ -22,13 +22,19 @@ forms are reachable here too).
 
 from __future__ import annotations
 
-from surrogate import train
-from surrogate.data import Normalisation, WaveWindows, load_trajectories, read_info
+from surrogate.data import (
+    Normalisation,
+    Trajectories,
+    WaveWindows,
+    as_trajectories,
+    load_trajectories,
+    read_info,
+)
 from surrogate.evaluate import Rollout, evaluate, rollout, rollout_metrics
 from surrogate.io import load, save
 from surrogate.layers import CPConv1d, CPConv2d, LayerCPConv2d
 from surrogate.models import WaveSurrogate, build_model
-from surrogate.train import fit
+from surrogate.train import fit, train_model
 
 _PRUNING_NAMES = (
     "pq_index", "pq_index_model", "sap_prune_count", "prune_iteratively", "SAPPruning",
@@ -38,9 +44,9 @@ _PRUNING_NAMES = (
 )
 
 __all__ = [
-    "CPConv1d", "CPConv2d", "LayerCPConv2d", "Normalisation", "Rollout", "WaveSurrogate", "WaveWindows",
-    "build_model", "evaluate", "fit", "load", "load_trajectories", "read_info", "rollout",
-    "rollout_metrics", "save", "train", *_PRUNING_NAMES,
+    "CPConv1d", "CPConv2d", "LayerCPConv2d", "Normalisation", "Rollout", "Trajectories", "WaveSurrogate",
+    "WaveWindows", "as_trajectories", "build_model", "evaluate", "fit", "load", "load_trajectories",
+    "read_info", "rollout", "rollout_metrics", "save", "train_model", *_PRUNING_NAMES,
 ]
 
 

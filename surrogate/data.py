@@ -17,6 +17,12 @@ Public API
     shape ``(3, ny, nx)`` (``u^{n-1}``, ``u^n``, ``c``) and ``y`` of shape ``(steps, ny, nx)``
     (``u^{n+1} .. u^{n+steps}``, for unrolled training), float32. Lazy: one h5py handle per process
     (so per DataLoader worker), opened on first access.
+``as_trajectories(data, *, samples=None, frames=None) -> Trajectories``
+    The one boundary for rollout and normalisation data: a path (opened and checked once), a
+    :class:`WaveWindows` (its selection, no reopening), ``(u, c)`` arrays or a :class:`Trajectories`
+    become a :class:`Trajectories` (``u``, ``c``, grid spacing ``h`` and frame interval).
+``as_windows(data, *, preload="auto", steps=1) -> Dataset``
+    The one boundary for training data: a path becomes a :class:`WaveWindows` (opened once).
 ``load_trajectories(source, *, samples=None, frames=None) -> (u, c)``
     Whole trajectories as numpy arrays, ``u`` (S, F, ny, nx) and ``c`` (S, ny, nx), for rollouts.
 ``Normalisation``
@@ -26,8 +32,10 @@ Public API
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import math
 import os
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -90,6 +98,10 @@ def _check_file(handle: h5py.File, path) -> WaveFileInfo:
     if "fields/u" not in handle or "fields/c" not in handle:
         raise ValueError(f"data file {str(path)!r} lacks /fields/u or /fields/c")
     u, c = handle["fields/u"], handle["fields/c"]
+    for name, item in (("/fields/u", u), ("/fields/c", c)):
+        if not isinstance(item, h5py.Dataset) or item.dtype.kind not in "fiu":
+            kind = f"dtype {item.dtype}" if isinstance(item, h5py.Dataset) else "a group"
+            raise ValueError(f"data file {str(path)!r}: {name} is {kind}, expected a numeric dataset")
     if u.ndim != 4:
         raise ValueError(f"data file {str(path)!r}: /fields/u must be (n_samples, n_frames, ny, nx), "
                          f"got shape {u.shape}")
@@ -108,6 +120,36 @@ def _check_file(handle: h5py.File, path) -> WaveFileInfo:
     return WaveFileInfo(str(path), n_samples, n_frames, ny, nx, dt, save_every, h)
 
 
+@contextlib.contextmanager
+def _checked_file(path: str | os.PathLike):
+    """Open ``path`` once, check its schema and shapes, and yield ``(handle, info)``.
+
+    Raises
+    ------
+    ValueError
+        If the file does not exist, is not HDF5, has another schema, or fields of the wrong shape.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"data file {str(path)!r} does not exist")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        raise ValueError(f"data file {str(path)!r} is not a readable HDF5 file "
+                         f"({_first_line(exc)})") from None
+    with handle:
+        try:
+            info = _check_file(handle, path)
+        except (OSError, RuntimeError, KeyError) as exc:  # h5py's errors on truncated or damaged files
+            raise ValueError(f"data file {str(path)!r} is not a readable HDF5 file "
+                             f"({_first_line(exc)})") from None
+        yield handle, info
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0].strip("'\"")
+
+
 def read_info(path: str | os.PathLike) -> WaveFileInfo:
     """Check that ``path`` is a ``jamwave.wave2d/1`` file and return its sizes.
 
@@ -116,14 +158,13 @@ def read_info(path: str | os.PathLike) -> WaveFileInfo:
     ValueError
         If the file does not exist, has another schema, or fields of the wrong shape.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"data file {str(path)!r} does not exist")
-    try:
-        with h5py.File(path, "r") as handle:
-            return _check_file(handle, path)
-    except OSError as exc:
-        raise ValueError(f"data file {str(path)!r} is not a readable HDF5 file ({exc})") from None
+    with _checked_file(path) as (_, info):
+        return info
+
+
+def _fits_in_memory(info: WaveFileInfo) -> bool:
+    """Whether a file's fields take less than 512 MiB as float32 (``preload="auto"``)."""
+    return info.n_samples * info.n_frames * info.ny * info.nx * 4 < 512 * 2**20
 
 
 def _select(n: int, selection, name: str) -> np.ndarray:
@@ -156,9 +197,10 @@ class WaveWindows(Dataset):
         Samples to use (an int means the first ``samples``); all by default.
     frames : int, optional
         Use only the first ``frames`` frames of each sample (>= 3); all by default.
-    preload : bool
+    preload : bool or "auto"
         Read the selected fields into memory at construction (fast for small files); otherwise
-        every item is read lazily through one h5py handle per process.
+        every item is read lazily through one h5py handle per process. ``"auto"`` preloads a file
+        whose fields take less than 512 MiB.
     steps : int
         Target frames per window (>= 1): 1 for next-frame training, more for unrolled training.
 
@@ -168,9 +210,21 @@ class WaveWindows(Dataset):
     ``(3, ny, nx)`` stacking ``u^{n-1}``, ``u^n`` and ``c``; ``y`` float32 ``(steps, ny, nx)``.
     """
 
-    def __init__(self, path, *, samples=None, frames=None, preload: bool = False, steps: int = 1):
+    def __init__(self, path, *, samples=None, frames=None, preload: bool | str = False, steps: int = 1):
         self.path = str(path)
-        self.info = read_info(path)
+        self._handle = None
+        self._pid = None
+        self._u = self._c = None
+        # One open: check the file, select, and read the fields when preloading.
+        with _checked_file(path) as (handle, info):
+            self.info = info
+            self._set_selection(samples, frames, steps)
+            if preload == "auto":
+                preload = _fits_in_memory(info)
+            if preload:
+                self._u, self._c = _read_fields(handle, self.samples, self.frames)
+
+    def _set_selection(self, samples, frames, steps) -> None:
         self.samples = _select(self.info.n_samples, samples, "samples")
         if frames is None:
             frames = self.info.n_frames
@@ -180,11 +234,18 @@ class WaveWindows(Dataset):
         if int(steps) != steps or not 1 <= steps <= self.frames - 2:
             raise ValueError(f"steps must be an integer in [1, {self.frames - 2}], got {steps}")
         self.steps = int(steps)
-        self._handle = None
-        self._pid = None
-        self._u = self._c = None
-        if preload:
-            self._u, self._c = self._read_all()
+
+    def with_steps(self, steps: int) -> WaveWindows:
+        """The same file, selection and preloaded fields with ``steps`` target frames per window.
+
+        Nothing is read again: the copy shares this one's checked sizes and arrays.
+        """
+        if int(steps) == self.steps:
+            return self
+        other = copy.copy(self)
+        other._handle = other._pid = None
+        other._set_selection(self.samples, self.frames, steps)
+        return other
 
     @property
     def windows_per_sample(self) -> int:
@@ -213,9 +274,7 @@ class WaveWindows(Dataset):
 
     def _read_all(self) -> tuple[np.ndarray, np.ndarray]:
         with h5py.File(self.path, "r") as handle:
-            u = np.stack([handle["fields/u"][s, : self.frames] for s in self.samples]).astype(np.float32)
-            c = np.stack([handle["fields/c"][s] for s in self.samples]).astype(np.float32)
-        return u, c
+            return _read_fields(handle, self.samples, self.frames)
 
     def trajectories(self) -> tuple[np.ndarray, np.ndarray]:
         """Return the selected fields: ``u`` (S, frames, ny, nx) and ``c`` (S, ny, nx), float32."""
@@ -243,12 +302,77 @@ class WaveWindows(Dataset):
         return x, y
 
 
-def load_trajectories(source, *, samples=None, frames=None) -> tuple[np.ndarray, np.ndarray]:
-    """Return whole trajectories for rollouts.
+def _read_fields(handle: h5py.File, samples: np.ndarray, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """``u`` (S, frames, ny, nx) and ``c`` (S, ny, nx) of the rows ``samples``, float32."""
+    u = np.stack([handle["fields/u"][s, :frames] for s in samples]).astype(np.float32)
+    c = np.stack([handle["fields/c"][s] for s in samples]).astype(np.float32)
+    return u, c
+
+
+@dataclass(frozen=True)
+class Trajectories:
+    """Whole trajectories in memory, the one form rollouts and normalisation work on.
+
+    Attributes
+    ----------
+    u : ndarray, float32, shape (S, F, ny, nx)
+        Displacement frames (m).
+    c : ndarray, float32, shape (S, ny, nx)
+        Wave speed (m/s).
+    h, frame_dt : float
+        Grid spacing (m) and time between frames (s); NaN when unknown (arrays given directly).
+    """
+
+    u: np.ndarray
+    c: np.ndarray
+    h: float = math.nan
+    frame_dt: float = math.nan
+
+    def select(self, samples=None, frames=None) -> Trajectories:
+        """A copy holding the selected samples and the first ``frames`` frames (as :class:`WaveWindows`)."""
+        rows = _select(self.u.shape[0], samples, "samples")
+        if frames is None:
+            frames = self.u.shape[1]
+        if not 3 <= int(frames) <= self.u.shape[1]:
+            raise ValueError(f"frames must be in [3, {self.u.shape[1]}], got {frames}")
+        return Trajectories(self.u[rows, : int(frames)], self.c[rows], self.h, self.frame_dt)
+
+
+def as_trajectories(data, *, samples=None, frames=None) -> Trajectories:
+    """Return rollout data as :class:`Trajectories`: the one place its accepted forms are told apart.
 
     Parameters
     ----------
-    source : path-like, WaveWindows or tuple (u, c)
+    data : path-like, WaveWindows, Trajectories or tuple (u, c)
+        A dataset file (opened and checked once), a window dataset (its selection and its file's
+        spacing, nothing reopened), trajectories, or arrays ``u`` (S, F, ny, nx) and ``c`` (S, ny, nx).
+    samples, frames
+        Further selection, as in :class:`WaveWindows` (applied after the source's own).
+    """
+    if isinstance(data, Trajectories):
+        return data.select(samples, frames)
+    if isinstance(data, WaveWindows):
+        u, c = data.trajectories()
+        return Trajectories(u, c, data.info.h, data.info.frame_dt).select(samples, frames)
+    if isinstance(data, str | os.PathLike):
+        windows = WaveWindows(data, samples=samples, frames=frames, preload=True)
+        return Trajectories(windows._u, windows._c, windows.info.h, windows.info.frame_dt)
+    if isinstance(data, tuple | list) and len(data) == 2:
+        u, c = (np.asarray(a, dtype=np.float32) for a in data)
+        if u.ndim != 4 or c.shape != (u.shape[0], *u.shape[2:]):
+            raise ValueError(f"trajectories must be u (S, F, ny, nx) and c (S, ny, nx), "
+                             f"got {u.shape} and {c.shape}")
+        return Trajectories(u, c).select(samples, frames)
+    raise ValueError(f"data must be a file path, a WaveWindows, a Trajectories or a (u, c) tuple, "
+                     f"got {type(data).__name__}")
+
+
+def load_trajectories(source, *, samples=None, frames=None) -> tuple[np.ndarray, np.ndarray]:
+    """Return whole trajectories for rollouts (the arrays of :func:`as_trajectories`).
+
+    Parameters
+    ----------
+    source : path-like, WaveWindows, Trajectories or tuple (u, c)
         A dataset file, a window dataset (its selection is used), or arrays ``u`` (S, F, ny, nx)
         and ``c`` (S, ny, nx).
     samples, frames
@@ -259,24 +383,8 @@ def load_trajectories(source, *, samples=None, frames=None) -> tuple[np.ndarray,
     u : ndarray, float32, shape (S, F, ny, nx)
     c : ndarray, float32, shape (S, ny, nx)
     """
-    if isinstance(source, tuple | list) and len(source) == 2:
-        u, c = (np.asarray(a, dtype=np.float32) for a in source)
-        if u.ndim != 4 or c.shape != (u.shape[0], *u.shape[2:]):
-            raise ValueError(f"trajectories must be u (S, F, ny, nx) and c (S, ny, nx), "
-                             f"got {u.shape} and {c.shape}")
-    elif isinstance(source, WaveWindows):
-        u, c = source.trajectories()
-    elif isinstance(source, str | os.PathLike):
-        u, c = WaveWindows(source).trajectories()
-    else:
-        raise ValueError(f"data must be a file path, a WaveWindows or a (u, c) tuple, "
-                         f"got {type(source).__name__}")
-    rows = _select(u.shape[0], samples, "samples")
-    if frames is None:
-        frames = u.shape[1]
-    if not 3 <= int(frames) <= u.shape[1]:
-        raise ValueError(f"frames must be in [3, {u.shape[1]}], got {frames}")
-    return u[rows, : int(frames)], c[rows]
+    traj = as_trajectories(source, samples=samples, frames=frames)
+    return traj.u, traj.c
 
 
 @dataclass(frozen=True)
@@ -332,31 +440,27 @@ class Normalisation:
 
     @classmethod
     def from_dataset(cls, data) -> Normalisation:
-        """Compute the scales from a training split: a path, a :class:`WaveWindows` or ``(u, c)``."""
-        if isinstance(data, str | os.PathLike | WaveWindows | tuple | list):
-            return cls.from_arrays(*load_trajectories(data))
-        raise ValueError(f"cannot compute normalisation from {type(data).__name__}; pass a path, "
-                         f"a WaveWindows or (u, c) arrays")
+        """Compute the scales from a training split: anything :func:`as_trajectories` accepts."""
+        traj = as_trajectories(data)
+        return cls.from_arrays(traj.u, traj.c)
 
 
-def as_windows(data, *, preload: bool | str = "auto", steps: int = 1) -> WaveWindows | Dataset:
-    """Return ``data`` as a window dataset: a path becomes a :class:`WaveWindows`.
+def as_windows(data, *, preload: bool | str = "auto", steps: int = 1) -> Dataset:
+    """Return training data as a window dataset: the one place its accepted forms are told apart.
 
-    With ``preload="auto"`` a file whose selected fields take less than 512 MiB is read into memory.
+    Parameters
+    ----------
+    data : path-like, WaveWindows or torch Dataset
+        A path becomes a :class:`WaveWindows` (the file opened once; with ``preload="auto"`` read
+        into memory when its fields take less than 512 MiB); a :class:`WaveWindows` with another
+        ``steps`` is re-windowed without reading again; any other ``Dataset`` is used as it is.
+    steps : int
+        Target frames per window.
     """
     if isinstance(data, str | os.PathLike):
-        if preload == "auto":
-            info = read_info(data)
-            preload = info.n_samples * info.n_frames * info.ny * info.nx * 4 < 512 * 2**20
-        return WaveWindows(data, preload=bool(preload), steps=steps)
-    if isinstance(data, WaveWindows) and data.steps != steps:
-        return WaveWindows(data.path, samples=data.samples, frames=data.frames,
-                           preload=data._u is not None, steps=steps)
+        return WaveWindows(data, preload=preload, steps=steps)
+    if isinstance(data, WaveWindows):
+        return data.with_steps(steps)
     if isinstance(data, Dataset):
         return data
     raise ValueError(f"training data must be a file path or a torch Dataset, got {type(data).__name__}")
-
-
-def select_samples(n: int, selection: Sequence[int] | int | slice | None) -> np.ndarray:
-    """Indices picked by a ``samples`` argument (see :class:`WaveWindows`)."""
-    return _select(n, selection, "samples")

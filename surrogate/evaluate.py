@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from surrogate.data import WaveWindows, load_trajectories, read_info
+from surrogate.data import as_trajectories
 
 BANDS = {"band_low": (0.0, 1.0 / 3.0), "band_mid": (1.0 / 3.0, 2.0 / 3.0), "band_high": (2.0 / 3.0, 10.0)}
 
@@ -61,14 +61,6 @@ class Rollout:
     frame_dt: float = math.nan
 
 
-def _file_spacing(data) -> tuple[float, float]:
-    path = data.path if isinstance(data, WaveWindows) else data
-    if isinstance(path, tuple | list):
-        return math.nan, math.nan
-    info = read_info(path)
-    return info.h, info.frame_dt
-
-
 def rollout(model: torch.nn.Module, data, horizon: int | None = None, *, samples=None,
             batch_size: int = 32, h: float | None = None, frame_dt: float | None = None) -> Rollout:
     """Roll ``model`` out from the two true first frames of every selected sample.
@@ -77,8 +69,8 @@ def rollout(model: torch.nn.Module, data, horizon: int | None = None, *, samples
     ----------
     model : WaveSurrogate
         Any module mapping (N, 3, ny, nx) ``(u^{n-1}, u^n, c)`` to (N, 1, ny, nx) ``u^{n+1}``.
-    data : path-like, WaveWindows or (u, c)
-        Trajectories, see :func:`surrogate.data.load_trajectories`.
+    data : path-like, WaveWindows, Trajectories or (u, c)
+        Trajectories, see :func:`surrogate.data.as_trajectories` (a path is opened once).
     horizon : int, optional
         Frames to predict, in [1, n_frames - 2]; all available by default.
     samples : int, slice or sequence, optional
@@ -88,17 +80,16 @@ def rollout(model: torch.nn.Module, data, horizon: int | None = None, *, samples
     h, frame_dt : float, optional
         Grid spacing and frame interval, read from the file when not given.
     """
-    u, c = load_trajectories(data, samples=samples)
+    traj = as_trajectories(data, samples=samples)
+    u, c = traj.u, traj.c
     n_frames = u.shape[1]
     if horizon is None:
         horizon = n_frames - 2
     if int(horizon) != horizon or not 1 <= horizon <= n_frames - 2:
         raise ValueError(f"horizon must be an integer in [1, {n_frames - 2}] for this data, got {horizon}")
     horizon = int(horizon)
-    if h is None or frame_dt is None:
-        file_h, file_dt = _file_spacing(data)
-        h = file_h if h is None else h
-        frame_dt = file_dt if frame_dt is None else frame_dt
+    h = traj.h if h is None else h
+    frame_dt = traj.frame_dt if frame_dt is None else frame_dt
     was_training = model.training
     model.eval()
     pred = np.empty((u.shape[0], horizon, *u.shape[2:]), dtype=np.float32)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jamwave.files import atomic_path
+from jamcommon.files import atomic_path
 from surrogate.evaluate import Rollout
 
 

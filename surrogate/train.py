@@ -8,10 +8,14 @@ checkpoint=None, progress=False) -> history``
     ``X_mask``): only ``X_orig`` is optimised, so pruned entries stay pruned. Each call makes a
     fresh optimiser (so rewinding and re-fitting starts clean) unless it resumes from ``checkpoint``.
     The model's normalisation is computed from ``train_data`` when not yet set.
-``train(train_data, val_data, out, *, conv="dense", rank=None, width=32, depth=3, kernel_size=5,
-seed=0, overwrite=False, checkpoint=None, progress=False, **fit_options) -> WaveSurrogate``
-    Build, fit and save (the command line path). The module itself is callable as this function:
-    ``surrogate.train(...)`` is ``surrogate.train.train(...)``.
+``train_model(train_data, val_data, out, *, conv="dense", rank=None, width=32, depth=3,
+kernel_size=5, seed=0, overwrite=False, checkpoint=None, progress=False, **fit_options) -> WaveSurrogate``
+    Build, fit and save a new model (what ``jamwave surrogate train`` runs).
+
+Data: ``train_data`` goes through :func:`surrogate.data.as_windows` and ``val_data`` through
+:func:`surrogate.data.as_trajectories` once, at the start of :func:`fit`; a file is opened and
+checked there and not again (pass a :class:`~surrogate.data.WaveWindows` and a
+:class:`~surrogate.data.Trajectories` to reuse them across calls, as the pruning schedule does).
 
 Loss: mean squared error of ``(u_hat^{n+j} - u^{n+j}) / du_scale`` over windows and the ``unroll``
 steps ``j = 1 .. unroll`` of an autoregressive unroll from the true ``u^{n-1}, u^n`` (backpropagated
@@ -38,14 +42,13 @@ import math
 import os
 import sys
 import time
-import types
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
-from jamwave.files import atomic_path, check_writable
-from surrogate.data import Normalisation, WaveWindows, as_windows, load_trajectories
+from jamcommon.files import atomic_path, check_writable
+from surrogate.data import Normalisation, WaveWindows, as_trajectories, as_windows
 from surrogate.evaluate import rollout, rollout_metrics
 from surrogate.io import save
 from surrogate.models import build_model
@@ -84,6 +87,47 @@ def _unrolled_loss(model, x, y, du_scale: float, u_noise: float) -> torch.Tensor
     return loss / y.shape[1]
 
 
+def _check_fit_arguments(*, epochs, lr, batch_size, patience, lr_patience, num_workers, unroll, noise,
+                         lr_factor) -> None:
+    _check_positive("epochs", epochs, integer=True)
+    _check_positive("lr", lr)
+    _check_positive("batch_size", batch_size, integer=True)
+    _check_positive("patience", patience, integer=True)
+    _check_positive("lr_patience", lr_patience, integer=True, allow_zero=True)
+    _check_positive("num_workers", num_workers, integer=True, allow_zero=True)
+    _check_positive("unroll", unroll, integer=True)
+    _check_positive("noise", noise, allow_zero=True)
+    if not 0 < lr_factor < 1:
+        raise ValueError(f"lr_factor must be in (0, 1), got {lr_factor}")
+
+
+def _resume(checkpoint, model, optimiser, scheduler, history: dict):
+    """Load ``checkpoint`` into model, optimiser and scheduler if it exists.
+
+    Returns ``(history, best_state, bad_epochs, start_epoch)``: the fresh ``history`` and epoch 0
+    when there is nothing to resume.
+    """
+    if checkpoint is None or not Path(checkpoint).is_file():
+        return history, None, 0, 0
+    from surrogate.io import read_checkpoint
+
+    state = read_checkpoint(checkpoint, ("model", "optimiser", "scheduler", "history", "best_state",
+                                         "bad_epochs"), what="training checkpoint")
+    if not isinstance(state["model"], dict) or set(state["model"]) != set(model.state_dict()):
+        raise ValueError(f"checkpoint {str(checkpoint)!r} belongs to another model; delete it "
+                         f"or pass another checkpoint path")
+    try:
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        scheduler.load_state_dict(state["scheduler"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"checkpoint {str(checkpoint)!r} does not fit this model ({reason}); "
+                         f"delete it to start again") from None
+    history = state["history"]
+    return history, state["best_state"], state["bad_epochs"], len(history["epoch"])
+
+
 def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, lr: float = 1e-3,
         batch_size: int = 16, seed: int = 0, patience: int = 5, val_horizon: int | None = None,
         val_samples=None, unroll: int = 1, noise: float = 0.0, lr_factor: float = 0.5,
@@ -95,9 +139,10 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, 
     ----------
     model : WaveSurrogate
     train_data : path-like or Dataset
-        Training windows (a ``jamwave.wave2d/1`` file or a :class:`~surrogate.data.WaveWindows`).
-    val_data : path-like, WaveWindows, (u, c) or None
-        Validation trajectories for the rollout error.
+        Training windows (a ``jamwave.wave2d/1`` file or a :class:`~surrogate.data.WaveWindows`;
+        see :func:`surrogate.data.as_windows`).
+    val_data : path-like, WaveWindows, Trajectories, (u, c) or None
+        Validation trajectories for the rollout error (see :func:`surrogate.data.as_trajectories`).
     epochs : int
         Maximum epochs (total, counting those done before a resume).
     lr : float
@@ -125,25 +170,20 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, 
     num_workers : int
         DataLoader worker processes (each opens its own file handle).
     """
-    _check_positive("epochs", epochs, integer=True)
-    _check_positive("lr", lr)
-    _check_positive("batch_size", batch_size, integer=True)
-    _check_positive("patience", patience, integer=True)
-    _check_positive("lr_patience", lr_patience, integer=True, allow_zero=True)
-    _check_positive("num_workers", num_workers, integer=True, allow_zero=True)
-    _check_positive("unroll", unroll, integer=True)
-    _check_positive("noise", noise, allow_zero=True)
-    if not 0 < lr_factor < 1:
-        raise ValueError(f"lr_factor must be in (0, 1), got {lr_factor}")
+    _check_fit_arguments(epochs=epochs, lr=lr, batch_size=batch_size, patience=patience,
+                         lr_patience=lr_patience, num_workers=num_workers, unroll=unroll, noise=noise,
+                         lr_factor=lr_factor)
     dataset = as_windows(train_data, steps=int(unroll))
     if len(dataset) == 0:
         raise ValueError("training data holds no windows")
     if hasattr(model, "normalised") and not bool(model.normalised):
-        source = dataset if isinstance(dataset, WaveWindows) else train_data
-        model.set_normalisation(Normalisation.from_dataset(source))
+        if not isinstance(dataset, WaveWindows):
+            raise ValueError(f"cannot compute normalisation from {type(dataset).__name__}; pass a path "
+                             f"or a WaveWindows, or a model whose normalisation is set")
+        model.set_normalisation(Normalisation.from_arrays(*dataset.trajectories()))
     du_scale = float(getattr(model, "du_scale", 1.0))
     u_noise = float(noise) * float(getattr(model, "u_scale", 1.0))
-    val = None if val_data is None else load_trajectories(val_data, samples=val_samples)
+    val = None if val_data is None else as_trajectories(val_data, samples=val_samples)
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.Adam(params, lr=lr)
@@ -156,19 +196,7 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, 
     history = {"epoch": [], "train_loss": [], "val_nrmse": [], "lr": [], "seconds": [],
                "best_epoch": None, "best_val_nrmse": math.inf, "stopped_early": False,
                "settings": settings}
-    best_state = None
-    bad_epochs = 0
-    start = 0
-    if checkpoint is not None and Path(checkpoint).is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        if set(state["model"]) != set(model.state_dict()):
-            raise ValueError(f"checkpoint {str(checkpoint)!r} belongs to another model; delete it "
-                             f"or pass another checkpoint path")
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        scheduler.load_state_dict(state["scheduler"])
-        history, best_state, bad_epochs = state["history"], state["best_state"], state["bad_epochs"]
-        start = len(history["epoch"])
+    history, best_state, bad_epochs, start = _resume(checkpoint, model, optimiser, scheduler, history)
 
     # Seeded epochs draw from torch's global generator; keep the caller's generator state intact.
     with torch.random.fork_rng(devices=[]):
@@ -240,10 +268,11 @@ def _run(model, dataset, val, optimiser, scheduler, history, best_state, bad_epo
     return history
 
 
-def train(train_data, val_data, out: str | os.PathLike, *, conv: str = "dense", rank: int | None = None,
-          width: int = 32, depth: int = 3, kernel_size: int = 5, seed: int = 0, overwrite: bool = False,
-          checkpoint: str | os.PathLike | None = None, progress: bool = False, **fit_options):
-    """Build a model, :func:`fit` it and save it to ``out``; return the model.
+def train_model(train_data, val_data, out: str | os.PathLike, *, conv: str = "dense",
+                rank: int | None = None, width: int = 32, depth: int = 3, kernel_size: int = 5,
+                seed: int = 0, overwrite: bool = False, checkpoint: str | os.PathLike | None = None,
+                progress: bool = False, **fit_options):
+    """Build a new model, :func:`fit` it and save it to ``out``; return the model.
 
     The checkpoint defaults to ``<out>.ckpt``: rerunning an interrupted call resumes there. It is
     deleted once the model file is written. ``fit_options`` go to :func:`fit`.
@@ -256,13 +285,3 @@ def train(train_data, val_data, out: str | os.PathLike, *, conv: str = "dense", 
     save(model, out, overwrite=overwrite)
     checkpoint.unlink(missing_ok=True)
     return model
-
-
-class _CallableModule(types.ModuleType):
-    """Lets ``surrogate.train(...)`` call :func:`train` while ``surrogate.train.fit`` stays reachable."""
-
-    def __call__(self, *args, **kwargs):
-        return train(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

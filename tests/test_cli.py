@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from jamwave import __version__
+from jamcommon import __version__
 from jamwave.argtypes import bounded_float, bounded_int, float_list
 from jamwave.cli import main
 

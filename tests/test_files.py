@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jamwave.files import OutputExistsError, atomic_path, atomic_write_text
+from jamcommon.files import OutputExistsError, atomic_path, atomic_write_text
 
 
 def test_atomic_write_and_refuse_overwrite(tmp_path):

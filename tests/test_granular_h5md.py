@@ -16,7 +16,7 @@ from granular.h5md import (
     write_packing,
 )
 from granular.space import Packing
-from jamwave.files import OutputExistsError
+from jamcommon.files import OutputExistsError
 
 
 def sample_packing(n=50, seed=0):

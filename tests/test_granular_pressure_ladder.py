@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from granular.contact import ContactLaw
+from granular.generate import make_packing
 from granular.h5md import read_group
 from granular.jamming import find_jamming
 from granular.measure import backbone, pressure
 from granular.pressure_ladder import CRITERION, LadderSettings, fit_pressure_line
-from granular.space import make_packing
 from jamwave.cli import main
 
 MIX_DELTA = 1 / 1.4  # 50:50 by number, diameter ratio 1.4

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from jamwave.files import OutputExistsError
+from jamcommon.files import OutputExistsError
 from surrogate.pruning import (
     alive_mask,
     load_history,

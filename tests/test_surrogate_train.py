@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -143,13 +144,13 @@ def test_save_and_load_round_trip(splits, tmp_path):
         load(tmp_path / "junk.pt")
 
 
-def test_train_builds_fits_saves_and_the_module_is_callable(splits, tmp_path):
+def test_train_model_builds_fits_saves(splits, tmp_path):
     train, val = splits
     out = tmp_path / "dense.pt"
-    model = surrogate.train(train, val, out, conv="dense", epochs=1, seed=0, **SMALL)
+    model = surrogate.train_model(train, val, out, conv="dense", epochs=1, seed=0, **SMALL)
     assert out.is_file() and not (tmp_path / "dense.pt.ckpt").exists()
     assert math.isfinite(load(out).history["best_val_nrmse"])
-    assert surrogate.train.fit is fit
+    assert surrogate.fit is fit and surrogate.train.fit is fit  # surrogate.train is the module
     assert model.extra["train_data"] == str(train)
 
 
@@ -160,3 +161,39 @@ def test_train_builds_fits_saves_and_the_module_is_callable(splits, tmp_path):
 def test_bad_fit_arguments(splits, kwargs, word):
     with pytest.raises(ValueError, match=word):
         fit(build_model(**SMALL), splits[0], splits[1], **kwargs)
+
+
+@pytest.fixture
+def opened_files(monkeypatch):
+    """Names of the HDF5 files opened while the test runs."""
+    import h5py
+
+    names = []
+    real = h5py.File
+
+    def counting(name, *args, **kwargs):
+        names.append(Path(name).name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py, "File", counting)
+    return names
+
+
+def test_fit_and_evaluate_open_each_file_once(splits, opened_files):
+    train, val = splits
+    model = build_model(**SMALL)
+    fit(model, train, val, epochs=2, seed=0, unroll=2)
+    assert opened_files == ["train.h5", "val.h5"]
+    opened_files.clear()
+    surrogate.evaluate(model, val, with_costs=False)
+    assert opened_files == ["val.h5"]
+
+
+def test_a_pruning_run_opens_each_file_once(splits, opened_files, tmp_path):
+    from surrogate.pruning import prune_iteratively
+
+    train, val = splits
+    history = prune_iteratively(build_model(**SMALL), (train, val), "lt", iterations=2, out=tmp_path,
+                                epochs=1, plot=False)
+    assert len(history["entries"]) == 3
+    assert sorted(opened_files) == ["train.h5", "val.h5"]

@@ -71,3 +71,11 @@ def test_bad_arguments_exit_2(tmp_path, capsys, args, fragment):
     assert status == 2
     err = capsys.readouterr().err
     assert fragment in err and err.strip().count("\n") == 0
+
+
+def test_the_command_line_offers_the_library_choices():
+    from jamwave.commands import wavefe as command
+    from wavefe import samples
+
+    assert (command.SPEEDS, command.SOURCES, command.BOUNDARIES) == (
+        samples.SPEEDS, samples.SOURCES, samples.BOUNDARIES)

@@ -64,7 +64,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from jamwave.files import check_writable
+from jamcommon.files import check_writable
 from wavefe.samples import SPLITS, DatasetConfig, simulate
 
 SCHEMA = "jamwave.wave2d/1"
@@ -72,7 +72,7 @@ SCHEMA = "jamwave.wave2d/1"
 
 def _version() -> str:
     try:
-        from jamwave import __version__
+        from jamcommon import __version__
     except ImportError:  # pragma: no cover
         __version__ = "unknown"
     return f"jamwave.wavefe {__version__}"

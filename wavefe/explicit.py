@@ -3,9 +3,10 @@
 
 Stable for ``dt <= 2 / sqrt(lambda_max(M^-1 K))``; :func:`stable_dt` bounds ``lambda_max`` by
 Gershgorin's theorem, which on the structured mesh with uniform speed gives the familiar
-``dt = 1 / (c sqrt(1/hx^2 + 1/hy^2))``. Two paths share this class: the matrix-free stencil of
-:mod:`wavefe.stencil` on structured meshes (several media at once) and a fused CSR loop on any
-mesh (one medium). The discrete energy
+``dt = 1 / (c sqrt(1/hx^2 + 1/hy^2))``. :class:`ExplicitWave` holds the state, sources and
+energy; the update itself is one of two kernels with one job each: :class:`StencilKernel`, the
+matrix-free stencil of :mod:`wavefe.stencil` on structured meshes (several media at once), and
+:class:`CsrKernel`, a fused CSR loop on any mesh (one medium). The discrete energy
 ``E^{n+1/2} = 1/2 |(u^{n+1} - u^n)/dt|_M^2 + 1/2 (u^{n+1})^T K u^n`` is conserved exactly without
 sources and damping.
 """
@@ -53,6 +54,37 @@ def stable_dt(mesh: TriMesh, c, boundary="dirichlet", exact: bool = False) -> fl
     return 2.0 / np.sqrt(worst)
 
 
+def _checked_inputs(mesh: TriMesh, c, dt, boundary, method: str, dtype, check_cfl: bool):
+    """Check the arguments of :class:`ExplicitWave`; return ``c`` as (nb, n_nodes), the resolved
+    method and the dtype. Errors name the parameter and its allowed values."""
+    c = np.atleast_2d(np.asarray(c, np.float64))
+    if c.shape[1] != mesh.n_nodes:
+        raise ValueError(f"c must have {mesh.n_nodes} nodal values per row, got {c.shape[1]}")
+    if not np.all(np.isfinite(c)) or np.any(c <= 0):
+        raise ValueError("c must be finite and > 0 at every node")
+    if method == "auto":
+        method = "stencil" if mesh.structured else "csr"
+    if method not in ("stencil", "csr"):
+        raise ValueError(f"method must be 'auto', 'stencil' or 'csr', got {method!r}")
+    if method == "stencil" and not mesh.structured:
+        raise ValueError("method='stencil' needs a structured mesh; use method='csr'")
+    if method == "csr" and len(c) > 1:
+        raise ValueError("method='csr' advances one medium; pass c of shape (n_nodes,)")
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    if not (np.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be finite and > 0, got {dt}")
+    if check_cfl:
+        dt_max = stable_dt(mesh, c, boundary)
+        if dt > dt_max * (1 + 1e-12):
+            dt_max = stable_dt(mesh, c, boundary, exact=True)
+        if dt > dt_max * (1 + 1e-12):
+            raise ValueError(f"dt = {dt:.6g} is above the CFL limit {dt_max:.6g} of this mesh and "
+                             "speed; use wavefe.stable_dt(mesh, c) times a safety factor < 1")
+    return c, method, dtype
+
+
 class ExplicitWave:
     """Central-difference wave solver with lumped mass.
 
@@ -78,33 +110,8 @@ class ExplicitWave:
     def __init__(self, mesh, c, *, dt, boundary="dirichlet", sources=(), method="auto",
                  dtype=np.float64, check_cfl=True):
         self.mesh = mesh
-        c = np.asarray(c, np.float64)
-        self.batched = c.ndim == 2
-        c = np.atleast_2d(c)
-        if c.shape[1] != mesh.n_nodes:
-            raise ValueError(f"c must have {mesh.n_nodes} nodal values per row, got {c.shape[1]}")
-        if not np.all(np.isfinite(c)) or np.any(c <= 0):
-            raise ValueError("c must be finite and > 0 at every node")
-        if method == "auto":
-            method = "stencil" if mesh.structured else "csr"
-        if method not in ("stencil", "csr"):
-            raise ValueError(f"method must be 'auto', 'stencil' or 'csr', got {method!r}")
-        if method == "stencil" and not mesh.structured:
-            raise ValueError("method='stencil' needs a structured mesh; use method='csr'")
-        if method == "csr" and len(c) > 1:
-            raise ValueError("method='csr' advances one medium; pass c of shape (n_nodes,)")
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in (np.float32, np.float64):
-            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
-        if not (np.isfinite(dt) and dt > 0):
-            raise ValueError(f"dt must be finite and > 0, got {dt}")
-        if check_cfl:
-            dt_max = stable_dt(mesh, c, boundary)
-            if dt > dt_max * (1 + 1e-12):
-                dt_max = stable_dt(mesh, c, boundary, exact=True)
-            if dt > dt_max * (1 + 1e-12):
-                    raise ValueError(f"dt = {dt:.6g} is above the CFL limit {dt_max:.6g} of this mesh and "
-                                 "speed; use wavefe.stable_dt(mesh, c) times a safety factor < 1")
+        self.batched = np.ndim(c) == 2
+        c, method, self.dtype = _checked_inputs(mesh, c, dt, boundary, method, dtype, check_cfl)
         self.dt, self.method, self.c, self.nb = float(dt), method, c, len(c)
         self.boundary = boundary
         self.M = assemble.lumped_mass(mesh)
@@ -119,7 +126,12 @@ class ExplicitWave:
         self._beta = np.where(self.free, (self.M - 0.5 * self.dt * self.C) / den, 0.0)
         self._gamma = np.where(self.free, self.dt**2 / den, 0.0)
         self._setup_sources(sources)
-        self._setup_kernel()
+        if method == "stencil":
+            self._kernel = StencilKernel(mesh, self._c2e, self.dt, self._alpha, self._beta, self._gamma,
+                                         self.dtype)
+        else:
+            self._kernel = CsrKernel(self.stiffness(0), self.free, self.C[0], self._alpha[0],
+                                     self._beta[0], self._gamma[0], self.dtype)
         self.t = 0.0
         self.set_state(np.zeros((self.nb, mesh.n_nodes)))
 
@@ -151,34 +163,6 @@ class ExplicitWave:
                 amp[:, b, 3 * q:3 * q + 3] = src(times)[:, None]
         return amp
 
-    def _setup_kernel(self):
-        d = self.dtype
-        if self.method == "stencil":
-            wx, wy = stencil.edge_weights(self.mesh, self._c2e)
-            # Padded to the node grid's shape: all five streams share one row stride (~10 % faster).
-            NY, NX = self.mesh.node_shape
-            self._wx = np.zeros((self.nb, NY, NX), d)
-            self._wy = np.zeros((self.nb, NY, NX), d)
-            self._wx[:, :, :-1] = wx
-            self._wy[:, :-1, :] = wy
-            hx, hy = self.mesh.spacing
-            self._s = self.dt**2 / (hx * hy)
-            NY, NX = self.mesh.node_shape
-            jj, ii = np.divmod(np.arange(self.mesh.n_nodes), NX)
-            onb = (jj == 0) | (jj == NY - 1) | (ii == 0) | (ii == NX - 1)
-            nodes = np.flatnonzero(onb)
-            self._bj, self._bi = jj[nodes].astype(np.int64), ii[nodes].astype(np.int64)
-            self._bcoef = [np.ascontiguousarray(a[:, nodes], d) for a in (self._alpha, self._beta,
-                                                                          self._gamma)]
-        else:
-            K = self.stiffness(0).copy()
-            K.eliminate_zeros()  # exact zeros only: the structured mesh's diagonals couple nothing
-            self._K32 = (K.indptr.astype(np.int64), K.indices.astype(np.int32), K.data.astype(d))
-            fix = np.flatnonzero(~self.free | (self.C[0] > 0))
-            self._fix = (fix, self._alpha[0, fix].astype(d), self._beta[0, fix].astype(d),
-                         self._gamma[0, fix].astype(d))
-            self._gamma0 = self._gamma[0].astype(d)
-
     def stiffness(self, b: int = 0):
         """The assembled stiffness (CSR) of medium ``b``."""
         if self._K is None:
@@ -187,17 +171,7 @@ class ExplicitWave:
             self._K[b] = assemble.stiffness(self.mesh, self._c2e[b])
         return self._K[b]
 
-    def _apply_K(self, b: int, u: np.ndarray) -> np.ndarray:
-        if self.method == "stencil":  # equal to the CSR product to round-off, without assembling it
-            wx = self._wx[b, :, :-1].astype(np.float64)
-            wy = self._wy[b, :-1, :].astype(np.float64)
-            return stencil.apply_stencil(u.reshape(self.mesh.node_shape), wx, wy).ravel()
-        return self.stiffness(b) @ u
-
     # ---- state --------------------------------------------------------------------------------
-    def _shape(self):
-        return (self.nb, *self.mesh.node_shape) if self.method == "stencil" else (self.mesh.n_nodes,)
-
     def set_state(self, u0, v0=None, t0: float = 0.0):
         """Start from displacement ``u0`` and velocity ``v0`` (nodal, per medium) at time ``t0``.
 
@@ -210,17 +184,15 @@ class ExplicitWave:
         prev = np.empty_like(u0)
         amp0 = self._amplitudes(1)[0] if self._src_idx.shape[1] else None
         for b in range(self.nb):
-            acc = -self._apply_K(b, u0[b])
+            acc = -self._kernel.apply_K(b, u0[b])
             if amp0 is not None:
                 np.add.at(acc, self._src_idx[b], amp0[b] * self._src_lam[b])
             prev[b] = u0[b] - self.dt * v0[b] + 0.5 * self.dt**2 * acc / self.M
         prev[:, ~self.free] = 0.0
         cur = np.where(self.free, u0, 0.0)
-        shape = self._shape()
-        self._u = np.ascontiguousarray(cur.reshape(shape), self.dtype)
-        self._u_old = np.ascontiguousarray(prev.reshape(shape), self.dtype)
-        if self.method == "csr":
-            self._u, self._u_old = self._u.copy(), self._u_old.copy()
+        shape = self._kernel.state_shape
+        self._u = np.array(cur.reshape(shape), self.dtype, order="C")  # owned copies
+        self._u_old = np.array(prev.reshape(shape), self.dtype, order="C")
         self.step_count = 0
 
     @property
@@ -241,16 +213,8 @@ class ExplicitWave:
             raise ValueError(f"n_steps must be >= 0, got {n_steps}")
         if n_steps == 0:
             return
-        amp = self._amplitudes(n_steps)
-        if self.method == "stencil":
-            swapped = stencil.advance_stencil(self._u, self._u_old, self._wx, self._wy, self._s,
-                                              self._bj, self._bi, *self._bcoef, self._src_idx,
-                                              self._src_w, amp, numba.get_num_threads() == 1)
-        else:
-            indptr, indices, data = self._K32
-            swapped = stencil.advance_csr(indptr, indices, data, self._u, self._u_old, self._gamma0,
-                                          *self._fix, self._src_idx[0], self._src_w[0], amp[:, 0],
-                                          numba.get_num_threads() == 1)
+        swapped = self._kernel.advance(self._u, self._u_old, self._src_idx, self._src_w,
+                                       self._amplitudes(n_steps))
         if swapped:
             self._u, self._u_old = self._u_old, self._u
         self.t += n_steps * self.dt
@@ -278,3 +242,91 @@ class ExplicitWave:
         e = np.array([0.5 * v[b] @ (self.M * v[b]) + 0.5 * u[b] @ (self.stiffness(b) @ uo[b])
                       for b in range(self.nb)])
         return e if self.batched else float(e[0])
+
+
+class StencilKernel:
+    """The matrix-free update on a structured mesh, several media at once (:mod:`wavefe.stencil`).
+
+    On this mesh the lumped P1 operator is a 5-point stencil with edge weights from the
+    element-wise ``c^2``; the state is ``(nb, NY, NX)``.
+
+    Parameters
+    ----------
+    mesh : TriMesh
+        Structured mesh.
+    c2e : ndarray, shape (nb, n_cells)
+        Element-wise ``c^2`` per medium.
+    dt : float
+        Time step.
+    alpha, beta, gamma : ndarray, shape (nb, n_nodes)
+        Update coefficients ``u^{n+1} = alpha u^n - beta u^{n-1} - gamma (K u^n - f^n)`` (zero
+        on Dirichlet nodes).
+    dtype : float32 or float64
+    """
+
+    def __init__(self, mesh: TriMesh, c2e, dt: float, alpha, beta, gamma, dtype):
+        self.mesh = mesh
+        wx, wy = stencil.edge_weights(mesh, c2e)
+        # Padded to the node grid's shape: all five streams share one row stride (~10 % faster).
+        NY, NX = mesh.node_shape
+        nb = len(c2e)
+        self._wx = np.zeros((nb, NY, NX), dtype)
+        self._wy = np.zeros((nb, NY, NX), dtype)
+        self._wx[:, :, :-1] = wx
+        self._wy[:, :-1, :] = wy
+        self.state_shape = (nb, NY, NX)
+        hx, hy = mesh.spacing
+        self._s = dt**2 / (hx * hy)
+        jj, ii = np.divmod(np.arange(mesh.n_nodes), NX)
+        nodes = np.flatnonzero((jj == 0) | (jj == NY - 1) | (ii == 0) | (ii == NX - 1))
+        self._bj, self._bi = jj[nodes].astype(np.int64), ii[nodes].astype(np.int64)
+        self._bcoef = [np.ascontiguousarray(a[:, nodes], dtype) for a in (alpha, beta, gamma)]
+
+    def apply_K(self, b: int, u: np.ndarray) -> np.ndarray:
+        """``K u`` of medium ``b`` (n_nodes,), equal to the CSR product to round-off, not assembled."""
+        wx = self._wx[b, :, :-1].astype(np.float64)
+        wy = self._wy[b, :-1, :].astype(np.float64)
+        return stencil.apply_stencil(u.reshape(self.mesh.node_shape), wx, wy).ravel()
+
+    def advance(self, u, u_old, src_idx, src_w, amp) -> bool:
+        """Advance ``len(amp)`` steps in place; True when the result sits in ``u_old``."""
+        return stencil.advance_stencil(u, u_old, self._wx, self._wy, self._s, self._bj, self._bi,
+                                       *self._bcoef, src_idx, src_w, amp, numba.get_num_threads() == 1)
+
+
+class CsrKernel:
+    """The fused CSR update on any mesh, one medium; the state is ``(n_nodes,)``.
+
+    Parameters
+    ----------
+    K : scipy.sparse.csr_matrix, shape (n_nodes, n_nodes)
+        Assembled stiffness of the medium.
+    free : ndarray of bool, shape (n_nodes,)
+        Nodes that are not Dirichlet.
+    C : ndarray, shape (n_nodes,)
+        Lumped boundary damping.
+    alpha, beta, gamma : ndarray, shape (n_nodes,)
+        Update coefficients (see :class:`StencilKernel`).
+    dtype : float32 or float64
+    """
+
+    def __init__(self, K, free, C, alpha, beta, gamma, dtype):
+        self.K = K
+        self.state_shape = (K.shape[0],)
+        compact = K.copy()
+        compact.eliminate_zeros()  # exact zeros only: the structured mesh's diagonals couple nothing
+        self._K32 = (compact.indptr.astype(np.int64), compact.indices.astype(np.int32),
+                     compact.data.astype(dtype))
+        fix = np.flatnonzero(~free | (C > 0))
+        self._fix = (fix, alpha[fix].astype(dtype), beta[fix].astype(dtype), gamma[fix].astype(dtype))
+        self._gamma = gamma.astype(dtype)
+
+    def apply_K(self, b: int, u: np.ndarray) -> np.ndarray:
+        """``K u`` (n_nodes,); ``b`` must be 0 (one medium)."""
+        return self.K @ u
+
+    def advance(self, u, u_old, src_idx, src_w, amp) -> bool:
+        """Advance ``len(amp)`` steps in place; True when the result sits in ``u_old``."""
+        indptr, indices, data = self._K32
+        return stencil.advance_csr(indptr, indices, data, u, u_old, self._gamma, *self._fix, src_idx[0],
+                                   src_w[0], amp[:, 0], numba.get_num_threads() == 1)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jamwave.files import atomic_path
+from jamcommon.files import atomic_path
 
 
 def plot_snapshots(path, u: np.ndarray, c: np.ndarray, t: np.ndarray, extent, *, n_panels: int = 6,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from granular.backend import BACKENDS
 from jamwave.argtypes import bounded_int
 
 
@@ -21,7 +22,7 @@ def register(groups) -> None:
     parser.add_argument("--size", choices=["tiny", "small", "medium", "large"], default="small",
                         help="problem size: small runs in minutes on 2 CPU cores, large is for a GPU "
                         "or a cluster, tiny is a smoke test (default: small)")
-    parser.add_argument("--backend", choices=["auto", "cpu", "cuda"], default="auto",
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="DEM backend (default: auto, or $JAMWAVE_BACKEND)")
     parser.add_argument("--scheduler", default=None,
                         help="Dask scheduler address for the sweeps (default: local processes)")

@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 from jamwave.argtypes import bounded_int
-from jamwave.cli import add_group
-from jamwave.commands import surrogate_pruning
+from jamwave.commands import add_group, surrogate_pruning
 from jamwave.commands.fit_arguments import add_fit_arguments, fit_options
 
 
@@ -43,11 +42,11 @@ def _register_train(sub) -> None:
 
 
 def _train(args) -> int:
-    from surrogate.train import train
+    from surrogate.train import train_model
 
-    model = train(args.data, args.val, args.out, conv=args.conv, rank=args.rank, width=args.width,
-                  depth=args.depth, kernel_size=args.kernel_size, seed=args.seed, overwrite=args.force,
-                  progress=True, epochs=args.epochs, **fit_options(args))
+    model = train_model(args.data, args.val, args.out, conv=args.conv, rank=args.rank, width=args.width,
+                        depth=args.depth, kernel_size=args.kernel_size, seed=args.seed,
+                        overwrite=args.force, progress=True, epochs=args.epochs, **fit_options(args))
     history = model.history
     print(f"wrote {args.out}: best validation nRMSE {history['best_val_nrmse']:.4g} at epoch "
           f"{history['best_epoch'] + 1} of {len(history['epoch'])}")
@@ -76,7 +75,7 @@ def _register_evaluate(sub) -> None:
 
 
 def _evaluate(args) -> int:
-    from jamwave.files import atomic_write_text, check_writable
+    from jamcommon.files import atomic_write_text, check_writable
     from surrogate.evaluate import evaluate
     from surrogate.io import load
     from surrogate.plots import plot_rollout

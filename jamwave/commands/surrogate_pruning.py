@@ -53,18 +53,28 @@ def _register_prune(sub) -> None:
                    help="SAP cap on the pruned fraction per iteration, in [0, 1] (default 0.9)")
     p.add_argument("--amount", type=bounded_float(0, 1), default=0.2,
                    help="lt/oneshot: fraction of the remaining weights pruned per iteration (default 0.2)")
+    p.add_argument("--magnitude", choices=("plain", "cp-aware"), default="plain",
+                   help="ranking scores: plain |w|, or cp-aware: for a CP factor entry, the norm of the "
+                   "kernel change its pruning causes (invariant to rescaling the factors of a rank-one "
+                   "term; SAP's PQ Index uses the same scores) (default plain)")
     p.add_argument("--seed", type=bounded_int(0, 2**63 - 1), default=0, help="random seed (default 0)")
     p.add_argument("--force", action="store_true", help="start again even if OUT holds a run")
     p.set_defaults(func=_prune)
 
 
 def _prune(args) -> int:
+    from surrogate.data import read_info
     from surrogate.io import load
     from surrogate.models import build_model
     from surrogate.pruning import prune_iteratively, summarise_history
 
     if not args.p < args.q:
         raise ValueError(f"--q must be greater than --p = {args.p}, got {args.q}")
+    for option, name in (("--data", args.data), ("--val", args.val)):
+        try:  # both splits checked before any work or output
+            read_info(name)
+        except ValueError as exc:
+            raise ValueError(f"{option}: {exc}") from None
     model = load(args.model)
     if args.rewind == "init":
         fresh = build_model(**model.config, seed=args.seed)
@@ -77,7 +87,7 @@ def _prune(args) -> int:
         model, (args.data, args.val), args.method, args.scope, args.iterations, out=args.out,
         epochs=args.epochs, p=args.p, q=args.q, eta_r=args.eta_r, gamma=args.gamma, beta=args.beta,
         amount=args.amount, seed=args.seed, horizon=args.val_horizon, train_options=options,
-        overwrite=args.force, progress=True)
+        overwrite=args.force, progress=True, magnitude=args.magnitude)
     _print_entries(history)
     s = summarise_history(history)
     print(f"smallest remaining fraction within 1.1 x dense nRMSE: {s['best_fraction']:.4g} "
@@ -114,7 +124,7 @@ def _register_compare(sub) -> None:
 
 
 def _compare(args) -> int:
-    from jamwave.files import atomic_write_text, check_writable
+    from jamcommon.files import atomic_write_text, check_writable
     from surrogate.pruning import load_history, plot_histories, summarise_history
 
     check_writable(args.out, overwrite=args.force)
