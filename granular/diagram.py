@@ -40,8 +40,6 @@ class DiagramSettings:
     method : str
         Jamming method, ``"bisection"``, ``"compress"`` or ``"ladder"``
         (:func:`granular.jamming.find_jamming`).
-    ladder : granular.pressure_ladder.LadderSettings, optional
-        Settings of ``method="ladder"`` (None: the defaults).
     excess_phi : float
         The modulus is measured at phi_J + excess_phi.
     follow_step, follow_range : float
@@ -67,7 +65,6 @@ class DiagramSettings:
     n_large: int | None = 50
     n: int | None = None
     method: str = "bisection"
-    ladder: object = None
     excess_phi: float = 5e-3
     follow_step: float = 5e-3
     follow_range: float = 0.1
@@ -78,6 +75,12 @@ class DiagramSettings:
     max_steps: int = 10**7
     backend: str = "auto"
     threads: int = 1
+
+    def __post_init__(self):
+        from granular.jamming import METHODS
+
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
 
 
 def point_name(delta: float, x_small: float, seed: int) -> str:
@@ -129,9 +132,8 @@ def run_point(delta: float, x_small: float, seed: int, settings: DiagramSettings
     engine = resolve_engine(settings.backend, threads)
     law = ContactLaw(k_n=settings.k_n)
     _, jammed, jam = jam_run(delta, x_small, n=settings.n, n_large=settings.n_large, seed=seed,
-                             method=settings.method, ladder=settings.ladder, law=law,
-                             force_tol=settings.force_tol, max_steps=settings.max_steps,
-                             backend=engine)
+                             method=settings.method, law=law, force_tol=settings.force_tol,
+                             max_steps=settings.max_steps, backend=engine)
     follow = follow_compression(jammed, law, phi_step=settings.follow_step,
                                 phi_max=min(jam.phi_j + settings.follow_range, 0.99),
                                 stop_after_second=True, force_tol=settings.force_tol,
@@ -227,11 +229,7 @@ def jamming_diagram(
     """
     settings = DiagramSettings() if settings is None else settings
     deltas, xs, seeds = check_grid(deltas, x_small_values, seeds)
-    from granular.jamming import METHODS
     from granular.protocol import check_run_inputs
-
-    if settings.method not in METHODS:
-        raise ValueError(f"settings.method must be one of {METHODS}, got {settings.method!r}")
 
     for d in deltas:
         for x in xs:

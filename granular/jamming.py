@@ -237,8 +237,7 @@ def find_jamming(
         Contact law; default linear, k_n = 1.
     method : {"bisection", "compress", "ladder"}
         FIRE-relaxed bisection, compression-decompression with damped dynamics, or the pressure
-        ladder (:mod:`granular.pressure_ladder`: relaxed states at target pressures, phi_J from
-        the zero of the straight-line fit of P(phi)).
+        ladder (:mod:`granular.pressure_ladder`).
     pressure_band : (float, float)
         Target pressure band (units k_n / d_L); a state below its lower end counts as unjammed.
     phi_step : float
@@ -271,6 +270,58 @@ def find_jamming(
     law = ContactLaw() if law is None else law
     p_low, p_high = check_pressure_band(pressure_band)
     p_low, p_high = p_low * law.k_n, p_high * law.k_n
+    ladder = _check_method(method, ladder, phi_step, phi_tol, force_tol)
+    backend = resolve_backend(backend)
+    tol = force_tol * law.k_n
+    bar = _progress_bar(progress, method)
+    history = {key: [] for key in JAMMING_HISTORY_KEYS}
+    record = _recorder(history, bar, max_relaxations)
+
+    def evaluate(p: Packing, relaxer: str = "fire") -> _Relaxed:
+        r = relax(p, law, force_tol=tol, max_steps=max_steps, backend=backend, relaxer=relaxer,
+                  damping=damping, unjammed_pressure=p_low)
+        record(r.packing.packing_fraction, r.pressure, r.split, r.z, r.steps)
+        return r
+
+    fit = None
+    try:
+        if method == "bisection":
+            result = _bisection(packing, evaluate, p_low, p_high, phi_step, phi_tol)
+        elif method == "ladder":
+            *result, fit = _ladder(packing, evaluate, record, law, tol, backend, p_low, p_high, phi_step,
+                                   ladder)
+        else:
+            result = _compress_decompress(packing, evaluate, p_low, decompress_from * law.k_n,
+                                          phi_step, decompress_step)
+    finally:
+        if bar is not None:
+            bar.close()
+    phi_j, phi_low, phi_high, criterion, state = result
+    return JammingResult(
+        phi_j=float(phi_j), phi_low=float(phi_low), phi_high=float(phi_high), criterion=criterion,
+        method=method, packing=state.packing, pressure=state.pressure,
+        history={k: np.asarray(v) for k, v in history.items()}, backend=backend,
+        phi_j_error=float("nan") if fit is None else fit.phi_j_error, fit=fit,
+    )
+
+
+def _recorder(history: dict, bar, max_relaxations: int):
+    """``record(phi, pressure, split, z, steps)``: append one row to ``history``, update ``bar``."""
+
+    def record(phi: float, p: float, split, z: float, steps: int) -> None:
+        if len(history["phi"]) >= max_relaxations:
+            raise RuntimeError(f"no jamming point after {max_relaxations} relaxations (max_relaxations)")
+        for key, value in zip(JAMMING_HISTORY_KEYS, (phi, p, *split, z, steps)):
+            history[key].append(value)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(phi=f"{phi:.6f}", P=f"{p:.3g}")
+
+    return record
+
+
+def _check_method(method, ladder, phi_step, phi_tol, force_tol):
+    """Validate find_jamming's method and step arguments; return the ladder settings."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if method == "ladder":
@@ -285,50 +336,17 @@ def find_jamming(
         raise ValueError(f"phi_tol must be in (0, phi_step), got {phi_tol}")
     if not (np.isfinite(force_tol) and force_tol > 0):
         raise ValueError(f"force_tol must be > 0, got {force_tol}")
-    backend = resolve_backend(backend)
-    tol = force_tol * law.k_n
-    history = {key: [] for key in JAMMING_HISTORY_KEYS}
-    bar = _progress_bar(progress, method)
+    return ladder
 
-    def record(phi: float, p: float, split, z: float, steps: int) -> None:
-        if len(history["phi"]) >= max_relaxations:
-            raise RuntimeError(f"no jamming point after {max_relaxations} relaxations (max_relaxations)")
-        for key, value in zip(JAMMING_HISTORY_KEYS, (phi, p, *split, z, steps)):
-            history[key].append(value)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(phi=f"{phi:.6f}", P=f"{p:.3g}")
 
-    def evaluate(p: Packing, relaxer: str = "fire") -> _Relaxed:
-        r = relax(p, law, force_tol=tol, max_steps=max_steps, backend=backend, relaxer=relaxer,
-                  damping=damping, unjammed_pressure=p_low)
-        record(r.packing.packing_fraction, r.pressure, r.split, r.z, r.steps)
-        return r
+def _ladder(packing, evaluate, record, law, tol, backend, p_low, p_high, phi_step, ladder):
+    """method="ladder": :func:`granular.pressure_ladder.ladder_search` with this module's relaxations."""
+    from granular.pressure_ladder import capped_relaxer, ladder_search
 
-    fit = None
-    try:
-        if method == "bisection":
-            result = _bisection(packing, evaluate, p_low, p_high, phi_step, phi_tol)
-        elif method == "ladder":
-            from granular.pressure_ladder import capped_relaxer, ladder_search
-
-            capped = capped_relaxer(record, law, force_tol=tol, backend=backend, p_low=p_low,
-                                    freeze=ladder.freeze_rattlers)
-            *result, fit = ladder_search(packing, evaluate, capped, law, p_low=p_low, p_high=p_high,
-                                         phi_step=phi_step, settings=ladder)
-        else:
-            result = _compress_decompress(packing, evaluate, p_low, decompress_from * law.k_n,
-                                          phi_step, decompress_step)
-    finally:
-        if bar is not None:
-            bar.close()
-    phi_j, phi_low, phi_high, criterion, state = result
-    return JammingResult(
-        phi_j=float(phi_j), phi_low=float(phi_low), phi_high=float(phi_high), criterion=criterion,
-        method=method, packing=state.packing, pressure=state.pressure,
-        history={k: np.asarray(v) for k, v in history.items()}, backend=backend,
-        phi_j_error=float("nan") if fit is None else fit.phi_j_error, fit=fit,
-    )
+    capped = capped_relaxer(record, law, force_tol=tol, backend=backend, p_low=p_low, bound=pressure_bound,
+                            freeze=ladder.freeze_rattlers)
+    return ladder_search(packing, evaluate, capped, law, p_low=p_low, p_high=p_high, phi_step=phi_step,
+                         settings=ladder)
 
 
 def _progress_bar(progress: bool, method: str):

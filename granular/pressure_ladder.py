@@ -18,9 +18,9 @@ higher pressures, on a straight line, extrapolate to the same zero.
 2. Descend a ladder of target pressures (default :data:`DEFAULT_PRESSURES`, 1e-3 ... 1e-5 k_n/d_L):
    each rung rescales the lowest-pressure jammed state to the packing fraction predicted for the
    target and relaxes it. The prediction is a Newton step, phi_t = phi - (P - P_t) / (dP/dphi),
-   with the larger of the tangent dP/dphi = K / phi (Hessian linear response,
-   :func:`granular.elasticity.linear_response`) and the secant through the two lowest states, so
-   that it stops short of phi_J where P(phi) bends. A rung is a fit point whatever pressure it
+   with the larger of an upper bound of the tangent dP/dphi = K / phi (the affine modulus,
+   :func:`tangent_slope`) and the secant through the two lowest states, so that it stops short
+   of phi_J where P(phi) bends. A rung is a fit point whatever pressure it
    lands on. Its relaxation is capped at ``rung_cap`` times the most steps a jammed state has
    needed; a state that comes out unjammed (certified, P below the band: it raises the lower
    bracket) or reaches the cap is not used, and the rung is retried halfway back toward the
@@ -184,12 +184,13 @@ class RelaxedState:
 
 
 def capped_relaxer(record: Callable, law, *, force_tol: float, backend: str, p_low: float,
-                   freeze: bool = True) -> Callable:
+                   bound: Callable, freeze: bool = True) -> Callable:
     """``capped(packing, max_steps)`` for :func:`ladder_search`, recording through ``record``.
 
     ``record(phi, pressure, (P_SS, P_SL, P_LL), z, steps)`` appends one history row. A relaxation
     that converges (max |F| <= force_tol) or is certified unjammed within the cap (the energy
-    bound of :func:`granular.jamming.pressure_bound` below ``p_low``) is measured and recorded as
+    bound ``bound(packing, energy, law)``, :func:`granular.jamming.pressure_bound`, below
+    ``p_low``) is measured and recorded as
     a relaxed state; otherwise the row holds NaN pressures and Z, and its steps.
 
     With ``freeze``, particles without any contact are left out of the relaxation of a state
@@ -199,14 +200,13 @@ def capped_relaxer(record: Callable, law, *, force_tol: float, backend: str, p_l
     jamming from below (``jammed=False``): there most particles are contact-free but many get
     touched, and each touch restarts FIRE on the whole packing, changing the path.
     """
-    from granular.jamming import pressure_bound
     from granular.measure import contacts, pressure
 
     def capped(packing, cap: int, jammed: bool = True):
         out, steps, converged, energy = relax_frozen(packing, law, force_tol=force_tol, max_steps=cap,
                                                      backend=backend, freeze=freeze and jammed)
         phi = out.packing_fraction
-        if converged or pressure_bound(out, energy, law) < p_low:
+        if converged or bound(out, energy, law) < p_low:
             split = pressure(out, law, backend=backend)
             z = 2.0 * contacts(out, law, backend=backend).m / out.n
             state = RelaxedState(out, float(split.total), (split.ss, split.sl, split.ll), z, steps)
@@ -278,10 +278,21 @@ def relax_frozen(packing, law, *, force_tol: float, max_steps: int, backend: str
 
 
 def tangent_slope(packing, law) -> float:
-    """dP/dphi = K / phi of a relaxed jammed state from Hessian linear response (k_n / d_L)."""
-    from granular.elasticity import linear_response
+    """Upper bound of dP/dphi of a relaxed jammed state: the affine bulk modulus over phi.
 
-    return float(linear_response(packing, law).K) / packing.packing_fraction
+    K = K_affine - K_nonaffine + 2P/3 with K_affine = sum_c V''(d_c) d_c^2 / (9V) and a
+    non-negative non-affine part (:mod:`granular.elasticity`), so (K_affine + 2P/3) / phi bounds
+    the tangent dP/dphi = K / phi from above: a Newton step with it stops short of its target.
+    (Computed here from the contacts, without the Hessian solve, which would also make this module
+    import :mod:`granular.elasticity` and close an import circle through :mod:`granular.jamming`.)
+    """
+    from granular.measure import contacts
+
+    c = contacts(packing, law)
+    stiffness = law.k_n * (1.5 * np.sqrt(c.overlap) if law.model == "hertz" else 1.0)
+    k_affine = float(np.sum(stiffness * c.distance**2)) / (9.0 * packing.volume)
+    p = float(np.sum(c.force * c.distance)) / (3.0 * packing.volume)
+    return (k_affine + 2.0 * p / 3.0) / packing.packing_fraction
 
 
 @dataclass
@@ -386,8 +397,8 @@ def _climb(ladder: _Ladder, capped, law, target: float, cap_factor: float, p_low
     """Relax toward pressure ``target`` from the lowest jammed state (one Newton step); retry
     halfway after an unjammed or unfinished state.
 
-    The step uses the larger of the tangent dP/dphi (linear response of the lowest state) and the
-    secant through the two lowest states: where P(phi) bends (its slope falls toward phi_J, as
+    The step uses the larger of the affine bound of the tangent dP/dphi at the lowest state and
+    the secant through the two lowest states: where P(phi) bends (its slope falls toward phi_J, as
     at strong size asymmetry when small spheres leave the backbone) the larger slope keeps the
     step short of phi_J. A relaxation is capped at ``cap_factor`` times the most steps a jammed
     state has needed so far: unjammed states just below phi_J drain slowly, jammed ones do not.

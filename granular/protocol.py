@@ -50,8 +50,9 @@ def check_run_inputs(delta: float, x_small: float, *, n: int | None, n_large: in
 
 
 def results_of(packing, law: ContactLaw, *, phi_j: float, phi_low: float, phi_high: float,
-               backend="auto") -> dict:
-    """The scalar results of a relaxed packing (keys RESULT_KEYS), measured on ``backend``."""
+               backend="auto", phi_j_error: float = float("nan")) -> dict:
+    """The scalar results of a relaxed packing (keys RESULT_KEYS, and ``phi_J_error``: the standard
+    error of phi_J from the ladder's fit, NaN for the other methods), measured on ``backend``."""
     from granular.measure import backbone, pressure
 
     split = pressure(packing, law, backend=backend)
@@ -64,6 +65,7 @@ def results_of(packing, law: ContactLaw, *, phi_j: float, phi_low: float, phi_hi
         "jammed_fraction_large": bb.jammed_fraction_large, "n_small": packing.n_small,
         "n_large": packing.n_large, "delta": packing.delta, "x_small": packing.x_small,
         "k_n": law.k_n, "box_length": float(packing.box[0]), "n_rattlers": bb.n_rattlers,
+        "phi_J_error": float(phi_j_error),
     }
 
 
@@ -83,7 +85,6 @@ def jam_run(
     phi_step: float = 1e-2,
     force_tol: float = 1e-12,
     max_steps: int = 10**6,
-    ladder=None,
     backend: str = "auto",
     overwrite: bool = False,
     progress: bool = False,
@@ -101,11 +102,11 @@ def jam_run(
     out : path-like, optional
         H5MD file to write (atomically; an existing file needs ``overwrite``).
     method : {"bisection", "compress", "ladder"}
-        See :func:`granular.jamming.find_jamming`.
+        See :func:`granular.jamming.find_jamming` (the ladder with its default settings).
     excess_phi : float
         After jamming, compress to phi_J + excess_phi and relax (0: keep the packing at phi_J).
     law : ContactLaw, optional
-    phi_start, pressure_band, phi_step, force_tol, max_steps, ladder, backend
+    phi_start, pressure_band, phi_step, force_tol, max_steps, backend
         Passed on to :func:`make_packing` and :func:`find_jamming`.
     overwrite : bool
     progress : bool
@@ -125,16 +126,14 @@ def jam_run(
         check_writable(out, overwrite=overwrite)
     start = make_packing(delta, x_small, n=n, n_large=n_large, phi=phi_start, seed=seed)
     jam = find_jamming(start, law, method=method, pressure_band=pressure_band, phi_step=phi_step,
-                       force_tol=force_tol, max_steps=max_steps, ladder=ladder, backend=engine,
-                       progress=progress)
+                       force_tol=force_tol, max_steps=max_steps, backend=engine, progress=progress)
     state = jam.packing
     history = {key: list(value) for key, value in jam.history.items()}
     if excess_phi > 0:
         state = compress_to(state, jam.phi_j + excess_phi, law, force_tol=force_tol, max_steps=max_steps,
                             backend=engine)
     results = results_of(state, law, phi_j=jam.phi_j, phi_low=jam.phi_low, phi_high=jam.phi_high,
-                         backend=engine)
-    results["phi_J_error"] = float(jam.phi_j_error)
+                         backend=engine, phi_j_error=jam.phi_j_error)
     if excess_phi > 0:
         for key, value in (("phi", results["phi"]), ("pressure", results["pressure"]),
                            ("pressure_SS", results["pressure_SS"]), ("pressure_SL", results["pressure_SL"]),
@@ -147,18 +146,22 @@ def jam_run(
             "law": asdict(law), "phi_start": float(phi_start),
             "pressure_band": np.asarray(pressure_band, dtype=float), "phi_step": float(phi_step),
             "force_tol": float(force_tol), **engine.record(), "version": __version__,
-            "criterion": jam.criterion,
+            "criterion": jam.criterion, **_ladder_parameters(method),
         }
-        if method == "ladder":
-            from granular.pressure_ladder import LadderSettings
-
-            settings = LadderSettings() if ladder is None else ladder
-            parameters["ladder_pressures"] = np.asarray(settings.pressures, dtype=float)
-            parameters["ladder_land"] = bool(settings.land)
         write_packing(out, state, force=spring_forces(state, law, backend=engine),
                       observables={k: np.asarray(v, dtype=float) for k, v in history.items()},
                       parameters=parameters, results=results, overwrite=overwrite)
     return results, state, jam
+
+
+def _ladder_parameters(method: str) -> dict:
+    """The ladder's default pressures and landing flag, for a run's parameters (``method="ladder"``)."""
+    if method != "ladder":
+        return {}
+    from granular.pressure_ladder import LadderSettings
+
+    settings = LadderSettings()
+    return {"ladder_pressures": np.asarray(settings.pressures, dtype=float), "ladder_land": settings.land}
 
 
 def summary(results: dict, path: str | os.PathLike | None = None) -> str:

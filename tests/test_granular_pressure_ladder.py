@@ -112,14 +112,13 @@ def test_ladder_without_landing_on_a_mixture():
 def test_cli_jam_with_the_ladder(tmp_path, capsys):
     out = tmp_path / "ladder.h5"
     status = main(["granular", "jam", "--delta", "1", "--xs", "0", "--n", "120", "--seed", "1",
-                   "--out", str(out), "--method", "ladder", "--ladder-pressures", "1e-3,1e-4,1e-5",
-                   "--backend", "cpu"])
+                   "--out", str(out), "--method", "ladder", "--backend", "cpu"])
     assert status == 0
     text = capsys.readouterr().out
     assert "ladder fit" in text and "(fit)" in text
     params = read_group(out, "/parameters/jamwave")
     assert params["method"] == "ladder" and params["criterion"] == CRITERION
-    assert np.allclose(params["ladder_pressures"], [1e-3, 1e-4, 1e-5])
+    assert np.allclose(params["ladder_pressures"], LadderSettings().pressures)
     results = read_group(out, "results")
     assert results["phi_J_low"] <= results["phi_J"] <= results["phi_J_high"]
     assert 0 < results["phi_J_error"] < 1e-3
@@ -127,10 +126,7 @@ def test_cli_jam_with_the_ladder(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "extra, word",
-    [(["--method", "shake"], "--method"),
-     (["--method", "ladder", "--ladder-pressures", "1e-4,1e-3"], "pressures"),
-     (["--ladder-pressures", "1e-3,1e-4"], "--method ladder"),
-     (["--method", "ladder", "--ladder-pressures", "0,1e-3"], "--ladder-pressures")],
+    [(["--method", "shake"], "--method"), (["--method", "enthalpy"], "--method")],
 )
 def test_cli_bad_method_arguments_exit_2(tmp_path, capsys, extra, word):
     try:  # argparse type errors exit through SystemExit, library ValueErrors return 2

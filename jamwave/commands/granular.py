@@ -52,9 +52,6 @@ def _common_args(p: argparse.ArgumentParser) -> None:
                         "compression-decompression with damped dynamics, or a pressure ladder "
                         "(relaxed states at target pressures, phi_J from the zero of the fitted "
                         "line P(phi)) (default: bisection)")
-    p.add_argument("--ladder-pressures", type=float_list(0, 1, lo_open=True), default=None,
-                   help="--method ladder: target pressures in k_n/d_L, strictly decreasing, "
-                        "a,b,c (default: 1e-3,3e-4,1e-4,3e-5,1e-5)")
 
 
 def _register_jam(sub) -> None:
@@ -79,23 +76,12 @@ def _jam(args) -> int:
     results, _, jam = jam_run(
         args.delta, args.xs, n=args.n, n_large=args.n_large, seed=args.seed, out=args.out,
         method=args.method, excess_phi=args.excess_phi, law=ContactLaw(k_n=args.k_n),
-        ladder=_ladder_settings(args), backend=args.backend, overwrite=args.force, progress=True,
+        backend=args.backend, overwrite=args.force, progress=True,
     )
     print(summary(results, args.out))
     print(f"criterion         {jam.criterion} ({jam.method}, {len(jam.history['phi'])} relaxed states, "
           f"backend {jam.backend})")
     return 0
-
-
-def _ladder_settings(args):
-    """LadderSettings from --ladder-pressures (None: the defaults); refused with another method."""
-    if args.ladder_pressures is None:
-        return None
-    if args.method != "ladder":
-        raise ValueError("--ladder-pressures needs --method ladder")
-    from granular.pressure_ladder import LadderSettings
-
-    return LadderSettings(pressures=tuple(args.ladder_pressures))
 
 
 def _register_show(sub) -> None:
@@ -250,7 +236,7 @@ def _diagram(args) -> int:
     from granular.diagram import DiagramSettings, jamming_diagram, read_diagram
 
     settings = DiagramSettings(
-        n_large=args.n_large, n=args.n, method=args.method, ladder=_ladder_settings(args),
+        n_large=args.n_large, n=args.n, method=args.method,
         excess_phi=args.excess_phi,
         follow_step=args.follow_step, follow_range=args.follow_range, k_n=args.k_n,
         backend=args.backend, threads=1,
