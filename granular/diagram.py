@@ -38,7 +38,8 @@ class DiagramSettings:
     n_large, n : int
         Number of large particles (or total number; exactly one).
     method : str
-        Jamming method, ``"bisection"`` or ``"compress"``.
+        Jamming method, ``"bisection"``, ``"compress"`` or ``"ladder"``
+        (:func:`granular.jamming.find_jamming`).
     excess_phi : float
         The modulus is measured at phi_J + excess_phi.
     follow_step, follow_range : float
@@ -74,6 +75,12 @@ class DiagramSettings:
     max_steps: int = 10**7
     backend: str = "auto"
     threads: int = 1
+
+    def __post_init__(self):
+        from granular.jamming import METHODS
+
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
 
 
 def point_name(delta: float, x_small: float, seed: int) -> str:
