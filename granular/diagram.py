@@ -51,8 +51,8 @@ class DiagramSettings:
     n_large, n : int
         Number of large particles (or total number; exactly one).
     method : str
-        Jamming method, passed to :func:`granular.jamming.find_jamming` (``"bisection"``,
-        ``"compress"``, or any other method it accepts).
+        Jamming method, ``"bisection"``, ``"compress"`` or ``"ladder"``
+        (:func:`granular.jamming.find_jamming`).
     modulus_method : str
         ``"both"``, ``"strain"`` or ``"linear_response"`` (K on both lines).
     excess_phi : float
@@ -88,6 +88,12 @@ class DiagramSettings:
     max_steps: int = 10**7
     backend: str = "auto"
     threads: int = 1
+
+    def __post_init__(self):
+        from granular.jamming import METHODS
+
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
 
 
 def check_grid(deltas, x_small_values, seeds) -> tuple[list[float], list[float], list[int]]:

@@ -20,6 +20,12 @@ the pressure exceeds ``decompress_from``, then decompress in steps of ``decompre
 the pressure vanishes (below the band); phi_J is where the straight line through the last jammed
 states (P is linear in phi - phi_J for harmonic contacts) reaches zero, bracketed by the last
 jammed and the first unjammed state (criterion ``"decompression"``).
+
+``method="ladder"`` (:mod:`granular.pressure_ladder`): relaxed states at a ladder of target
+pressures (1e-3 ... 1e-5 k_n/d_L by default) reached by Newton steps in phi from above, and
+phi_J as the zero of the straight line fitted to P(phi) (criterion ``"ladder fit"``, with the
+standard error of the fit in ``phi_j_error``); no relaxation of an unjammed state just below
+phi_J, the slowest kind, is needed.
 """
 
 from __future__ import annotations
@@ -29,9 +35,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from granular.contact import ContactLaw
-from granular.minimize import DEFAULT_FIRE, DEFAULT_PRECONDITIONER, FireParams, _Relaxed, relax
+from granular.minimize import (
+    DEFAULT_FIRE,
+    DEFAULT_PRECONDITIONER,
+    FireParams,
+    _Relaxed,
+    pressure_bound,
+    relax,
+)
 from granular.space import Packing, scale_to_phi
 
+METHODS = ("bisection", "compress", "ladder")
 JAMMING_HISTORY_KEYS = ("phi", "pressure", "pressure_SS", "pressure_SL", "pressure_LL", "Z", "steps")
 
 
@@ -59,6 +73,10 @@ class JammingResult:
         particle, all particles), steps (relaxation steps).
     backend : str
         Backend that ran the relaxations.
+    phi_j_error : float
+        Standard error of phi_J from the fit of P(phi) (``method="ladder"``; NaN otherwise).
+    fit : granular.pressure_ladder.LineFit or None
+        The straight-line fit of P(phi) (``method="ladder"``).
     """
 
     phi_j: float
@@ -70,6 +88,8 @@ class JammingResult:
     pressure: float
     history: dict = field(default_factory=dict)
     backend: str = "cpu"
+    phi_j_error: float = float("nan")
+    fit: object = None
 
     @property
     def bracket_width(self) -> float:
@@ -110,6 +130,7 @@ def find_jamming(
     preconditioner: str = DEFAULT_PRECONDITIONER,
     fire_params: FireParams = DEFAULT_FIRE,
     certify: str = "chunk",
+    ladder=None,
     backend: str = "auto",
     progress: bool = False,
 ) -> JammingResult:
@@ -121,8 +142,9 @@ def find_jamming(
         Starting configuration, normally unjammed (e.g. from :func:`granular.make_packing`).
     law : ContactLaw, optional
         Contact law; default linear, k_n = 1.
-    method : {"bisection", "compress"}
-        FIRE-relaxed bisection or compression-decompression with damped dynamics.
+    method : {"bisection", "compress", "ladder"}
+        FIRE-relaxed bisection, compression-decompression with damped dynamics, or the pressure
+        ladder (:mod:`granular.pressure_ladder`).
     pressure_band : (float, float)
         Target pressure band (units k_n / d_L); a state below its lower end counts as unjammed.
     phi_step : float
@@ -143,6 +165,8 @@ def find_jamming(
     preconditioner, fire_params, certify : str, FireParams, {"chunk", "step"}
         FIRE's masses and parameters, and when the unjammed certificate is checked, for every
         relaxation (:func:`granular.minimize.relax`).
+    ladder : granular.pressure_ladder.LadderSettings, optional
+        Target pressures and options of ``method="ladder"`` (default ``LadderSettings()``).
     backend : {"auto", "cpu", "cuda"}
     progress : bool
         Show a tqdm progress bar.
@@ -156,32 +180,23 @@ def find_jamming(
     law = ContactLaw() if law is None else law
     p_low, p_high = check_pressure_band(pressure_band)
     p_low, p_high = p_low * law.k_n, p_high * law.k_n
-    _check_arguments(method, phi_step, phi_tol, force_tol)
+    ladder = _check_method(method, ladder, phi_step, phi_tol, force_tol)
     backend = resolve_backend(backend)
     tol = force_tol * law.k_n
-    history = {key: [] for key in JAMMING_HISTORY_KEYS}
     bar = _progress_bar(progress, method)
+    history = {key: [] for key in JAMMING_HISTORY_KEYS}
+    record = _recorder(history, bar, max_relaxations)
 
     def evaluate(p: Packing, relaxer: str = "fire") -> _Relaxed:
-        if len(history["phi"]) >= max_relaxations:
-            raise RuntimeError(f"no jamming point after {max_relaxations} relaxations (max_relaxations)")
         r = relax(p, law, force_tol=tol, max_steps=max_steps, backend=backend, relaxer=relaxer,
                   damping=damping, unjammed_pressure=p_low, preconditioner=preconditioner,
                   params=fire_params, certify=certify)
-        for key, value in zip(JAMMING_HISTORY_KEYS, (r.packing.packing_fraction, r.pressure, *r.split, r.z,
-                                              r.steps)):
-            history[key].append(value)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(phi=f"{r.packing.packing_fraction:.6f}", P=f"{r.pressure:.3g}")
+        record(r.packing.packing_fraction, r.pressure, r.split, r.z, r.steps)
         return r
 
     try:
-        if method == "bisection":
-            result = _bisection(packing, evaluate, p_low, p_high, phi_step, phi_tol)
-        else:
-            result = _compress_decompress(packing, evaluate, p_low, decompress_from * law.k_n,
-                                          phi_step, decompress_step)
+        result, fit = _run_method(method, packing, evaluate, record, law, tol, backend, p_low, p_high,
+                                  phi_step, phi_tol, decompress_from * law.k_n, decompress_step, ladder)
     finally:
         if bar is not None:
             bar.close()
@@ -190,18 +205,63 @@ def find_jamming(
         phi_j=float(phi_j), phi_low=float(phi_low), phi_high=float(phi_high), criterion=criterion,
         method=method, packing=state.packing, pressure=state.pressure,
         history={k: np.asarray(v) for k, v in history.items()}, backend=backend,
+        phi_j_error=float("nan") if fit is None else fit.phi_j_error, fit=fit,
     )
 
 
-def _check_arguments(method, phi_step, phi_tol, force_tol):
-    if method not in ("bisection", "compress"):
-        raise ValueError(f"method must be 'bisection' or 'compress', got {method!r}")
+def _run_method(method, packing, evaluate, record, law, tol, backend, p_low, p_high, phi_step, phi_tol,
+                decompress_from, decompress_step, ladder):
+    """Dispatch to one method; returns ((phi_j, phi_low, phi_high, criterion, state), fit or None)."""
+    if method == "bisection":
+        return _bisection(packing, evaluate, p_low, p_high, phi_step, phi_tol), None
+    if method == "ladder":
+        *result, fit = _ladder(packing, evaluate, record, law, tol, backend, p_low, p_high, phi_step, ladder)
+        return result, fit
+    return _compress_decompress(packing, evaluate, p_low, decompress_from, phi_step, decompress_step), None
+
+
+def _recorder(history: dict, bar, max_relaxations: int):
+    """``record(phi, pressure, split, z, steps)``: append one row to ``history``, update ``bar``."""
+
+    def record(phi: float, p: float, split, z: float, steps: int) -> None:
+        if len(history["phi"]) >= max_relaxations:
+            raise RuntimeError(f"no jamming point after {max_relaxations} relaxations (max_relaxations)")
+        for key, value in zip(JAMMING_HISTORY_KEYS, (phi, p, *split, z, steps)):
+            history[key].append(value)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(phi=f"{phi:.6f}", P=f"{p:.3g}")
+
+    return record
+
+
+def _check_method(method, ladder, phi_step, phi_tol, force_tol):
+    """Validate find_jamming's method and step arguments; return the ladder settings."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method == "ladder":
+        from granular.pressure_ladder import LadderSettings
+
+        ladder = LadderSettings() if ladder is None else ladder
+        if not isinstance(ladder, LadderSettings):
+            raise ValueError(f"ladder must be a granular.pressure_ladder.LadderSettings, got {ladder!r}")
     if not (np.isfinite(phi_step) and 0 < phi_step <= 0.1):
         raise ValueError(f"phi_step must be in (0, 0.1], got {phi_step}")
     if not (np.isfinite(phi_tol) and 0 < phi_tol < phi_step):
         raise ValueError(f"phi_tol must be in (0, phi_step), got {phi_tol}")
     if not (np.isfinite(force_tol) and force_tol > 0):
         raise ValueError(f"force_tol must be > 0, got {force_tol}")
+    return ladder
+
+
+def _ladder(packing, evaluate, record, law, tol, backend, p_low, p_high, phi_step, ladder):
+    """method="ladder": :func:`granular.pressure_ladder.ladder_search` with this module's relaxations."""
+    from granular.pressure_ladder import capped_relaxer, ladder_search
+
+    capped = capped_relaxer(record, law, force_tol=tol, backend=backend, p_low=p_low, bound=pressure_bound,
+                            freeze=ladder.freeze_rattlers)
+    return ladder_search(packing, evaluate, capped, law, p_low=p_low, p_high=p_high, phi_step=phi_step,
+                         settings=ladder)
 
 
 def _progress_bar(progress: bool, method: str):

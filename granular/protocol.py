@@ -50,8 +50,9 @@ def check_run_inputs(delta: float, x_small: float, *, n: int | None, n_large: in
 
 
 def results_of(packing, law: ContactLaw, *, phi_j: float, phi_low: float, phi_high: float,
-               backend="auto") -> dict:
-    """The scalar results of a relaxed packing (keys RESULT_KEYS), measured on ``backend``."""
+               backend="auto", phi_j_error: float = float("nan")) -> dict:
+    """The scalar results of a relaxed packing (keys RESULT_KEYS, and ``phi_J_error``: the standard
+    error of phi_J from the ladder's fit, NaN for the other methods), measured on ``backend``."""
     from granular.measure import backbone, pressure
 
     split = pressure(packing, law, backend=backend)
@@ -64,6 +65,7 @@ def results_of(packing, law: ContactLaw, *, phi_j: float, phi_low: float, phi_hi
         "jammed_fraction_large": bb.jammed_fraction_large, "n_small": packing.n_small,
         "n_large": packing.n_large, "delta": packing.delta, "x_small": packing.x_small,
         "k_n": law.k_n, "box_length": float(packing.box[0]), "n_rattlers": bb.n_rattlers,
+        "phi_J_error": float(phi_j_error),
     }
 
 
@@ -99,8 +101,8 @@ def jam_run(
         Seed of the random initial packing.
     out : path-like, optional
         H5MD file to write (atomically; an existing file needs ``overwrite``).
-    method : {"bisection", "compress"}
-        See :func:`granular.jamming.find_jamming`.
+    method : {"bisection", "compress", "ladder"}
+        See :func:`granular.jamming.find_jamming` (the ladder with its default settings).
     excess_phi : float
         After jamming, compress to phi_J + excess_phi and relax (0: keep the packing at phi_J).
     law : ContactLaw, optional
@@ -131,7 +133,7 @@ def jam_run(
         state = compress_to(state, jam.phi_j + excess_phi, law, force_tol=force_tol, max_steps=max_steps,
                             backend=engine)
     results = results_of(state, law, phi_j=jam.phi_j, phi_low=jam.phi_low, phi_high=jam.phi_high,
-                         backend=engine)
+                         backend=engine, phi_j_error=jam.phi_j_error)
     if excess_phi > 0:
         for key, value in (("phi", results["phi"]), ("pressure", results["pressure"]),
                            ("pressure_SS", results["pressure_SS"]), ("pressure_SL", results["pressure_SL"]),
@@ -144,12 +146,22 @@ def jam_run(
             "law": asdict(law), "phi_start": float(phi_start),
             "pressure_band": np.asarray(pressure_band, dtype=float), "phi_step": float(phi_step),
             "force_tol": float(force_tol), **engine.record(), "version": __version__,
-            "criterion": jam.criterion,
+            "criterion": jam.criterion, **_ladder_parameters(method),
         }
         write_packing(out, state, force=spring_forces(state, law, backend=engine),
                       observables={k: np.asarray(v, dtype=float) for k, v in history.items()},
                       parameters=parameters, results=results, overwrite=overwrite)
     return results, state, jam
+
+
+def _ladder_parameters(method: str) -> dict:
+    """The ladder's default pressures and landing flag, for a run's parameters (``method="ladder"``)."""
+    if method != "ladder":
+        return {}
+    from granular.pressure_ladder import LadderSettings
+
+    settings = LadderSettings()
+    return {"ladder_pressures": np.asarray(settings.pressures, dtype=float), "ladder_land": settings.land}
 
 
 def summary(results: dict, path: str | os.PathLike | None = None) -> str:
@@ -161,7 +173,8 @@ def summary(results: dict, path: str | os.PathLike | None = None) -> str:
     lines += [
         f"particles         {int(r['n_large'])} large + {int(r['n_small'])} small, delta = {r['delta']:.4g}, "
         f"X_S = {r['x_small']:.4f} (realised)",
-        f"jamming point     phi_J = {r['phi_J']:.6f}  bracket [{r['phi_J_low']:.6f}, {r['phi_J_high']:.6f}]",
+        f"jamming point     phi_J = {r['phi_J']:.6f}{_error_text(r)}  bracket [{r['phi_J_low']:.6f}, "
+        f"{r['phi_J_high']:.6f}]",
         f"stored state      phi = {r['phi']:.6f}  box edge = {r['box_length']:.4f} d_L",
         f"pressure          P = {r['pressure']:.4e}  (SS {r['pressure_SS']:.3e}, SL {r['pressure_SL']:.3e}, "
         f"LL {r['pressure_LL']:.3e})  [k_n/d_L]",
@@ -169,3 +182,8 @@ def summary(results: dict, path: str | os.PathLike | None = None) -> str:
         f"{r['jammed_fraction_small']:.3f}, large {r['jammed_fraction_large']:.3f}",
     ]
     return "\n".join(lines)
+
+
+def _error_text(results: dict) -> str:
+    error = float(results.get("phi_J_error", float("nan")))
+    return f" +- {error:.1e} (fit)" if math.isfinite(error) else ""

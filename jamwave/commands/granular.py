@@ -48,9 +48,11 @@ def _common_args(p: argparse.ArgumentParser) -> None:
                    help="normal contact stiffness k_n (default: 1; units force / d_L)")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="DEM backend (default: auto, or $JAMWAVE_BACKEND)")
-    p.add_argument("--method", choices=("bisection", "compress"), default="bisection",
-                   help="jamming protocol: FIRE-relaxed bisection in phi (O'Hern et al. 2003) or "
-                        "compression-decompression with damped dynamics (default: bisection)")
+    p.add_argument("--method", choices=("bisection", "compress", "ladder"), default="bisection",
+                   help="jamming protocol: FIRE-relaxed bisection in phi (O'Hern et al. 2003), "
+                        "compression-decompression with damped dynamics, or a pressure ladder "
+                        "(relaxed states at target pressures, phi_J from the zero of the fitted "
+                        "line P(phi)) (default: bisection)")
 
 
 def _register_jam(sub) -> None:
@@ -246,7 +248,8 @@ def _diagram(args) -> int:
     from granular.diagram import DiagramSettings, jamming_diagram, read_diagram
 
     settings = DiagramSettings(
-        n_large=args.n_large, n=args.n, method=args.method, excess_phi=args.excess_phi,
+        n_large=args.n_large, n=args.n, method=args.method,
+        excess_phi=args.excess_phi,
         follow_step=args.follow_step, follow_range=args.follow_range, k_n=args.k_n,
         modulus_method=args.modulus_method, max_steps=args.max_steps, backend=args.backend, threads=1,
     )
