@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -19,7 +20,8 @@ def run_label(history: dict) -> str:
 
 
 def plot_histories(histories, path: str | os.PathLike, *, labels=None, tolerance: float | None = 1.1,
-                   title: str | None = None, overwrite: bool = False) -> Path:
+                   title: str | None = None, overwrite: bool = False,
+                   reference: tuple[float, str] | None = None) -> Path:
     """Write a PNG of pruning runs: three panels.
 
     Against the remaining fraction of prunable weights (log axis): the global PQ Index of each
@@ -36,6 +38,9 @@ def plot_histories(histories, path: str | os.PathLike, *, labels=None, tolerance
         Legend labels (default :func:`run_label`).
     tolerance : float or None
         Draw ``tolerance * dense nRMSE`` of the first history; None draws nothing.
+    reference : (float, str), optional
+        A validation nRMSE to draw as a solid grey line with its legend label (e.g. the error of the
+        unpruned model the runs started from); drawn in addition to ``tolerance``.
     """
     import matplotlib
 
@@ -62,6 +67,11 @@ def plot_histories(histories, path: str | os.PathLike, *, labels=None, tolerance
     if tolerance is not None and histories[0]["entries"]:
         ax_err.axhline(tolerance * histories[0]["entries"][0]["val_nrmse"], color="0.4", linestyle="--",
                        linewidth=1, label=f"{tolerance:g} x dense")
+    if reference is not None:
+        value, label = reference
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            raise ValueError(f"reference must be (a finite nRMSE > 0, label), got {reference!r}")
+        ax_err.axhline(value, color="0.3", linestyle="-", linewidth=1, label=str(label))
     for ax in (ax_pqi, ax_err):
         ax.set_xscale("log")
         ax.invert_xaxis()
