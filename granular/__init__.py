@@ -16,9 +16,11 @@ Protocols (reduced units as above)::
     results, packing, jam = granular.jam_run(0.5, 0.5, n=2000, excess_phi=0.01, out="p.h5")
     granular.jamming_diagram([0.15], [0.1, 0.2, 0.3], 3, "sweep/")   # Executor or Dask
 
-Modules: :mod:`~granular.space` (Packing, generation, box), :mod:`~granular.partition` (size
-levels, cell grids, Verlet lists), :mod:`~granular.contact` (the pair law, one source for both
-targets), :mod:`~granular.kernels_cpu` / :mod:`~granular.loops_cpu` (Numba CPU),
+Modules: :mod:`~granular.space` (Packing, box, periodic geometry), :mod:`~granular.generate`
+(random packings), :mod:`~granular.partition` (size levels, cell grids, the neighbour scan,
+Verlet lists), :mod:`~granular.contact` (the pair law; like the geometry, one source for both
+targets), :mod:`~granular.accumulators` (the sums of a force call),
+:mod:`~granular.kernels_cpu` / :mod:`~granular.loops_cpu` (Numba CPU),
 :mod:`~granular.kernels_cuda` / :mod:`~granular.loops_cuda` (Numba-CUDA),
 :mod:`~granular.backend` (choice of backend), :mod:`~granular.simulate` (MD, FIRE, compression),
 :mod:`~granular.measure` (forces, contacts, pressure split, rattlers),
@@ -42,6 +44,7 @@ from granular.contact import ContactLaw
 from granular.diagram import DiagramSettings, jamming_diagram, read_diagram, transition_crossover
 from granular.elasticity import BulkModulus, bulk_modulus, linear_response
 from granular.follow import follow_compression, second_transition
+from granular.generate import make_packing
 from granular.h5md import read_packing, read_results, write_packing
 from granular.jamming import JammingResult, compress_to, find_jamming
 from granular.measure import (
@@ -64,7 +67,7 @@ from granular.simulate import (
     fire_minimize,
     run_md,
 )
-from granular.space import Packing, make_packing, scale_to_phi
+from granular.space import Packing, scale_to_phi
 
 __all__ = [
     "Backbone",

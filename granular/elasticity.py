@@ -28,6 +28,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from granular.contact import ContactLaw
+from granular.measure import pair_forces
 
 PAIR_TYPES = ("LL", "SL", "SS")  # pair_type codes 0, 1, 2 of granular.measure.contacts
 
@@ -64,16 +65,14 @@ class LinearResponse:
 
 
 def contact_stiffness(overlap: np.ndarray, law) -> tuple[np.ndarray, np.ndarray]:
-    """Elastic normal force f(xi) and stiffness df/dxi for each contact, shape (M,) each."""
+    """Elastic normal force f(xi) (the kernels' pair law) and stiffness df/dxi of each contact,
+    shape (M,) each."""
+    force = pair_forces(overlap, law)
     overlap = np.asarray(overlap, dtype=np.float64)
-    model = getattr(law, "model", "linear")
     k_n = float(getattr(law, "k_n", 1.0))
-    if model == "linear":
-        return k_n * overlap, np.full_like(overlap, k_n)
-    if model == "hertz":
-        root = np.sqrt(np.maximum(overlap, 0.0))
-        return k_n * overlap * root, 1.5 * k_n * root
-    raise ValueError(f"law.model must be 'linear' or 'hertz', got {model!r}")
+    if getattr(law, "model", "linear") == "hertz":
+        return force, 1.5 * k_n * np.sqrt(np.maximum(overlap, 0.0))
+    return force, np.full_like(overlap, k_n)
 
 
 def contact_hessian(

@@ -198,12 +198,6 @@ def read_packing(path: str | os.PathLike, frame: int = -1):
         )
 
 
-def read_force(path: str | os.PathLike, frame: int = -1) -> np.ndarray:
-    """Stored contact forces of one frame, shape (N, 3)."""
-    with h5py.File(path, "r") as f:
-        return np.array(f[f"particles/{PARTICLE_GROUP}/force/value"][frame])
-
-
 def read_group(path: str | os.PathLike, group: str) -> dict:
     """Read ``/jamwave/<group>`` (e.g. ``results``, ``modulus``) or any absolute group as a dict."""
     name = group if group.startswith("/") else f"jamwave/{group}"

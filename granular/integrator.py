@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numba
 
+from granular.space import nearest_image
+
 
 def verlet_update(i, position, velocity, force, inv_mass, reference, sx, sy, sz, lx, ly, lz, dt, kick,
                   ke_kick, damping, scale):
@@ -38,21 +40,9 @@ def verlet_update(i, position, velocity, force, inv_mass, reference, sx, sy, sz,
         v += kick * a
         velocity[i, d] = v
         position[i, d] = scale * (position[i, d] + dt * v)
-    dx = position[i, 0] - reference[i, 0] * sx
-    dy = position[i, 1] - reference[i, 1] * sy
-    dz = position[i, 2] - reference[i, 2] * sz
-    if dx > 0.5 * lx:
-        dx -= lx
-    elif dx < -0.5 * lx:
-        dx += lx
-    if dy > 0.5 * ly:
-        dy -= ly
-    elif dy < -0.5 * ly:
-        dy += ly
-    if dz > 0.5 * lz:
-        dz -= lz
-    elif dz < -0.5 * lz:
-        dz += lz
+    dx = nearest_image(position[i, 0] - reference[i, 0] * sx, lx, 0.5 * lx)
+    dy = nearest_image(position[i, 1] - reference[i, 1] * sy, ly, 0.5 * ly)
+    dz = nearest_image(position[i, 2] - reference[i, 2] * sz, lz, 0.5 * lz)
     return 0.5 * v2 / m_inv, dx * dx + dy * dy + dz * dz
 
 

@@ -32,7 +32,7 @@ import numpy as np
 from granular.contact import ContactLaw
 from granular.space import Packing, scale_to_phi
 
-HISTORY_KEYS = ("phi", "pressure", "pressure_SS", "pressure_SL", "pressure_LL", "Z", "steps")
+JAMMING_HISTORY_KEYS = ("phi", "pressure", "pressure_SS", "pressure_SL", "pressure_LL", "Z", "steps")
 
 
 @dataclass
@@ -188,15 +188,10 @@ def _relax_damped(packing, law, *, force_tol, kinetic_tol, damping, max_steps, b
 
 def spring_forces(packing: Packing, law: ContactLaw) -> np.ndarray:
     """Net elastic contact force on every particle, shape (N, 3), units k_n d_L (linear law)."""
-    from granular.measure import contacts
+    from granular.measure import contacts, net_forces, pair_forces
 
     c = contacts(packing, law)
-    spring = law.k_n * c.overlap * (np.sqrt(c.overlap) if law.model == "hertz" else 1.0)
-    pair = spring[:, None] * c.normal  # force on j, along the normal from i to j
-    force = np.zeros((packing.n, 3))
-    np.add.at(force, c.j, pair)
-    np.add.at(force, c.i, -pair)
-    return force
+    return net_forces(c, pair_forces(c.overlap, law), packing.n)
 
 
 def find_jamming(
@@ -266,7 +261,7 @@ def find_jamming(
         raise ValueError(f"force_tol must be > 0, got {force_tol}")
     backend = resolve_backend(backend)
     tol = force_tol * law.k_n
-    history = {key: [] for key in HISTORY_KEYS}
+    history = {key: [] for key in JAMMING_HISTORY_KEYS}
     bar = _progress_bar(progress, method)
 
     def evaluate(p: Packing, relaxer: str = "fire") -> _Relaxed:
@@ -274,7 +269,7 @@ def find_jamming(
             raise RuntimeError(f"no jamming point after {max_relaxations} relaxations (max_relaxations)")
         r = relax(p, law, force_tol=tol, max_steps=max_steps, backend=backend, relaxer=relaxer,
                   damping=damping, unjammed_pressure=p_low)
-        for key, value in zip(HISTORY_KEYS, (r.packing.packing_fraction, r.pressure, *r.split, r.z,
+        for key, value in zip(JAMMING_HISTORY_KEYS, (r.packing.packing_fraction, r.pressure, *r.split, r.z,
                                               r.steps)):
             history[key].append(value)
         if bar is not None:

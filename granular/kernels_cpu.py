@@ -8,30 +8,34 @@ for a given thread count).
 
 The time loops that call these kernels are in :mod:`granular.loops_cpu`.
 
-Accumulators per force call (``acc`` rows summed over chunks): 0 elastic energy, 1-3 contact
-virial sum_c f_c |r_ij| for pair types LL, SL, SS (species_i + species_j), 4 number of touching
-pairs (overlap > 0).
+Accumulators per force call (``acc`` rows summed over chunks): the slots of
+:mod:`granular.accumulators` (elastic energy, contact virial by pair type, touching pairs).
 """
 
 from __future__ import annotations
-
-import math
 
 import numba
 import numpy as np
 from numba import prange
 
+from granular.accumulators import (
+    ACC_ENERGY,
+    ACC_TOUCHING,
+    ACC_VIRIAL_LL,
+    ACC_VIRIAL_SL,
+    ACC_VIRIAL_SS,
+    N_ACC,
+)
 from granular.contact import pair_energy_cpu, pair_force_cpu
 from granular.integrator import verlet_update_cpu
-from granular.partition import balanced_chunks, build_half_list, nearest_image
-
-N_ACC = 5
+from granular.partition import balanced_chunks, build_half_list
+from granular.space import pair_separation, wrap_coordinate
 
 
 @numba.njit(parallel=True, fastmath={"contract", "arcp", "nsz"}, cache=True)
 def contact_forces(position, velocity, radius, species, box, start, neighbours, bounds, k_n, gamma_n,
                    model, buf, acc, force, measure=True):
-    """Contact forces into ``force`` (N, 3); per-chunk sums into ``acc`` (n_chunks, 5) when
+    """Contact forces into ``force`` (N, 3); per-chunk sums into ``acc`` (n_chunks, N_ACC) when
     ``measure`` (the MD loop skips them on steps it does not record).
 
     ``buf`` is scratch of shape (n_chunks, N, 3); with a single chunk pass ``force[None]`` (the
@@ -40,7 +44,6 @@ def contact_forces(position, velocity, radius, species, box, start, neighbours, 
     n = position.shape[0]
     n_chunks = bounds.size - 1
     lx, ly, lz = box[0], box[1], box[2]
-    hx, hy, hz = 0.5 * lx, 0.5 * ly, 0.5 * lz
     damped = gamma_n != 0.0
     for c in prange(n_chunks):
         b = buf[c]
@@ -49,7 +52,7 @@ def contact_forces(position, velocity, radius, species, box, start, neighbours, 
         w_ll = 0.0
         w_sl = 0.0
         w_ss = 0.0
-        touching = 0.0
+        n_touching = 0.0
         for i in range(bounds[c], bounds[c + 1]):
             xi = position[i, 0]
             yi = position[i, 1]
@@ -64,19 +67,10 @@ def contact_forces(position, velocity, radius, species, box, start, neighbours, 
             fz = 0.0
             for k in range(start[i], start[i + 1]):
                 j = neighbours[k]
-                dx = nearest_image(position[j, 0] - xi, lx, hx)
-                dy = nearest_image(position[j, 1] - yi, ly, hy)
-                dz = nearest_image(position[j, 2] - zi, lz, hz)
-                rsum = ri + radius[j]
-                r2 = dx * dx + dy * dy + dz * dz
-                if r2 >= rsum * rsum:
+                touching, r, overlap, nx, ny, nz = pair_separation(
+                    xi, yi, zi, position[j, 0], position[j, 1], position[j, 2], lx, ly, lz, ri + radius[j])
+                if not touching:
                     continue
-                r = math.sqrt(r2)
-                overlap = rsum - r
-                inv_r = 1.0 / r
-                nx = dx * inv_r
-                ny = dy * inv_r
-                nz = dz * inv_r
                 rate = 0.0
                 if damped:
                     rate = -((velocity[j, 0] - vxi) * nx + (velocity[j, 1] - vyi) * ny
@@ -99,15 +93,15 @@ def contact_forces(position, velocity, radius, species, box, start, neighbours, 
                     w_ll += fr * (pair_type == 0)
                     w_sl += fr * (pair_type == 1)
                     w_ss += fr * (pair_type == 2)
-                    touching += 1.0
+                    n_touching += 1.0
             b[i, 0] += fx
             b[i, 1] += fy
             b[i, 2] += fz
-        acc[c, 0] = energy
-        acc[c, 1] = w_ll
-        acc[c, 2] = w_sl
-        acc[c, 3] = w_ss
-        acc[c, 4] = touching
+        acc[c, ACC_ENERGY] = energy
+        acc[c, ACC_VIRIAL_LL] = w_ll
+        acc[c, ACC_VIRIAL_SL] = w_sl
+        acc[c, ACC_VIRIAL_SS] = w_ss
+        acc[c, ACC_TOUCHING] = n_touching
     if n_chunks > 1:
         for i in prange(n):
             for d in range(3):
@@ -150,10 +144,7 @@ def verlet_pass(position, velocity, force, inv_mass, reference, box_ref, box, dt
 def wrap_inplace(position, box):
     for i in range(position.shape[0]):
         for d in range(3):
-            x = position[i, d] % box[d]
-            if x >= box[d]:
-                x -= box[d]
-            position[i, d] = x
+            position[i, d] = wrap_coordinate(position[i, d], box[d])
 
 
 @numba.njit(cache=True)

@@ -23,37 +23,20 @@ import math
 import numpy as np
 from numba import config, cuda
 
+from granular.accumulators import ACC_ENERGY, ACC_TOUCHING, ACC_VIRIAL, N_ACC
 from granular.contact import pair_energy, pair_force
 from granular.integrator import verlet_update
+from granular.partition import cell_index, scan_partners
+from granular.space import pair_separation, wrap_coordinate
 
 pair_force_cuda = cuda.jit(device=True)(pair_force)
 verlet_update_cuda = cuda.jit(device=True)(verlet_update)
 pair_energy_cuda = cuda.jit(device=True)(pair_energy)
+scan_partners_cuda = cuda.jit(device=True)(scan_partners)
 
 # threads per block; the simulator runs every thread as a Python thread, so keep blocks small there
 THREADS = 32 if config.ENABLE_CUDASIM else 128
 FLAG_CELL, FLAG_NBR, FLAG_NONFINITE, FLAG_MOVED = 0, 1, 2, 3
-N_ACC = 5  # energy, virial LL, SL, SS, touching pairs (as in the CPU layer)
-
-
-@cuda.jit(device=True)
-def _image(dx, length):
-    half = 0.5 * length
-    if dx > half:
-        return dx - length
-    if dx < -half:
-        return dx + length
-    return dx
-
-
-@cuda.jit(device=True)
-def _cell_coord(x, length, n):
-    c = int(x / length * n)
-    if c < 0:
-        c = 0
-    if c > n - 1:
-        c = n - 1
-    return c
 
 
 @cuda.jit
@@ -62,9 +45,8 @@ def bin_kernel(position, level, dims, offset, lx, ly, lz, cell_count, cell_list,
     if i >= position.shape[0]:
         return
     b = level[i]
-    nx, ny, nz = dims[b, 0], dims[b, 1], dims[b, 2]
-    c = offset[b] + (_cell_coord(position[i, 0], lx, nx) * ny + _cell_coord(position[i, 1], ly, ny)) * nz \
-        + _cell_coord(position[i, 2], lz, nz)
+    c = offset[b] + cell_index(position[i, 0], position[i, 1], position[i, 2], lx, ly, lz, dims[b, 0],
+                               dims[b, 1], dims[b, 2])
     slot = cuda.atomic.add(cell_count, c, 1)
     if slot < cell_cap:
         cell_list[c * cell_cap + slot] = i
@@ -75,40 +57,14 @@ def bin_kernel(position, level, dims, offset, lx, ly, lz, cell_count, cell_list,
 @cuda.jit
 def neighbour_kernel(position, radius, level, dims, offset, lx, ly, lz, skin, cell_count, cell_list,
                      cell_cap, neighbours, counts, max_nbr, flags):
+    """Half list of particle i (:func:`granular.partition.scan_partners`) into
+    ``neighbours[k * N + i]``, k < max_nbr; a longer list sets ``flags[FLAG_NBR]``."""
     i = cuda.grid(1)
     n = position.shape[0]
     if i >= n:
         return
-    a = level[i]
-    xi = position[i, 0]
-    yi = position[i, 1]
-    zi = position[i, 2]
-    count = 0
-    for b in range(a + 1):
-        nx, ny, nz = dims[b, 0], dims[b, 1], dims[b, 2]
-        cx = _cell_coord(xi, lx, nx)
-        cy = _cell_coord(yi, ly, ny)
-        cz = _cell_coord(zi, lz, nz)
-        lox, hix = (-1, 2) if nx >= 3 else (0, nx)
-        loy, hiy = (-1, 2) if ny >= 3 else (0, ny)
-        loz, hiz = (-1, 2) if nz >= 3 else (0, nz)
-        for ox in range(lox, hix):
-            for oy in range(loy, hiy):
-                for oz in range(loz, hiz):
-                    c = offset[b] + (((cx + ox) % nx) * ny + (cy + oy) % ny) * nz + (cz + oz) % nz
-                    m = min(cell_count[c], cell_cap)
-                    for s in range(m):
-                        j = cell_list[c * cell_cap + s]
-                        if b == a and j <= i:
-                            continue
-                        dx = _image(position[j, 0] - xi, lx)
-                        dy = _image(position[j, 1] - yi, ly)
-                        dz = _image(position[j, 2] - zi, lz)
-                        cut = radius[i] + radius[j] + skin
-                        if dx * dx + dy * dy + dz * dz < cut * cut:
-                            if count < max_nbr:
-                                neighbours[count * n + i] = j
-                            count += 1
+    count = scan_partners_cuda(i, position, radius, level, lx, ly, lz, skin, dims, offset, cell_count,
+                               cell_cap, cell_list, i, neighbours, i, n, max_nbr)
     counts[i] = count
     if count > max_nbr:
         cuda.atomic.max(flags, FLAG_NBR, count)
@@ -139,7 +95,7 @@ def zero_kernel(array):
 @cuda.jit
 def force_kernel(position, velocity, radius, species, lx, ly, lz, neighbours, counts, k_n, gamma_n, model,
                  force, acc, flags, measure):
-    """Half-list forces with atomics; force must be zeroed first; sums added into ``acc`` (5,)
+    """Half-list forces with atomics; force must be zeroed first; sums added into ``acc`` (N_ACC,)
     when ``measure`` is nonzero."""
     shared = cuda.shared.array(THREADS, dtype=np.float64)
     i = cuda.grid(1)
@@ -158,18 +114,10 @@ def force_kernel(position, velocity, radius, species, lx, ly, lz, neighbours, co
         fz = 0.0
         for k in range(counts[i]):
             j = neighbours[k * n + i]
-            dx = _image(position[j, 0] - xi, lx)
-            dy = _image(position[j, 1] - yi, ly)
-            dz = _image(position[j, 2] - zi, lz)
-            rsum = ri + radius[j]
-            r2 = dx * dx + dy * dy + dz * dz
-            if r2 >= rsum * rsum:
+            touching, r, overlap, nx, ny, nz = pair_separation(
+                xi, yi, zi, position[j, 0], position[j, 1], position[j, 2], lx, ly, lz, ri + radius[j])
+            if not touching:
                 continue
-            r = math.sqrt(r2)
-            overlap = rsum - r
-            nx = dx / r
-            ny = dy / r
-            nz = dz / r
             rate = 0.0
             if gamma_n != 0.0:
                 rate = -((velocity[j, 0] - velocity[i, 0]) * nx + (velocity[j, 1] - velocity[i, 1]) * ny
@@ -181,9 +129,9 @@ def force_kernel(position, velocity, radius, species, lx, ly, lz, neighbours, co
             cuda.atomic.add(force, (j, 0), f * nx)
             cuda.atomic.add(force, (j, 1), f * ny)
             cuda.atomic.add(force, (j, 2), f * nz)
-            sums[0] += pair_energy_cuda(overlap, k_n, model)
-            sums[1 + species[i] + species[j]] += f * r
-            sums[4] += 1.0
+            sums[ACC_ENERGY] += pair_energy_cuda(overlap, k_n, model)
+            sums[ACC_VIRIAL + species[i] + species[j]] += f * r
+            sums[ACC_TOUCHING] += 1.0
         cuda.atomic.add(force, (i, 0), fx)
         cuda.atomic.add(force, (i, 1), fy)
         cuda.atomic.add(force, (i, 2), fz)
@@ -223,10 +171,7 @@ def wrap_kernel(position, lx, ly, lz, reference):
     i = cuda.grid(1)
     if i < position.shape[0]:
         for d in range(3):
-            length = lx if d == 0 else (ly if d == 1 else lz)
-            x = position[i, d] - length * math.floor(position[i, d] / length)
-            if x >= length:
-                x -= length
+            x = wrap_coordinate(position[i, d], lx if d == 0 else (ly if d == 1 else lz))
             position[i, d] = x
             reference[i, d] = x
 

@@ -16,6 +16,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from granular.accumulators import ACC_ENERGY, ACC_TOUCHING, ACC_VIRIAL_LL, ACC_VIRIAL_SL, ACC_VIRIAL_SS
 from granular.integrator import fire_adapt_cpu
 from granular.kernels_cpu import (
     N_ACC,
@@ -43,10 +44,11 @@ def _record(records, n_rec, step, dt, solid, box, totals, kinetic, n, rebuilds):
     volume = box[0] * box[1] * box[2]
     records[n_rec, 0] = step * dt
     records[n_rec, 1] = solid / volume
-    records[n_rec, 2] = (totals[1] + totals[2] + totals[3]) / (3.0 * volume)
-    records[n_rec, 3] = 2.0 * totals[4] / n
+    virial = totals[ACC_VIRIAL_LL] + totals[ACC_VIRIAL_SL] + totals[ACC_VIRIAL_SS]
+    records[n_rec, 2] = virial / (3.0 * volume)
+    records[n_rec, 3] = 2.0 * totals[ACC_TOUCHING] / n
     records[n_rec, 4] = kinetic
-    records[n_rec, 5] = totals[0]
+    records[n_rec, 5] = totals[ACC_ENERGY]
     records[n_rec, 6] = rebuilds
 
 

@@ -3,17 +3,53 @@
 All functions take a :class:`~granular.space.Packing` (or raw arrays for :func:`forces`) and a
 :class:`~granular.contact.ContactLaw`, and run the pair search and force kernels on the chosen
 backend. Units: forces in k_n d_L, pressure in k_n / d_L (linear law), lengths in d_L.
+
+Host-side arrays of contacts use the kernels' own physics: the pair law is
+:func:`granular.contact.pair_force` made a numpy ufunc (:func:`pair_forces`), the minimum image
+is :func:`granular.space.minimum_image`, and the pressure split reads the kernels' accumulator
+slots by name (:mod:`granular.accumulators`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
+from granular.accumulators import ACC_VIRIAL_LL, ACC_VIRIAL_SL, ACC_VIRIAL_SS
 from granular.backend import launch_layer, resolve_backend
-from granular.contact import DEFAULT_LAW, ContactLaw
+from granular.contact import DEFAULT_LAW, MODELS, ContactLaw, pair_force
 from granular.space import Packing, check_box, minimum_image, wrap
+
+_pair_force_ufunc = numba.vectorize(["float64(float64, float64, float64, float64, int64)"],
+                                    cache=True)(pair_force)
+
+
+def pair_forces(overlap, law: ContactLaw = DEFAULT_LAW, rate=None) -> np.ndarray:
+    """Normal force magnitudes of contacts by the kernels' pair law, elementwise.
+
+    Parameters
+    ----------
+    overlap : array_like, shape (M,)
+        xi = r_i + r_j - |r_ij| > 0 (units d_L).
+    law : ContactLaw
+        Its ``k_n``, ``model`` and, with ``rate``, ``gamma_n``.
+    rate : array_like, shape (M,), optional
+        d xi / dt; without it only the elastic (spring) part is returned.
+
+    Returns
+    -------
+    ndarray, shape (M,)
+        Force magnitudes, positive when repulsive (units k_n d_L for the linear law).
+    """
+    model = getattr(law, "model", "linear")
+    if model not in MODELS:
+        raise ValueError(f"law.model must be one of {sorted(MODELS)}, got {model!r}")
+    k_n = float(getattr(law, "k_n", 1.0))
+    gamma_n = 0.0 if rate is None else float(getattr(law, "gamma_n", 0.0))
+    rate = 0.0 if rate is None else np.asarray(rate, dtype=np.float64)
+    return _pair_force_ufunc(np.asarray(overlap, dtype=np.float64), rate, k_n, gamma_n, MODELS[model])
 
 
 def _check_arrays(position, radius, box):
@@ -109,11 +145,20 @@ def contacts(packing: Packing, law: ContactLaw = DEFAULT_LAW, *, backend: str = 
     i, j, vec, distance = i[keep][order], j[keep][order], vec[keep][order], distance[keep][order]
     normal = vec / distance[:, None]
     overlap = radius[i] + radius[j] - distance
-    spring = law.k_n * overlap * (np.sqrt(overlap) if law.model == "hertz" else 1.0)
     rate = -np.einsum("mk,mk->m", packing.velocity[j] - packing.velocity[i], normal)
-    force = spring + law.gamma_n * rate
+    force = pair_forces(overlap, law, rate)
     pair_type = packing.species[i].astype(np.int64) + packing.species[j].astype(np.int64)
     return Contacts(i, j, overlap, normal, distance, force, pair_type)
+
+
+def net_forces(c: Contacts, magnitude: np.ndarray, n: int) -> np.ndarray:
+    """Net force (N, 3) on each of ``n`` particles from contact force magnitudes (M,) of ``c``
+    (repulsive: +magnitude along the normal on j, minus on i)."""
+    pair = np.asarray(magnitude, dtype=np.float64)[:, None] * c.normal
+    force = np.zeros((n, 3))
+    np.add.at(force, c.j, pair)
+    np.add.at(force, c.i, -pair)
+    return force
 
 
 @dataclass(frozen=True)
@@ -134,7 +179,7 @@ def pressure(packing: Packing, law: ContactLaw = DEFAULT_LAW, *, backend: str = 
     _, totals = layer.evaluate(position, packing.velocity, radius, packing.species, box, law.k_n,
                                law.gamma_n, law.model_code)
     scale = 1.0 / (3.0 * float(np.prod(box)))
-    ll, sl, ss = (float(totals[k] * scale) for k in (1, 2, 3))
+    ll, sl, ss = (float(totals[k] * scale) for k in (ACC_VIRIAL_LL, ACC_VIRIAL_SL, ACC_VIRIAL_SS))
     return PressureSplit(total=ll + sl + ss, ss=ss, sl=sl, ll=ll)
 
 

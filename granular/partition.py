@@ -18,6 +18,14 @@ parallel passes (count, then fill), so the CPU path never overflows; the GPU pat
 (:mod:`granular.kernels_cuda`) uses fixed capacities with overflow flags instead.
 Pairs are kept when |r_ij| < r_i + r_j + skin; the list stays valid while no particle has moved
 more than skin / 2 since the build (see :func:`rebuild_threshold` for box deformations).
+
+One source for both targets: the cell coordinates (:func:`cell_coord`, :func:`cell_index`,
+:func:`wrap_cell`, :func:`stencil_range`) are scalar ``numba.njit`` functions that the CUDA kernels
+call as they are; the neighbour scan :func:`scan_partners` reads arrays (which the CUDA simulator
+cannot hand to an ``njit`` function), so, like the pair law, it is plain Python compiled twice
+(:data:`scan_partners_cpu` here, a device function in :mod:`granular.kernels_cuda`). It reads
+both cell layouts: CSR (this module) and fixed capacity per cell (the GPU, and the incremental
+grids of :mod:`granular.generate`).
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 from numba import prange
+
+from granular.space import nearest_image
 
 
 def radius_levels(radius: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -80,6 +90,113 @@ def stencil_range(n):
     return 0, 1
 
 
+@numba.njit(inline="always", cache=True)
+def cell_coord(x, length, n):
+    """Cell (0 .. n-1) of coordinate ``x`` along an axis of ``length`` cut into ``n`` cells."""
+    return min(max(int(x / length * n), 0), n - 1)
+
+
+@numba.njit(inline="always", cache=True)
+def cell_index(x, y, z, lx, ly, lz, nx, ny, nz):
+    """Flat index (cx ny + cy) nz + cz of the cell holding (x, y, z) in a grid of nx x ny x nz."""
+    return (cell_coord(x, lx, nx) * ny + cell_coord(y, ly, ny)) * nz + cell_coord(z, lz, nz)
+
+
+@numba.njit(inline="always", cache=True)
+def wrap_cell(c, n):
+    """Periodic cell index for c in [-1, n] (cheaper than a signed modulo)."""
+    if c < 0:
+        return c + n
+    if c >= n:
+        return c - n
+    return c
+
+
+def scan_partners(i, position, radius, level, lx, ly, lz, skin, dims, offset, cell_table, cap,
+                  cell_list, lowest, out, out_base, out_stride, capacity):
+    """Partners j of particle ``i``: |r_ij| < r_i + r_j + skin, j in a size level b <= level[i].
+
+    Visits the 27 cells (fewer on grids of 1 or 2 cells per axis) around particle i in the grid of
+    every level b <= level[i] (``dims`` (L, 3), first global cell ``offset`` (L + 1,)). Cell
+    layout: ``cap == 0``, CSR, ``cell_table`` (C + 1,) holds the offsets into ``cell_list``;
+    ``cap > 0``, fixed capacity, cell c owns slots c cap .. c cap + cap - 1 and ``cell_table`` (C,)
+    holds the counts (a count above ``cap`` is an overflow the caller reports; ``cap`` slots are
+    read). In i's own level only partners j > ``lowest``
+    are kept (``lowest = i`` gives the half list; -1 keeps all). The first ``capacity`` partners
+    are written to ``out[out_base + k * out_stride]``.
+
+    Returns
+    -------
+    int
+        The number of partners (it may exceed ``capacity``).
+    """
+    count = 0
+    a = level[i]
+    xi = position[i, 0]
+    yi = position[i, 1]
+    zi = position[i, 2]
+    reach = radius[i] + skin
+    hx, hy, hz = 0.5 * lx, 0.5 * ly, 0.5 * lz
+    for b in range(a + 1):
+        nx, ny, nz = dims[b, 0], dims[b, 1], dims[b, 2]
+        cx = cell_coord(xi, lx, nx)
+        cy = cell_coord(yi, ly, ny)
+        cz = cell_coord(zi, lz, nz)
+        lox, hix = stencil_range(nx)
+        loy, hiy = stencil_range(ny)
+        loz, hiz = stencil_range(nz)
+        for ox in range(lox, hix):
+            px = wrap_cell(cx + ox, nx)
+            for oy in range(loy, hiy):
+                row = offset[b] + (px * ny + wrap_cell(cy + oy, ny)) * nz
+                for oz in range(loz, hiz):
+                    c = row + wrap_cell(cz + oz, nz)
+                    if cap == 0:
+                        first, last = cell_table[c], cell_table[c + 1]
+                    else:
+                        first = c * cap
+                        last = first + min(cell_table[c], cap)
+                    for slot in range(first, last):
+                        j = cell_list[slot]
+                        if b == a and j <= lowest:
+                            continue
+                        dx = nearest_image(position[j, 0] - xi, lx, hx)
+                        dy = nearest_image(position[j, 1] - yi, ly, hy)
+                        dz = nearest_image(position[j, 2] - zi, lz, hz)
+                        cut = reach + radius[j]
+                        if dx * dx + dy * dy + dz * dz < cut * cut:
+                            if count < capacity:
+                                out[out_base + count * out_stride] = j
+                            count += 1
+    return count
+
+
+scan_partners_cpu = numba.njit(inline="always", cache=True)(scan_partners)
+
+
+@numba.njit(cache=True)
+def level_grids(box, level, level_rmax, skin):
+    """One cell grid per size level, cells at least 2 r_max(level) + skin wide.
+
+    Returns
+    -------
+    dims : (L, 3) int64
+        Cells per axis per level (see :func:`grid_dims`).
+    offset : (L + 1,) int64
+        First global cell index of each level; ``offset[L]`` cells in all.
+    """
+    n_levels = level_rmax.size
+    counts = np.zeros(n_levels, np.int64)
+    for i in range(level.size):
+        counts[level[i]] += 1
+    dims = np.empty((n_levels, 3), np.int64)
+    offset = np.zeros(n_levels + 1, np.int64)
+    for b in range(n_levels):
+        dims[b] = grid_dims(box, 2.0 * level_rmax[b] + skin, counts[b])
+        offset[b + 1] = offset[b] + dims[b, 0] * dims[b, 1] * dims[b, 2]
+    return dims, offset
+
+
 @numba.njit(cache=True)
 def bin_particles(position, box, level, level_rmax, skin):
     """Counting sort of particles into one cell grid per size level.
@@ -101,19 +218,13 @@ def bin_particles(position, box, level, level_rmax, skin):
     """
     n = position.shape[0]
     n_levels = level_rmax.size
-    counts = np.zeros(n_levels, np.int64)
-    for i in range(n):
-        counts[level[i]] += 1
-    dims = np.empty((n_levels, 3), np.int64)
-    offset = np.zeros(n_levels + 1, np.int64)
-    for b in range(n_levels):
-        dims[b] = grid_dims(box, 2.0 * level_rmax[b] + skin, counts[b])
-        offset[b + 1] = offset[b] + dims[b, 0] * dims[b, 1] * dims[b, 2]
+    dims, offset = level_grids(box, level, level_rmax, skin)
     cell_of = np.empty(n, np.int64)
     cell_start = np.zeros(offset[n_levels] + 1, np.int64)
     for i in range(n):
         b = level[i]
-        c = offset[b] + _cell_index(position[i, 0], position[i, 1], position[i, 2], box, dims[b])
+        c = offset[b] + cell_index(position[i, 0], position[i, 1], position[i, 2], box[0], box[1], box[2],
+                                   dims[b, 0], dims[b, 1], dims[b, 2])
         cell_of[i] = c
         cell_start[c + 1] += 1
     for c in range(offset[n_levels]):
@@ -127,88 +238,19 @@ def bin_particles(position, box, level, level_rmax, skin):
     return dims, offset, cell_start, cell_list
 
 
-@numba.njit(inline="always", cache=True)
-def nearest_image(dx, length, half):
-    """Minimum image of one coordinate difference with |dx| < 1.5 L (positions wrapped at the
-    last rebuild and moved less than a skin since); cheaper than a rounding division."""
-    if dx > half:
-        return dx - length
-    if dx < -half:
-        return dx + length
-    return dx
-
-
-@numba.njit(inline="always", cache=True)
-def _wrap_cell(c, n):
-    """Periodic cell index for c in [-1, n] (cheaper than a signed modulo)."""
-    if c < 0:
-        return c + n
-    if c >= n:
-        return c - n
-    return c
-
-
-@numba.njit(inline="always", cache=True)
-def _cell_index(x, y, z, box, dims):
-    nx, ny, nz = dims[0], dims[1], dims[2]
-    cx = min(max(int(x / box[0] * nx), 0), nx - 1)
-    cy = min(max(int(y / box[1] * ny), 0), ny - 1)
-    cz = min(max(int(z / box[2] * nz), 0), nz - 1)
-    return (cx * ny + cy) * nz + cz
-
-
-@numba.njit(inline="always", cache=True)
-def _scan(i, position, radius, box, level, dims, offset, cell_start, cell_list, skin, out, base):
-    """Count (and, if ``out`` is non-empty, write from ``out[base]``) the half-list partners of i."""
-    count = 0
-    a = level[i]
-    xi = position[i, 0]
-    yi = position[i, 1]
-    zi = position[i, 2]
-    reach = radius[i] + skin
-    hx, hy, hz = 0.5 * box[0], 0.5 * box[1], 0.5 * box[2]
-    for b in range(a + 1):
-        nx, ny, nz = dims[b, 0], dims[b, 1], dims[b, 2]
-        cx = min(max(int(xi / box[0] * nx), 0), nx - 1)
-        cy = min(max(int(yi / box[1] * ny), 0), ny - 1)
-        cz = min(max(int(zi / box[2] * nz), 0), nz - 1)
-        lox, hix = stencil_range(nx)
-        loy, hiy = stencil_range(ny)
-        loz, hiz = stencil_range(nz)
-        for ox in range(lox, hix):
-            px = _wrap_cell(cx + ox, nx)
-            for oy in range(loy, hiy):
-                py = _wrap_cell(cy + oy, ny)
-                row = offset[b] + (px * ny + py) * nz
-                for oz in range(loz, hiz):
-                    c = row + _wrap_cell(cz + oz, nz)
-                    for idx in range(cell_start[c], cell_start[c + 1]):
-                        j = cell_list[idx]
-                        if b == a and j <= i:
-                            continue
-                        dx = nearest_image(position[j, 0] - xi, box[0], hx)
-                        dy = nearest_image(position[j, 1] - yi, box[1], hy)
-                        dz = nearest_image(position[j, 2] - zi, box[2], hz)
-                        cut = reach + radius[j]
-                        if dx * dx + dy * dy + dz * dz < cut * cut:
-                            if out.size > 0:
-                                out[base + count] = j
-                            count += 1
-    return count
-
-
 @numba.njit(parallel=True, cache=True)
 def _count_pass(position, radius, box, level, dims, offset, cell_start, cell_list, skin, counts):
-    empty = np.empty(0, np.int64)
+    empty = np.empty(0, np.int32)
     for i in prange(position.shape[0]):
-        counts[i] = _scan(i, position, radius, box, level, dims, offset, cell_start, cell_list, skin,
-                          empty, 0)
+        counts[i] = scan_partners_cpu(i, position, radius, level, box[0], box[1], box[2], skin, dims, offset,
+                                      cell_start, 0, cell_list, i, empty, 0, 1, 0)
 
 
 @numba.njit(parallel=True, cache=True)
 def _fill_pass(position, radius, box, level, dims, offset, cell_start, cell_list, skin, start, out):
     for i in prange(position.shape[0]):
-        _scan(i, position, radius, box, level, dims, offset, cell_start, cell_list, skin, out, start[i])
+        scan_partners_cpu(i, position, radius, level, box[0], box[1], box[2], skin, dims, offset, cell_start,
+                          0, cell_list, i, out, start[i], 1, start[i + 1] - start[i])
 
 
 @numba.njit(cache=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from granular.contact import ContactLaw
-from granular.space import species_counts
+from granular.generate import species_counts
 
 MIN_BOX_EDGE = 2.1  # two large diameters plus a skin: the minimum-image convention at phi ~ 0.85
 RESULT_KEYS = ("phi_J", "phi_J_low", "phi_J_high", "phi", "pressure", "pressure_SS", "pressure_SL",
@@ -111,9 +111,9 @@ def jam_run(
     -------
     (results, packing, jamming) : dict, Packing, JammingResult
     """
+    from granular.generate import make_packing
     from granular.h5md import write_packing
     from granular.jamming import compress_to, find_jamming, spring_forces
-    from granular.space import make_packing
     from jamcommon import __version__
     from jamcommon.files import check_writable
 

@@ -1,9 +1,17 @@
-"""The periodic box, the packing state and the generation of random initial packings.
+"""The periodic box, the packing state and the periodic geometry: one source for every target.
 
 A :class:`Packing` holds the state of N spheres as arrays (jax-md style: the state is data, the
 physics lives in functions). Reduced units: large diameter d_L = 2 r_L = 1, grain density 1.
 Species label 0 = large, 1 = small; the kernels only use the per-particle radius, so polydisperse
 radii are accepted everywhere (species then only labels the pair type of the pressure split).
+
+The periodic geometry of one coordinate or one pair (:func:`nearest_image`,
+:func:`wrap_coordinate`, :func:`pair_separation`) is written once, as scalar ``numba.njit``
+functions: the CPU kernels call them directly, and so do the CUDA kernels (Numba-CUDA compiles an
+``njit`` function for the device when a kernel calls it; under the simulator it runs as compiled
+CPU code on scalars). The host-side array versions (:func:`wrap`, :func:`minimum_image`) are numpy
+ufuncs made from the same functions. Cell grids and the neighbour scan are in
+:mod:`granular.partition`; random packings in :mod:`granular.generate`.
 """
 
 from __future__ import annotations
@@ -13,8 +21,6 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
-
-from granular.partition import grid_dims, radius_levels, stencil_range
 
 
 @dataclass
@@ -114,185 +120,69 @@ class Packing:
                        self.species.copy(), self.box.copy())
 
 
-def wrap(position: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """Positions mapped into [0, box) per axis, shape (N, 3)."""
-    wrapped = np.mod(position, box)
-    # np.mod can return exactly box for tiny negative inputs
-    wrapped[wrapped >= box] -= np.broadcast_to(box, wrapped.shape)[wrapped >= box]
-    return wrapped
+@numba.njit(inline="always", cache=True)
+def nearest_image(dx, length, half):
+    """Minimum image of one coordinate difference ``dx`` for a period ``length`` (``half`` = length / 2).
 
-
-def minimum_image(displacement: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """Displacements (..., 3) mapped to their nearest periodic image."""
-    return displacement - box * np.rint(displacement / box)
-
-
-def species_counts(delta: float, x_small: float, *, n_large: int | None = None,
-                   n: int | None = None) -> tuple[int, int]:
-    """Numbers (N_L, N_S) for a size ratio and small-particle volume fraction X_S.
-
-    N_S = round(N_L X_S / ((1 - X_S) delta^3)) given N_L; given the total N instead, N_L is the
-    rounded solution of N_L (1 + X_S / ((1 - X_S) delta^3)) = N.
+    Valid for |dx| < 1.5 length (positions wrapped at the last list build and moved less than a
+    skin since); comparisons instead of a rounding division, so it is cheap and NaN propagates.
     """
-    if not (0 < delta <= 1):
-        raise ValueError(f"delta must be in (0, 1], got {delta}")
-    if not (0 <= x_small <= 1):
-        raise ValueError(f"x_small must be in [0, 1], got {x_small}")
-    if (n_large is None) == (n is None):
-        raise ValueError("give exactly one of n_large and n")
-    if n_large is not None:
-        if int(n_large) < 1:
-            raise ValueError(f"n_large must be >= 1, got {n_large}")
-        if x_small >= 1:
-            raise ValueError("x_small must be < 1 when n_large is given")
-        n_large = int(n_large)
-        return n_large, int(round(n_large * x_small / ((1 - x_small) * delta**3)))
-    if int(n) < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    n = int(n)
-    if x_small >= 1:
-        return 0, n
-    ratio = x_small / ((1 - x_small) * delta**3)
-    n_large = int(round(n / (1 + ratio)))
-    n_large = min(max(n_large, 1 if x_small < 1 else 0), n)
-    return n_large, n - n_large
+    if dx > half:
+        return dx - length
+    if dx < -half:
+        return dx + length
+    return dx
 
 
-def make_packing(delta: float, x_small: float, *, n_large: int | None = None, n: int | None = None,
-                 phi: float = 0.3, seed: int = 0) -> Packing:
-    """Random bidisperse packing without overlaps (random sequential addition), at rest.
+@numba.njit(inline="always", cache=True)
+def wrap_coordinate(x, length):
+    """``x`` mapped into [0, length) (Python's modulo, then the one case where it returns length)."""
+    x = x % length
+    if x >= length:
+        x -= length
+    return x
 
-    Parameters
-    ----------
-    delta : float
-        Size ratio r_S / r_L in (0, 1]; r_L = 0.5 (d_L = 1).
-    x_small : float
-        Target volume fraction of small particles among all solids, in [0, 1]; the realised value
-        is ``packing.x_small`` (N_S is rounded).
-    n_large, n : int
-        Number of large particles, or total number of particles (exactly one of them).
-    phi : float
-        Packing fraction of the cubic box, in (0, 0.45] (random addition jams near 0.38 for
-        equal spheres; higher values may fail with a ValueError).
-    seed : int
-        Seed; the same arguments give the same packing.
+
+@numba.njit(inline="always", cache=True)
+def pair_separation(xi, yi, zi, xj, yj, zj, lx, ly, lz, rsum):
+    """Geometry of a pair of spheres at minimum image, box (lx, ly, lz), radii summing to ``rsum``.
 
     Returns
     -------
-    Packing
-        Large particles first (species 0), then small ones (species 1), each species ordered
-        by position (cell by cell); zero velocities.
+    touching : bool
+        |r_ij| < rsum (overlap > 0); the other values are zero when false.
+    distance, overlap : float
+        |r_ij| and xi = rsum - |r_ij|.
+    nx, ny, nz : float
+        Unit vector from i to j.
     """
-    if not (0 < phi <= 0.45):
-        raise ValueError(f"phi must be in (0, 0.45] for random insertion, got {phi}")
-    n_l, n_s = species_counts(delta, x_small, n_large=n_large, n=n)
-    radius = np.concatenate([np.full(n_l, 0.5), np.full(n_s, 0.5 * delta)])
-    species = np.concatenate([np.zeros(n_l, np.int8), np.ones(n_s, np.int8)])
-    volume = (4.0 / 3.0) * np.pi * np.sum(radius**3) / phi
-    edge = volume ** (1.0 / 3.0)
-    box = np.full(3, edge)
-    if edge < 2.0 * radius.max() * 2.0:
-        raise ValueError(
-            f"too few particles: box edge {edge:.3g} is below two largest diameters; increase n or n_large")
-    level, level_rmax = radius_levels(radius)
-    position = np.empty((radius.size, 3))
-    ok = _random_insertion(radius, level, level_rmax, box, int(seed) & 0x7FFFFFFF, position)
-    if ok >= 0:
-        raise ValueError(f"random insertion failed at particle {ok} of {radius.size} at phi = {phi}; "
-                         "use a lower phi")
-    # within each species, order particles cell by cell (cells of one large diameter), so that
-    # neighbours in space are neighbours in memory: the force kernels gather far less from RAM
-    cells = np.maximum(1, np.floor(box / (2.0 * radius.max()))).astype(np.int64)
-    c = np.minimum((position / box * cells).astype(np.int64), cells - 1)
-    key = (c[:, 0] * cells[1] + c[:, 1]) * cells[2] + c[:, 2]
-    order = np.lexsort((key, species))
-    return Packing(position[order], np.zeros_like(position), radius[order], species[order], box)
+    dx = nearest_image(xj - xi, lx, 0.5 * lx)
+    dy = nearest_image(yj - yi, ly, 0.5 * ly)
+    dz = nearest_image(zj - zi, lz, 0.5 * lz)
+    r2 = dx * dx + dy * dy + dz * dz
+    if r2 >= rsum * rsum:
+        return False, 0.0, 0.0, 0.0, 0.0, 0.0
+    r = math.sqrt(r2)
+    inv_r = 1.0 / r
+    return True, r, rsum - r, dx * inv_r, dy * inv_r, dz * inv_r
 
 
-@numba.njit(cache=True)
-def _random_insertion(radius, level, level_rmax, box, seed, position):
-    """Insert spheres one by one at random non-overlapping places; returns -1 or the failing index.
+_image_ufunc = numba.vectorize(["float64(float64, float64, float64)"], cache=True)(nearest_image.py_func)
+_wrap_ufunc = numba.vectorize(["float64(float64, float64)"], cache=True)(wrap_coordinate.py_func)
 
-    One linked-cell grid per size level (cell >= the level's largest diameter); particles are
-    inserted in order of decreasing level size, so a new sphere only meets spheres of its own or
-    larger levels, all found in the 27 neighbouring cells of their grids.
+
+def wrap(position: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Positions (N, 3) mapped into [0, box) per axis (a new array)."""
+    return _wrap_ufunc(np.asarray(position, dtype=np.float64), np.asarray(box, dtype=np.float64))
+
+
+def minimum_image(displacement: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Displacements (..., 3) between wrapped positions mapped to their nearest periodic image.
+
+    Each component must be below 1.5 box edges in magnitude (differences of wrapped positions are).
     """
-    # numba's own generator state (seeded here, inside compiled code), not numpy's global one
-    np.random.seed(seed)  # noqa: NPY002
-    n = radius.size
-    n_levels = level_rmax.size
-    dims = np.empty((n_levels, 3), np.int64)
-    offset = np.zeros(n_levels + 1, np.int64)
-    for b in range(n_levels):
-        cnt = 0
-        for i in range(n):
-            if level[i] == b:
-                cnt += 1
-        dims[b] = grid_dims(box, 2.0 * level_rmax[b], cnt)
-        offset[b + 1] = offset[b] + dims[b, 0] * dims[b, 1] * dims[b, 2]
-    head = np.full(offset[n_levels], -1, np.int64)
-    nxt = np.full(n, -1, np.int64)
-    order = np.argsort(level, kind="mergesort")
-    max_tries = 20000
-    for idx in range(n):
-        p = order[idx]
-        a = level[p]
-        placed = False
-        for _ in range(max_tries):
-            x = np.random.random() * box[0]  # noqa: NPY002
-            y = np.random.random() * box[1]  # noqa: NPY002
-            z = np.random.random() * box[2]  # noqa: NPY002
-            clash = False
-            for b in range(a + 1):
-                if clash:
-                    break
-                nx, ny, nz = dims[b, 0], dims[b, 1], dims[b, 2]
-                cx = min(int(x / box[0] * nx), nx - 1)
-                cy = min(int(y / box[1] * ny), ny - 1)
-                cz = min(int(z / box[2] * nz), nz - 1)
-                lox, hix = stencil_range(nx)
-                loy, hiy = stencil_range(ny)
-                loz, hiz = stencil_range(nz)
-                for dx_ in range(lox, hix):
-                    if clash:
-                        break
-                    for dy_ in range(loy, hiy):
-                        if clash:
-                            break
-                        for dz_ in range(loz, hiz):
-                            c = (offset[b] + ((cx + dx_) % nx) * ny * nz + ((cy + dy_) % ny) * nz
-                                 + (cz + dz_) % nz)
-                            j = head[c]
-                            while j >= 0:
-                                ddx = position[j, 0] - x
-                                ddy = position[j, 1] - y
-                                ddz = position[j, 2] - z
-                                ddx -= box[0] * np.rint(ddx / box[0])
-                                ddy -= box[1] * np.rint(ddy / box[1])
-                                ddz -= box[2] * np.rint(ddz / box[2])
-                                rs = radius[p] + radius[j]
-                                if ddx * ddx + ddy * ddy + ddz * ddz < rs * rs:
-                                    clash = True
-                                    break
-                                j = nxt[j]
-                            if clash:
-                                break
-            if not clash:
-                position[p, 0] = x
-                position[p, 1] = y
-                position[p, 2] = z
-                nx, ny, nz = dims[a, 0], dims[a, 1], dims[a, 2]
-                cx = min(int(x / box[0] * nx), nx - 1)
-                cy = min(int(y / box[1] * ny), ny - 1)
-                cz = min(int(z / box[2] * nz), nz - 1)
-                c = offset[a] + cx * ny * nz + cy * nz + cz
-                nxt[p] = head[c]
-                head[c] = p
-                placed = True
-                break
-        if not placed:
-            return idx
-    return -1
+    box = np.asarray(box, dtype=np.float64)
+    return _image_ufunc(np.asarray(displacement, dtype=np.float64), box, 0.5 * box)
 
 
 def scale_to_phi(packing: Packing, phi: float) -> Packing:
@@ -315,8 +205,3 @@ def check_box(box: np.ndarray, radius_max: float, skin: float) -> None:
     if np.any(box < need):
         raise ValueError(f"box edges {np.asarray(box)} must be >= {need:.6g} (twice the largest "
                          f"diameter plus skin) for the minimum-image convention; use more particles")
-
-
-def unit_mass(radius: np.ndarray) -> np.ndarray:
-    """Masses (4/3) pi r^3 for grain density 1."""
-    return (4.0 / 3.0) * math.pi * np.asarray(radius, dtype=np.float64) ** 3

@@ -6,10 +6,10 @@ import h5py
 import numpy as np
 import pytest
 
+from granular.generate import make_packing
 from granular.h5md import read_group, read_packing, write_packing
 from granular.measure import pressure
 from granular.protocol import RESULT_KEYS
-from granular.space import make_packing
 from jamwave.cli import main
 
 # Parallel kernels on a loaded 2-core machine spend their time in thread hand-offs.

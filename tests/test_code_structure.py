@@ -28,9 +28,7 @@ LONG_FUNCTIONS = {
     "granular/elasticity.py:bulk_modulus": 94,
     "granular/h5md.py:write_packing": 104,
     "granular/jamming.py:find_jamming": 98,
-    "granular/kernels_cpu.py:contact_forces": 86,
     "granular/protocol.py:jam_run": 83,
-    "granular/space.py:_random_insertion": 83,
 }
 
 

@@ -117,8 +117,8 @@ def test_cli_rejects_bad_grids(tmp_path, capsys):
 
 def test_partial_moduli_fall_back_to_linear_response(tmp_path):
     from granular.diagram import _point_values
+    from granular.generate import make_packing
     from granular.h5md import write_packing
-    from granular.space import make_packing
 
     modulus = {"K": float("nan"), "K_SS": float("nan"), "K_SL": float("nan"), "K_LL": float("nan"),
                "K_star": 0.3, "K_linear_response": 0.3, "K_linear_response_SS": 0.05,

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import granular
+from granular.generate import species_counts
 from granular.reference import reference_contacts, reference_forces, reference_pairs, reference_pressure
-from granular.space import species_counts
 
 
 def dense_random(delta, x_small, n, phi, seed):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from granular.contact import ContactLaw
+from granular.generate import make_packing
 from granular.jamming import compress_to, find_jamming
 from granular.measure import backbone, pressure
-from granular.space import make_packing
 
 MIX_DELTA = 1 / 1.4  # 50:50 by number, diameter ratio 1.4
 MIX_XS = MIX_DELTA**3 / (1 + MIX_DELTA**3)

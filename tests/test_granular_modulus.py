@@ -9,9 +9,10 @@ import pytest
 from granular.contact import ContactLaw
 from granular.elasticity import bulk_modulus, linear_response
 from granular.follow import follow_compression, second_transition
+from granular.generate import make_packing
 from granular.jamming import compress_to, find_jamming
 from granular.measure import pressure
-from granular.space import make_packing, scale_to_phi
+from granular.space import scale_to_phi
 
 MIX_DELTA = 1 / 1.4
 MIX_XS = MIX_DELTA**3 / (1 + MIX_DELTA**3)
