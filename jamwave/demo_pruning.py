@@ -53,8 +53,9 @@ def pruning_stage(run: DemoRun, report: Document, splits: dict[str, Path], model
         summary[name] = {
             "reference_nrmse": reference, "reference_source": f"models/{name}.pt",
             "tolerance": p.prune_tolerance,
-            "methods": {m: summarise_history(h, p.prune_tolerance) | {"first_step_pruned": _first_step(h)}
-                        for m, h in histories.items()},
+            "methods": {m: summarise_history(h, p.prune_tolerance) | {
+                "first_step_pruned": _first_step(h), "reached_limit": _past_limit(h, p.prune_tolerance)}
+                for m, h in histories.items()},
         }
     atomic_write_text(folder / "summary.json", json.dumps(summary, indent=1), overwrite=True)
     _write_section(run, report, splits, models, summary)
@@ -105,9 +106,14 @@ def _finished(history: dict, max_iterations: int, tolerance: float) -> bool:
         return True
     if done == 0:
         return False
-    past_limit = not entries[-1]["val_nrmse"] <= tolerance * entries[0]["val_nrmse"]  # NaN: past it
     stalled = entries[-1]["remaining_fraction"] == entries[-2]["remaining_fraction"]
-    return past_limit or stalled
+    return _past_limit(history, tolerance) or stalled
+
+
+def _past_limit(history: dict, tolerance: float) -> bool:
+    """The last model's validation nRMSE is above ``tolerance`` x the first's (NaN counts as above)."""
+    entries = history["entries"]
+    return len(entries) > 1 and not entries[-1]["val_nrmse"] <= tolerance * entries[0]["val_nrmse"]
 
 
 def _continue_from(trained_model, preset):
@@ -164,6 +170,7 @@ def _write_section(run: DemoRun, report: Document, splits: dict, models: dict, s
     )
     for name, s in summary.items():
         rows = [{"model": name, "method": METHODS[m], "iterations": r["iterations_done"],
+                 "limit reached": "yes" if r["reached_limit"] else "no",
                  "unpruned val nRMSE": s["reference_nrmse"], "first step pruned": r["first_step_pruned"],
                  f"left at {p.prune_tolerance:g}x": r["best_fraction"], "its val nRMSE": r["best_nrmse"],
                  "final left": r["final_fraction"], "final val nRMSE": r["final_nrmse"]}

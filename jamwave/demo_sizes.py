@@ -115,7 +115,7 @@ class DemoSize:
     prune_models: tuple = ("cp",)
     jamming_method: str = "bisection"
     follow_step: float = 0.02
-    follow_range: float = 0.2
+    follow_range: float = 0.25
 
 
 SIZES = {
@@ -129,7 +129,7 @@ SIZES = {
                       asymmetric=Sweep(0.15, (0.1, 0.2, 0.3), n_large=16),
                       reference=Sweep(OHERN_DELTA, (OHERN_X_SMALL,), n=400), excess_phi=1e-2,
                       grid=32, n_frames=16, save_every=2, samples=(32, 6, 6), width=12, depth=2,
-                      rank=2, epochs=16, lr=2e-3, noise=0.02, prune_iterations=8,
+                      rank=2, epochs=16, lr=2e-3, noise=0.02, prune_iterations=10,
                       prune_tolerance=1.5, horizon=10),
     "medium": DemoSize(media=Sweep(0.5, (0.2, 0.5, 0.8), n=2000),
                        asymmetric=Sweep(0.15, (0.1, 0.15, 0.2, 0.25, 0.3), n_large=40),

@@ -118,6 +118,10 @@ def _pruning_rows(pruning: dict) -> list[dict]:
             word = "the lottery ticket prunes further"
         else:
             word = "equal"
+        if not (sap["reached_limit"] and lt["reached_limit"]):
+            word += (f" (within {sap['iterations_done']} / {lt['iterations_done']} iterations; the limit was "
+                     "not reached by " + " and ".join(m for m, r in (("SAP", sap), ("the lottery ticket", lt))
+                                                      if not r["reached_limit"]) + ")")
         rows.append(_row(f"{name}: weights left by SAP within {tol:g}x the unpruned val nRMSE",
                          sap["best_fraction"], lt["best_fraction"],
                          "peer: lottery ticket, same model and limit", word))
