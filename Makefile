@@ -21,7 +21,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# The slow tests include the jax-md cross-check of the bulk modulus: install the peers first.
 test-all: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,peers]' $(TORCH)
 	$(PY) -m pytest -q -m "slow or not slow"
 
 bench: $(STAMP)

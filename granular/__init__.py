@@ -27,6 +27,7 @@ targets), :mod:`~granular.accumulators` (the sums of a force call),
 :mod:`~granular.reference` (brute-force O(N^2) check); protocols: :mod:`~granular.jamming`
 (phi_J), :mod:`~granular.elasticity` (bulk modulus), :mod:`~granular.follow` (state following,
 second transition), :mod:`~granular.diagram` (sweeps), :mod:`~granular.h5md` (packing files),
+:mod:`~granular.h5md_reader` (reading every H5MD 1.1 form of a packing),
 :mod:`~granular.protocol` (the jam-to-file run), :mod:`~granular.slice_plot`.
 
 Additions to the team contract (all keyword arguments with defaults, so contract calls work):
@@ -45,7 +46,7 @@ from granular.diagram import DiagramSettings, jamming_diagram, read_diagram, tra
 from granular.elasticity import BulkModulus, bulk_modulus, linear_response
 from granular.follow import follow_compression, second_transition
 from granular.generate import make_packing
-from granular.h5md import read_packing, read_results, write_packing
+from granular.h5md import PackingFileError, read_packing, read_results, write_packing
 from granular.jamming import JammingResult, compress_to, find_jamming
 from granular.measure import (
     Backbone,
@@ -74,6 +75,7 @@ __all__ = [
     "BulkModulus",
     "DiagramSettings",
     "JammingResult",
+    "PackingFileError",
     "bulk_modulus",
     "compress_to",
     "find_jamming",

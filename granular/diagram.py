@@ -228,10 +228,7 @@ def jamming_diagram(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(d, x, s, out_dir / point_name(d, x, s)) for d in deltas for x in xs for s in seeds]
-    if force:
-        for *_, path in jobs:
-            path.unlink(missing_ok=True)
-    todo = [job for job in jobs if not job[3].exists()]
+    todo = _pending(jobs, force)
     failures = []
     if todo:
         pool, close = _executor(executor, client, scheduler, workers)
@@ -262,11 +259,41 @@ def jamming_diagram(
     return table
 
 
-def _point_values(path: Path) -> dict[str, float]:
-    from granular.h5md import read_group
+def _pending(jobs: list, force: bool) -> list:
+    """The jobs whose point file is missing (all of them with ``force``, whose files are removed).
 
-    results = read_group(path, "results")
-    modulus = read_group(path, "modulus")
+    An existing file is read first, so a damaged or foreign file under a point's name stops the
+    sweep before any work, with its name (:func:`_point_values`).
+    """
+    for *_, path in jobs:
+        if force:
+            path.unlink(missing_ok=True)
+        elif path.exists():
+            _point_values(path)
+    return [job for job in jobs if not job[3].exists()]
+
+
+def _point_values(path: Path) -> dict[str, float]:
+    """The table entries of one finished point file.
+
+    Raises
+    ------
+    granular.h5md.PackingFileError
+        (a ``ValueError``) if the file is unreadable or lacks a result, naming it and the way out.
+    """
+    from granular.h5md import PackingFileError, read_group
+
+    try:
+        results = read_group(path, "results")
+        modulus = read_group(path, "modulus")
+        return _entries(results, modulus)
+    except (PackingFileError, KeyError, TypeError) as exc:
+        reason = str(exc) if isinstance(exc, PackingFileError) else f"lacks the result {exc}"
+        raise PackingFileError(f"point file {str(path)!r} is not a finished diagram point ({reason}); "
+                               f"delete it, or pass --force to recompute every point") from None
+
+
+def _entries(results: dict, modulus: dict) -> dict[str, float]:
     k_n, d_l = results["k_n"], 1.0
     # partial moduli from the strain method, or from linear response when only that one ran
     prefix = "K_linear_response_" if math.isnan(modulus["K"]) else "K_"

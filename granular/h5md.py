@@ -30,6 +30,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from granular.h5md_reader import (  # noqa: F401 - re-exported: the reading half of this module
+    MissingGroupError,
+    PackingFileError,
+    open_packing_file,
+    read_contact_stiffness,
+    read_frame,
+    read_mapping,
+)
 from jamcommon import __version__
 from jamcommon.files import atomic_path
 
@@ -58,23 +66,6 @@ def _write_mapping(group: h5py.Group, mapping: Mapping) -> None:
             group.create_dataset(key, data=np.array(value, dtype=h5py.string_dtype()))
         else:
             group.create_dataset(key, data=np.asarray(value))
-
-
-def _read_mapping(group: h5py.Group) -> dict:
-    out: dict = {}
-    for key, item in group.items():
-        if isinstance(item, h5py.Group):
-            out[key] = _read_mapping(item)
-            continue
-        value = item[()]
-        if isinstance(value, bytes):
-            value = value.decode()
-        elif isinstance(value, np.ndarray) and value.dtype.kind == "O":
-            value = [v.decode() if isinstance(v, bytes) else v for v in value.tolist()]
-        elif isinstance(value, np.generic):
-            value = value.item()
-        out[key] = value
-    return out
 
 
 def write_packing(
@@ -183,28 +174,35 @@ def write_packing(
     return Path(path)
 
 
-def read_packing(path: str | os.PathLike, frame: int = -1):
-    """Read one frame (default: the last) of an H5MD packing file as a :class:`granular.space.Packing`."""
+def read_packing(path: str | os.PathLike, frame: int = -1, group: str | None = None):
+    """Read one frame (default: the last) of an H5MD packing file as a :class:`granular.space.Packing`.
+
+    Any form of the packing that H5MD 1.1 allows is accepted (:mod:`granular.h5md_reader`); a
+    missing or malformed piece raises :class:`PackingFileError` naming its path in the file.
+    """
     from granular.space import Packing
 
-    with h5py.File(path, "r") as f:
-        particles = f[f"particles/{PARTICLE_GROUP}"]
-        return Packing(
-            position=np.array(particles["position/value"][frame], dtype=np.float64),
-            velocity=np.array(particles["velocity/value"][frame], dtype=np.float64),
-            radius=np.array(particles["radius/value"][frame], dtype=np.float64),
-            species=np.array(particles["species/value"][frame], dtype=np.int8),
-            box=np.array(particles["box/edges/value"][frame], dtype=np.float64),
-        )
+    a = read_frame(path, frame, group)
+    try:
+        return Packing(position=a["position"], velocity=a["velocity"], radius=a["radius"],
+                       species=a["species"], box=a["box"])
+    except ValueError as exc:
+        raise PackingFileError(f"{path}: /particles/{a['group']} is not a valid packing: {exc}") from None
 
 
 def read_group(path: str | os.PathLike, group: str) -> dict:
-    """Read ``/jamwave/<group>`` (e.g. ``results``, ``modulus``) or any absolute group as a dict."""
+    """Read ``/jamwave/<group>`` (e.g. ``results``, ``modulus``) or any absolute group as a dict.
+
+    Raises
+    ------
+    MissingGroupError
+        (a ``KeyError`` and a :class:`PackingFileError`) if the file has no such group.
+    """
     name = group if group.startswith("/") else f"jamwave/{group}"
-    with h5py.File(path, "r") as f:
-        if name not in f:
-            raise KeyError(f"{path}: no group {name!r}")
-        return _read_mapping(f[name])
+    with open_packing_file(path) as f:
+        if name not in f or not isinstance(f[name], h5py.Group):
+            raise MissingGroupError(f"{path}: no group /{name.lstrip('/')}")
+        return read_mapping(f[name])
 
 
 def read_results(path: str | os.PathLike) -> dict:
@@ -219,8 +217,11 @@ def read_parameters(path: str | os.PathLike) -> dict:
 
 def read_observables(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """The protocol history: ``{name: value (T,)}`` for every ``/observables`` element."""
-    with h5py.File(path, "r") as f:
-        return {name: np.array(item["value"]) for name, item in f["observables"].items()}
+    with open_packing_file(path) as f:
+        if not isinstance(f.get("observables"), h5py.Group):
+            raise MissingGroupError(f"{path}: no group /observables")
+        return {name: np.array(item["value"]) for name, item in f["observables"].items()
+                if isinstance(item, h5py.Group) and "value" in item}
 
 
 def append_group(path: str | os.PathLike, group: str, values: Mapping, *, overwrite: bool = False) -> None:
@@ -233,7 +234,7 @@ def append_group(path: str | os.PathLike, group: str, values: Mapping, *, overwr
     """
     path = Path(path)
     name = f"jamwave/{group}"
-    with h5py.File(path, "r") as f:
+    with open_packing_file(path) as f:
         exists = name in f
     if exists and not overwrite:
         from jamcommon.files import OutputExistsError

@@ -9,6 +9,7 @@ unless ``overwrite=True``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -35,8 +36,12 @@ def check_writable(path: str | os.PathLike, *, overwrite: bool = False, flag: st
     ------
     OutputExistsError
         If ``path`` exists and ``overwrite`` is false.
+    IsADirectoryError
+        If ``path`` is a folder.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "output is a folder, expected a file name", str(path))
     if path.exists() and not overwrite:
         raise OutputExistsError(f"output {str(path)!r} exists; pass {flag} to overwrite it")
     if path.parent and not path.parent.exists():

@@ -55,10 +55,23 @@ def main(argv: list[str] | None = None) -> int:
         # Library functions raise ValueError for bad input, with a message naming the parameter.
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # Files that cannot be read or written (a folder that cannot be created, no permission, a
+        # full disk): one line naming the path, never a traceback.
+        print(f"{parser.prog}: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted; finished outputs are kept, rerun to resume", file=sys.stderr)
         return 130
     return int(status or 0)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an :class:`OSError`: what failed and on which path."""
+    text = str(exc).strip()
+    reason = exc.strerror or (text.splitlines()[0] if text else type(exc).__name__)
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{reason}: {' -> '.join(repr(p) for p in paths)}" if paths else reason
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -98,6 +98,10 @@ def _check_file(handle: h5py.File, path) -> WaveFileInfo:
     if "fields/u" not in handle or "fields/c" not in handle:
         raise ValueError(f"data file {str(path)!r} lacks /fields/u or /fields/c")
     u, c = handle["fields/u"], handle["fields/c"]
+    for name, item in (("/fields/u", u), ("/fields/c", c)):
+        if not isinstance(item, h5py.Dataset) or item.dtype.kind not in "fiu":
+            kind = f"dtype {item.dtype}" if isinstance(item, h5py.Dataset) else "a group"
+            raise ValueError(f"data file {str(path)!r}: {name} is {kind}, expected a numeric dataset")
     if u.ndim != 4:
         raise ValueError(f"data file {str(path)!r}: /fields/u must be (n_samples, n_frames, ny, nx), "
                          f"got shape {u.shape}")
@@ -131,13 +135,19 @@ def _checked_file(path: str | os.PathLike):
     try:
         handle = h5py.File(path, "r")
     except OSError as exc:
-        raise ValueError(f"data file {str(path)!r} is not a readable HDF5 file ({exc})") from None
+        raise ValueError(f"data file {str(path)!r} is not a readable HDF5 file "
+                         f"({_first_line(exc)})") from None
     with handle:
         try:
             info = _check_file(handle, path)
-        except OSError as exc:
-            raise ValueError(f"data file {str(path)!r} is not a readable HDF5 file ({exc})") from None
+        except (OSError, RuntimeError, KeyError) as exc:  # h5py's errors on truncated or damaged files
+            raise ValueError(f"data file {str(path)!r} is not a readable HDF5 file "
+                             f"({_first_line(exc)})") from None
         yield handle, info
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0].strip("'\"")
 
 
 def read_info(path: str | os.PathLike) -> WaveFileInfo:

@@ -56,9 +56,21 @@ def load(path: str | os.PathLike) -> WaveSurrogate:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our file"
-        raise ValueError(f"model file {str(path)!r} is not a readable jamwave model ({exc})") from None
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"model file {str(path)!r} is not a readable jamwave model ({reason})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"model file {str(path)!r} is not a {FORMAT!r} file")
+    try:
+        return _rebuild(payload)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        reason = f"lacks {exc}" if isinstance(exc, KeyError) else str(exc).strip().splitlines()[0]
+        raise ValueError(f"model file {str(path)!r} is damaged: {reason}") from None
+
+
+def _rebuild(payload: dict) -> WaveSurrogate:
+    """The model described by a loaded payload (masks re-applied, state loaded)."""
+    if not isinstance(payload["config"], dict) or not isinstance(payload["state_dict"], dict):
+        raise ValueError("config and state_dict must be dicts")
     model = WaveSurrogate(**payload["config"])
     state = payload["state_dict"]
     modules = dict(model.named_modules())
@@ -75,3 +87,34 @@ def load(path: str | os.PathLike) -> WaveSurrogate:
     model.extra = payload.get("extra") or {}
     model.eval()
     return model
+
+
+def read_checkpoint(path: str | os.PathLike, keys=(), *, what: str = "checkpoint") -> dict:
+    """A resume file written with ``torch.save`` (read with ``weights_only=True``), checked.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    keys : iterable of str
+        Entries the dict must hold.
+    what : str
+        Its name in the error message.
+
+    Raises
+    ------
+    ValueError
+        If the file cannot be read by torch or is not a dict holding ``keys``; the message names
+        the file and says to delete it to start again.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our file"
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"{what} {str(path)!r} is not readable ({reason}); delete it to start "
+                         f"again") from None
+    missing = [k for k in keys if not isinstance(state, dict) or k not in state]
+    if not isinstance(state, dict) or missing:
+        raise ValueError(f"{what} {str(path)!r} is damaged (missing {', '.join(missing) or 'its dict'}); "
+                         f"delete it to start again")
+    return state

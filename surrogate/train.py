@@ -109,13 +109,21 @@ def _resume(checkpoint, model, optimiser, scheduler, history: dict):
     """
     if checkpoint is None or not Path(checkpoint).is_file():
         return history, None, 0, 0
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    if set(state["model"]) != set(model.state_dict()):
+    from surrogate.io import read_checkpoint
+
+    state = read_checkpoint(checkpoint, ("model", "optimiser", "scheduler", "history", "best_state",
+                                         "bad_epochs"), what="training checkpoint")
+    if not isinstance(state["model"], dict) or set(state["model"]) != set(model.state_dict()):
         raise ValueError(f"checkpoint {str(checkpoint)!r} belongs to another model; delete it "
                          f"or pass another checkpoint path")
-    model.load_state_dict(state["model"])
-    optimiser.load_state_dict(state["optimiser"])
-    scheduler.load_state_dict(state["scheduler"])
+    try:
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        scheduler.load_state_dict(state["scheduler"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"checkpoint {str(checkpoint)!r} does not fit this model ({reason}); "
+                         f"delete it to start again") from None
     history = state["history"]
     return history, state["best_state"], state["bad_epochs"], len(history["epoch"])
 

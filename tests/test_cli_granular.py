@@ -104,7 +104,9 @@ def test_modulus_appends_group(jammed_file, capsys):
 
 def test_modulus_refuses_unjammed_packing(tmp_path, capsys):
     path = write_packing(tmp_path / "loose.h5", make_packing(1.0, 0.0, n=60, phi=0.3))
-    assert main(["granular", "modulus", "--in", str(path)]) == 2
+    assert main(["granular", "modulus", "--in", str(path)]) == 2  # no contact law stored, none given
+    assert "pass --k-n" in capsys.readouterr().err
+    assert main(["granular", "modulus", "--in", str(path), "--k-n", "1"]) == 2
     assert "below jamming" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["granular", "modulus", "--in", str(path), "--strain", "0.5"])
@@ -132,3 +134,32 @@ def test_jam_output_reads_in_mdanalysis(jammed_file):
     assert np.allclose(ts.positions, packing.position, atol=1e-5)
     assert np.allclose(ts.dimensions[:3], packing.box)
     reader.close()
+
+
+def test_modulus_of_a_foreign_file_uses_its_stiffness(jammed_file, tmp_path, capsys):
+    """A packing written by plain h5py (fixed box, one-frame radius/species series) with k_n = 1e4
+    stored only in /jamwave/results: K scales with k_n, K* does not, and nothing is assumed."""
+    packing = read_packing(jammed_file)
+    path = tmp_path / "foreign.h5"
+    with h5py.File(path, "w") as f:
+        f.create_group("h5md").attrs["version"] = [1, 1]
+        p = f.create_group("particles/grains")
+        p.create_group("box").attrs.update({"dimension": 3, "boundary": ["periodic"] * 3})
+        p["box/edges"] = packing.box
+        for name in ("position", "radius", "species"):
+            p[f"{name}/step"] = [0]
+            p[f"{name}/time"] = [0.0]
+            p[f"{name}/value"] = getattr(packing, name)[None]
+        f["jamwave/results/k_n"] = 1e4
+    assert main(["granular", "modulus", "--in", str(path), "--method", "linear_response"]) == 0
+    assert "k_n = 10000 (from" in capsys.readouterr().out
+    stiff = read_group(path, "modulus")
+    assert main(["granular", "modulus", "--in", str(jammed_file), "--method", "linear_response",
+                 "--force"]) == 0
+    unit = read_group(jammed_file, "modulus")
+    assert stiff["K_linear_response"] == pytest.approx(1e4 * unit["K_linear_response"], rel=1e-9)
+    assert stiff["K_star"] == pytest.approx(unit["K_star"], rel=1e-9)
+    assert main(["granular", "modulus", "--in", str(path), "--k-n", "1", "--force"]) == 2
+    assert "disagrees" in capsys.readouterr().err
+    assert main(["granular", "show", str(path), "--png", str(tmp_path / "s.png")]) == 0
+    assert "not written by jamwave" in capsys.readouterr().out

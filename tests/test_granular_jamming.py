@@ -32,7 +32,15 @@ def test_bisection_brackets_and_hits_the_pressure_band(mono_jammed):
     assert pressure(r.packing).total == pytest.approx(r.pressure, rel=1e-9)
     # every relaxed state of the history is listed in order, and the band state is the last one
     assert r.history["phi"][-1] == pytest.approx(r.phi_j)
-    assert np.all(r.history["pressure"][:-1] < 1e-6) or np.any(r.history["pressure"] > 2e-6)
+    pressures, phis = np.asarray(r.history["pressure"]), np.asarray(r.history["phi"])
+    earlier, earlier_phi = pressures[:-1], phis[:-1]
+    # the first relaxed state inside the band ends the search: no earlier state is in it
+    assert not np.any((earlier >= 1e-6) & (earlier <= 2e-6))
+    # bracketed from both sides, every unjammed state below phi_J and every jammed one above it
+    unjammed, jammed = earlier_phi[earlier < 1e-6], earlier_phi[earlier > 2e-6]
+    assert unjammed.size > 0 and jammed.size > 0
+    assert unjammed.max() == pytest.approx(r.phi_low)
+    assert unjammed.max() < r.phi_j < jammed.min()
 
 
 def test_monodisperse_phi_j_and_isostatic_backbone(mono_jammed):

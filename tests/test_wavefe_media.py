@@ -75,8 +75,15 @@ def test_granular_packing_files(tmp_path, points):
     assert c[-1] == pytest.approx(np.sqrt(0.5 / 0.70))
     with h5py.File(tmp_path / "bad.h5", "w") as f:
         f["/jamwave/results/phi"] = 0.6
-    with pytest.raises(ValueError, match="lacks /jamwave/modulus/K"):
+    with pytest.raises(ValueError, match="lacks /jamwave/modulus"):
         media.read_material(tmp_path / "bad.h5")
+    with h5py.File(tmp_path / "bad.h5", "a") as f:
+        f["/jamwave/modulus/K"] = 0.6  # K without K_star or k_n: the unit is unknown
+    with pytest.raises(ValueError, match="no contact stiffness"):
+        media.read_material(tmp_path / "bad.h5")
+    with h5py.File(tmp_path / "bad.h5", "a") as f:
+        f["/jamwave/results/k_n"] = 2.0
+    assert media.read_material(tmp_path / "bad.h5").K_star == pytest.approx(0.3)
 
 
 def test_sources():
@@ -94,3 +101,20 @@ def test_sources():
         sources.RickerSource(0.5, 0.5, frequency=-1.0)
     with pytest.raises(ValueError, match="width"):
         sources.sample_pulse(rng, (0, 1, 0, 1), width=(0.0, 0.1))
+
+
+def test_foreign_packing_file_uses_its_own_packing_fraction(tmp_path):
+    """An H5MD packing from another tool, with only /jamwave/modulus added by `granular modulus`:
+    phi comes from the stored particles, k_n from /parameters/jamwave/law."""
+    from granular.h5md import read_packing
+    from tests.test_granular_h5md_forms import write
+
+    path = tmp_path / "foreign.h5"
+    write(path, "fixed_properties")
+    with h5py.File(path, "a") as f:
+        f["/parameters/jamwave/law/k_n"] = 50.0
+        f["/jamwave/modulus/K"] = 10.0
+    mat = media.read_material(path)
+    assert mat.phi == pytest.approx(read_packing(path).packing_fraction)
+    assert mat.k_n == 50.0 and mat.K_star == pytest.approx(10.0 / 50.0)
+    assert np.isnan(mat.delta)

@@ -16,10 +16,10 @@ domain standing for ``L`` grain diameters traversed in FE time units of ``tau`` 
 needs ``speed_scale = tau / L``.
 
 Materials come from a table (dicts with ``K`` and ``phi``, or ``K_star``, ``phi`` and optional
-``k_n``, ``d_L``) or from packing files (HDF5/H5MD with the scalar datasets
-``/jamwave/results/phi``, ``/jamwave/results/k_n`` and ``/jamwave/modulus/K`` or
-``/jamwave/modulus/K_star``, plus ``/jamwave/results/delta`` and ``/jamwave/results/x_small``
-recorded as the mixture), read with plain h5py.
+``k_n``, ``d_L``) or from packing files (H5MD, read by :mod:`granular.h5md`:
+``/jamwave/modulus/K_star`` or ``/jamwave/modulus/K`` with the file's ``k_n``, ``/jamwave/results/phi``
+or the stored packing's packing fraction, and ``/jamwave/results/delta`` and ``/jamwave/results/x_small``
+recorded as the mixture).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import h5py
 import numpy as np
 
 
@@ -169,26 +170,55 @@ def read_material(path) -> GranularMaterial:
     """The granular material of a packing file: phi, k_n, K (or K_star), delta and x_small.
 
     Named apart from :func:`granular.h5md.read_packing`, which reads the particles.
+
+    ``K_star`` is ``/jamwave/modulus/K_star``, else ``/jamwave/modulus/K`` over the file's contact
+    stiffness (``/parameters/jamwave/law/k_n`` or ``/jamwave/results/k_n``; an error when neither is
+    stored). ``phi`` is ``/jamwave/results/phi``, else the packing fraction of the stored packing.
+
+    Raises
+    ------
+    ValueError
+        (:class:`granular.h5md.PackingFileError`) for a missing, unreadable or incomplete file, with
+        the path in the file that is missing.
     """
-    import h5py
+    from granular.h5md import PackingFileError, open_packing_file, read_contact_stiffness
 
-    with h5py.File(path, "r") as f:
+    law, _ = read_contact_stiffness(path)
+    with open_packing_file(path) as f:
         def scalar(name, default=None):
-            if name in f:
-                return float(np.asarray(f[name][()]).reshape(-1)[0])
-            if default is None:
-                raise ValueError(f"{path}: packing file lacks {name}")
-            return default
+            if name not in f or not isinstance(f[name], h5py.Dataset):
+                if default is None:
+                    raise PackingFileError(f"{path}: packing file lacks {name}")
+                return default
+            value = np.asarray(f[name][()])
+            if value.dtype.kind not in "fiu" or value.size != 1:
+                raise PackingFileError(f"{path}: {name} is not one number (dtype {value.dtype}, "
+                                       f"shape {value.shape})")
+            return float(value.reshape(-1)[0])
 
-        phi = scalar("/jamwave/results/phi")
-        k_n = scalar("/jamwave/results/k_n", 1.0)
+        if "/jamwave/modulus" not in f:
+            raise PackingFileError(f"{path}: packing file lacks /jamwave/modulus (run `jamwave granular "
+                                   f"modulus --in {path}` first)")
+        k_n = law["k_n"] if law else None
         if "/jamwave/modulus/K_star" in f:
             K_star = scalar("/jamwave/modulus/K_star")
+        elif k_n is None:
+            raise PackingFileError(f"{path}: /jamwave/modulus has K but no K_star, and the file stores no "
+                                   f"contact stiffness (/parameters/jamwave/law/k_n or /jamwave/results/k_n)")
         else:
             K_star = scalar("/jamwave/modulus/K") / k_n  # d_L = 1 in the DEM's reduced units
+        phi = scalar("/jamwave/results/phi", -1.0)
         delta = scalar("/jamwave/results/delta", float("nan"))
         x_small = scalar("/jamwave/results/x_small", float("nan"))
-    return GranularMaterial(K_star, phi, k_n, 1.0, delta, x_small, source=os.fspath(path))
+    if phi < 0:
+        from granular.h5md import read_packing
+
+        phi = read_packing(path).packing_fraction
+    try:  # k_n only labels the material when K_star is stored: the speed is sqrt(K_star / phi)
+        return GranularMaterial(K_star, phi, 1.0 if k_n is None else k_n, 1.0, delta, x_small,
+                                source=os.fspath(path))
+    except ValueError as exc:
+        raise PackingFileError(f"{path}: not a usable granular material: {exc}") from None
 
 
 def from_granular(labels, materials, speed_scale: float = 1.0) -> np.ndarray:

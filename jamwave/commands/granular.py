@@ -37,6 +37,11 @@ def _mixture_args(p: argparse.ArgumentParser) -> None:
     size.add_argument("--n-large", type=bounded_int(1), help="number of large particles")
 
 
+def _group_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--group", default=None,
+                   help="particle group under /particles (default: 'all', or the only group)")
+
+
 def _common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k-n", type=bounded_float(0, lo_open=True), default=1.0,
                    help="normal contact stiffness k_n (default: 1; units force / d_L)")
@@ -82,27 +87,33 @@ def _register_show(sub) -> None:
                        description="Print the results stored in a packing file and draw the spheres "
                                    "cut by the plane z = L_z / 2 (large and small in two colours).")
     p.add_argument("file", help="H5MD packing file")
+    _group_arg(p)
     p.add_argument("--png", default=None, help="slice image (default: FILE_slice.png beside the file)")
     p.add_argument("--force", action="store_true", help="overwrite an existing PNG")
     p.set_defaults(func=_show)
 
 
 def _show(args) -> int:
-    from granular.h5md import read_group, read_packing, read_parameters
+    from granular.h5md import MissingGroupError, read_group, read_packing, read_parameters
     from granular.protocol import summary
     from granular.slice_plot import plot_slice
     from jamcommon.files import check_writable
 
     path = Path(args.file)
-    if not path.is_file():
-        raise ValueError(f"file {str(path)!r} does not exist")
     png = Path(args.png) if args.png else path.with_name(path.stem + "_slice.png")
+    packing = read_packing(path, group=args.group)  # refuses a missing or malformed file first
     check_writable(png, overwrite=args.force)
-    results = read_group(path, "results")
-    print(summary(results, path))
-    params = read_parameters(path)
-    print(f"parameters        seed {params.get('seed')}, method {params.get('method')}, "
-          f"backend {params.get('backend')}, jamwave {params.get('version')}")
+    try:
+        results = read_group(path, "results")
+        print(summary(results, path))
+    except (MissingGroupError, KeyError):  # a packing written by another tool: what the file itself holds
+        print(_plain_summary(packing, path))
+    try:
+        params = read_parameters(path)
+        print(f"parameters        seed {params.get('seed')}, method {params.get('method')}, "
+              f"backend {params.get('backend')}, jamwave {params.get('version')}")
+    except MissingGroupError:
+        print("parameters        none stored (/parameters/jamwave absent)")
     try:
         m = read_group(path, "modulus")
         print(f"bulk modulus      K = {m['K']:.5g} (strain {m['strain']:g}), linear response "
@@ -110,9 +121,20 @@ def _show(args) -> int:
               f"K_SL {m['K_SL']:.4g}, K_LL {m['K_LL']:.4g}")
     except KeyError:
         print("bulk modulus      not measured (jamwave granular modulus --in FILE)")
-    plot_slice(read_packing(path), png, title=path.name)
+    plot_slice(packing, png, title=path.name)
     print(f"slice image       {png}")
     return 0
+
+
+def _plain_summary(packing, path: Path) -> str:
+    radii = sorted({float(r) for r in packing.radius})
+    return "\n".join([
+        f"packing file      {path}  (no /jamwave/results: not written by jamwave granular jam)",
+        f"particles         {packing.n} ({int((packing.species == 0).sum())} species 0, "
+        f"{int((packing.species != 0).sum())} others), radii {radii[0]:.4g}-{radii[-1]:.4g}",
+        f"stored state      phi = {packing.packing_fraction:.6f}  box = "
+        f"{' x '.join(f'{b:.4f}' for b in packing.box)}",
+    ])
 
 
 def _register_modulus(sub) -> None:
@@ -122,6 +144,10 @@ def _register_modulus(sub) -> None:
                                    "pressure split, K* = K d_L / k_n, and the Hessian linear response "
                                    "as a cross-check; written to /jamwave/modulus of the file.")
     p.add_argument("--in", dest="input", required=True, help="H5MD packing file above jamming")
+    _group_arg(p)
+    p.add_argument("--k-n", type=bounded_float(0, lo_open=True), default=None,
+                   help="normal contact stiffness k_n the packing was made with (force / d_L); default: "
+                        "the file's /parameters/jamwave/law or /jamwave/results/k_n, an error if neither")
     p.add_argument("--strain", type=bounded_float(0, 1e-2, lo_open=True), default=1e-5,
                    help="volumetric strain amplitude, in (0, 0.01] (default: 1e-5)")
     p.add_argument("--method", choices=("both", "strain", "linear_response"), default="both",
@@ -132,30 +158,46 @@ def _register_modulus(sub) -> None:
 
 
 def _modulus(args) -> int:
-    import h5py
-
-    from granular.contact import ContactLaw
     from granular.elasticity import bulk_modulus
-    from granular.h5md import append_group, read_packing, read_parameters
+    from granular.h5md import append_group, open_packing_file, read_packing
     from jamcommon.files import OutputExistsError
 
     path = Path(args.input)
-    if not path.is_file():
-        raise ValueError(f"--in: file {str(path)!r} does not exist")
-    with h5py.File(path, "r") as f:
+    packing = read_packing(path, group=args.group)  # refuses a missing or malformed file first
+    law, origin = _contact_law(path, args.k_n)
+    with open_packing_file(path) as f:
         if "jamwave/modulus" in f and not args.force:
             raise OutputExistsError(f"{path} already holds /jamwave/modulus; pass --force to replace it")
-    law_params = read_parameters(path).get("law", {})
-    law = ContactLaw(**{k: law_params[k] for k in ("k_n", "gamma_n", "model") if k in law_params})
-    m = bulk_modulus(read_packing(path), law, strain=args.strain, method=args.method, backend=args.backend)
+    m = bulk_modulus(packing, law, strain=args.strain, method=args.method, backend=args.backend)
     append_group(path, "modulus", m.as_dict(), overwrite=True)
     print(f"packing file      {path}  (phi = {m.phi:.6f}, P = {m.pressure:.4e}, Z = {m.z_backbone:.3f})")
+    print(f"contact law       {law.model}, k_n = {law.k_n:g} ({origin})")
     print(f"strain method     K = {m.K:.6g}  K_SS = {m.K_SS:.4g}  K_SL = {m.K_SL:.4g}  K_LL = {m.K_LL:.4g}"
           f"  (epsilon_v = +-{m.strain:g})")
     print(f"linear response   K = {m.K_linear_response:.6g}  K_SS = {m.K_linear_response_SS:.4g}  "
           f"K_SL = {m.K_linear_response_SL:.4g}  K_LL = {m.K_linear_response_LL:.4g}")
     print(f"dimensionless     K* = K d_L / k_n = {m.K_star:.6g}")
     return 0
+
+
+def _contact_law(path: Path, k_n: float | None):
+    """The contact law of a packing file: ``--k-n`` if given, else the file's; never a silent default."""
+    import numpy as np
+
+    from granular.contact import ContactLaw
+    from granular.h5md import read_contact_stiffness
+
+    stored, where = read_contact_stiffness(path)
+    if k_n is not None:
+        if stored is None:
+            return ContactLaw(k_n=k_n), "from --k-n"
+        if not np.isclose(stored["k_n"], k_n, rtol=1e-12, atol=0):
+            raise ValueError(f"--k-n {k_n:g} disagrees with {path}:{where} k_n = {stored['k_n']:g}; "
+                             f"omit --k-n to use the file's")
+    if stored is None:
+        raise ValueError(f"{path} does not store its contact law (no /parameters/jamwave/law/k_n nor "
+                         f"/jamwave/results/k_n); pass --k-n, the normal stiffness the packing was made with")
+    return ContactLaw(**stored), f"from {path}:{where}"
 
 
 def _register_diagram(sub) -> None:

@@ -59,12 +59,18 @@ def _register_prune(sub) -> None:
 
 
 def _prune(args) -> int:
+    from surrogate.data import read_info
     from surrogate.io import load
     from surrogate.models import build_model
     from surrogate.pruning import prune_iteratively, summarise_history
 
     if not args.p < args.q:
         raise ValueError(f"--q must be greater than --p = {args.p}, got {args.q}")
+    for option, name in (("--data", args.data), ("--val", args.val)):
+        try:  # both splits checked before any work or output
+            read_info(name)
+        except ValueError as exc:
+            raise ValueError(f"{option}: {exc}") from None
     model = load(args.model)
     if args.rewind == "init":
         fresh = build_model(**model.config, seed=args.seed)

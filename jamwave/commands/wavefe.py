@@ -62,6 +62,7 @@ def register(groups) -> None:
     so.add_argument("--h5", default=None, help="also write the run as a one-sample dataset file")
     so.add_argument("--force", action="store_true", help="overwrite existing outputs")
     so.set_defaults(func=run_solve)
+    _register_export(sub)
 
 
 def _common(p) -> None:
@@ -93,18 +94,34 @@ def _common(p) -> None:
 
 
 def _materials(files) -> tuple:
+    """The ``--granular`` entries, each checked now (before any output is written)."""
+    from wavefe.media import material
+
     out = []
     for name in files:
         path = Path(name)
-        if not path.exists():
-            raise ValueError(f"--granular: {name} does not exist")
+        if not path.is_file():
+            raise ValueError(f"--granular: {name} does not exist or is not a file")
         if path.suffix.lower() == ".json":
-            table = json.loads(path.read_text())
-            if not isinstance(table, list):
-                raise ValueError(f"--granular: {name} must hold a JSON list of materials")
-            out.extend(table)
+            try:
+                table = json.loads(path.read_text())
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ValueError(f"--granular: {name} is not a JSON file ({exc})") from None
+            if not isinstance(table, list) or not table:
+                raise ValueError(f"--granular: {name} must hold a non-empty JSON list of materials")
+            entries = table
         else:
-            out.append(str(path))
+            entries = [str(path)]
+        for k, entry in enumerate(entries):
+            if not isinstance(entry, dict) and path.suffix.lower() == ".json":
+                raise ValueError(f"--granular: {name}, entry {k}: expected an object with K_star and phi "
+                                 f"(or K, phi, k_n), got {type(entry).__name__}")
+            try:
+                material(entry)
+            except (TypeError, ValueError) as exc:
+                where = "" if str(path) in str(exc) else f"{name}: "
+                raise ValueError(f"--granular: {where}{exc}") from None
+        out.extend(entries)
     return tuple(out)
 
 
@@ -203,4 +220,41 @@ def run_solve(args) -> int:
 
         generate_dataset(args.h5, 1, config=config, seed=args.seed, workers=1, overwrite=args.force)
         print(f"wrote {args.h5}")
+    return 0
+
+
+def _register_export(sub) -> None:
+    ex = sub.add_parser("export", help="write wave datasets in another tool's layout (The Well)",
+                        description="Convert jamwave.wave2d/1 files into The Well's HDF5 layout "
+                        "(OUT/data/{train,valid,test}/NAME.hdf5: t0_fields/u, the speed as the "
+                        "time-independent field c, dimensions, boundary_conditions, scalars), readable "
+                        "by the_well.data.WellDataset(path=OUT, well_split_name=SPLIT).")
+    ex.add_argument("--format", choices=("the-well",), required=True, help="target layout")
+    ex.add_argument("--train", default=None, help="training split (.h5 from `jamwave wavefe dataset`)")
+    ex.add_argument("--valid", default=None, help="validation split")
+    ex.add_argument("--test", default=None, help="test split")
+    ex.add_argument("--splits", default=None, metavar="DIR",
+                    help="a folder from `jamwave wavefe splits` (train.h5, val.h5, test.h5 that exist)")
+    ex.add_argument("--name", default="jamwave_wave2d", help="dataset name and file stem")
+    ex.add_argument("--out", required=True, help="output folder")
+    ex.add_argument("--force", action="store_true", help="overwrite exported files that exist")
+    ex.set_defaults(func=run_export)
+
+
+def run_export(args) -> int:
+    from wavefe.well import export_the_well
+
+    splits = {k: v for k, v in (("train", args.train), ("valid", args.valid), ("test", args.test)) if v}
+    if args.splits:
+        folder = Path(args.splits)
+        if not folder.is_dir():
+            raise ValueError(f"--splits: {args.splits} is not a folder")
+        for split, stem in (("train", "train"), ("valid", "val"), ("test", "test")):
+            if (folder / f"{stem}.h5").exists():
+                splits.setdefault(split, str(folder / f"{stem}.h5"))
+    if not splits:
+        raise ValueError("give --train, --valid, --test or --splits DIR: nothing to export")
+    paths = export_the_well(splits, args.out, name=args.name, overwrite=args.force)
+    for split, path in paths.items():
+        print(f"{split}: {path}")
     return 0

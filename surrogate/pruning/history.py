@@ -87,9 +87,15 @@ def load_history(path: str | os.PathLike) -> dict:
         path = path / "history.json"
     if not path.is_file():
         raise ValueError(f"no pruning history at {str(path)!r}")
-    history = json.loads(path.read_text())
-    if history.get("format") != HISTORY_FORMAT:
+    try:
+        history = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{str(path)!r} is not a JSON file ({exc})") from None
+    if not isinstance(history, dict) or history.get("format") != HISTORY_FORMAT:
         raise ValueError(f"{str(path)!r} is not a {HISTORY_FORMAT!r} file")
+    entries = history.get("entries")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ValueError(f"{str(path)!r}: 'entries' must be a list of iteration records")
     return history
 
 

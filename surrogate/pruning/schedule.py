@@ -275,14 +275,21 @@ def _start_or_resume(model: nn.Module, plan: _Plan, overwrite: bool):
     """
     ckpt_path, history_path = plan.out / "checkpoint.pt", plan.out / "history.json"
     if ckpt_path.is_file() and not overwrite:
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        from surrogate.io import read_checkpoint
+
+        state = read_checkpoint(ckpt_path, ("format", "config"), what="pruning checkpoint")
         if state.get("format") != CHECKPOINT_FORMAT or state.get("config") != plan.config:
-            raise ValueError(f"{str(plan.out)!r} holds a pruning run with other settings "
+            raise ValueError(f"{str(ckpt_path)!r} holds a pruning run with other settings "
                              f"({state.get('config')}); choose another output folder or pass --force")
-        model.load_state_dict(state["model"])
-        initial, scores = state["initial"], state["scores"]
-        history = json.loads(state["history"])
-        start = int(state["next_iteration"])
+        try:
+            model.load_state_dict(state["model"])
+            initial, scores = state["initial"], state["scores"]
+            history = json.loads(state["history"])
+            start = int(state["next_iteration"])
+        except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ValueError(f"pruning checkpoint {str(ckpt_path)!r} is damaged ({reason}); pass --force "
+                             f"to start again") from None
     else:
         if history_path.exists() and not overwrite:
             raise OutputExistsError(f"{str(history_path)!r} exists without a checkpoint; pass --force "
