@@ -86,11 +86,13 @@ def _asymmetry_rows(packings: Packings) -> list[dict]:
                          f"{word} ({ratio:.3g}-fold)"))
         first = by_x[min(by_x)]
         k1, k2, k_star = first["K* first"], first["K* second"], by_x[high]["K* first"]
-        rises = math.isfinite(k2) and k1 < k2 < k_star
+        if not math.isfinite(k2):
+            word = "not measured: the second transition was not reached in the followed range"
+        else:
+            word = "as published" if k1 < k2 < k_star else "not as published"
         rows.append(_row(f"K* at the second / first transition (X_S = {min(by_x):g})",
                          k2 / k1 if k1 > 0 else math.nan, f"> 1, below K* at X*_S ({k_star:.3g})",
-                         "Petit et al.: K rises along the second transition, small against K at X*_S",
-                         "as published" if rises else "not as published"))
+                         "Petit et al.: K rises along the second transition, small against K at X*_S", word))
     return rows
 
 
