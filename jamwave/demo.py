@@ -248,8 +248,8 @@ def _train_and_score(run: DemoRun, splits: dict[str, Path], folder: Path, name: 
         model = surrogate.load(path)
     else:
         model = surrogate.train_model(splits["train"], splits["val"], path, conv=conv, rank=rank,
-                                      width=p.width, depth=p.depth, seed=run.seed, epochs=p.epochs,
-                                      lr=p.lr, noise=p.noise, overwrite=True, progress=run.progress)
+                                      width=p.width, depth=p.depth, seed=run.seed, overwrite=True,
+                                      progress=run.progress, **p.fit_options)
     metrics_path = folder / f"{name}.json"
     if metrics_path.exists() and not run.force:
         return path, json.loads(metrics_path.read_text())

@@ -130,8 +130,7 @@ def _continue_from(trained_model, preset):
         if all(alive == total for alive, total in remaining_weights(model).values()):
             load_trained(model, trained_model)
             return {"continued_from": "stage 4", **_scalar_history(trained_model.history)}
-        return fit(model, train, val, epochs=preset.epochs, lr=preset.lr, noise=preset.noise, seed=seed,
-                   checkpoint=checkpoint, progress=False)
+        return fit(model, train, val, seed=seed, checkpoint=checkpoint, progress=False, **preset.fit_options)
 
     return train_fn
 

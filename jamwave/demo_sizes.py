@@ -117,6 +117,12 @@ class DemoSize:
     follow_step: float = 0.02
     follow_range: float = 0.25
 
+    @property
+    def fit_options(self) -> dict:
+        """Keyword arguments of :func:`surrogate.train.fit`: the training of stage 4, which pruning
+        repeats after each pruning step."""
+        return {"epochs": self.epochs, "lr": self.lr, "noise": self.noise}
+
 
 SIZES = {
     # "tiny" is the smoke-test size of the end-to-end test (about a minute); its numbers are not
