@@ -12,7 +12,7 @@ DEMO_OUT ?= demo-output
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e '.[test]' $(TORCH)
+	$(PY) -m pip install --quiet -e '.[test,cuda-compile]' $(TORCH)
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -20,11 +20,13 @@ pressure of the starting configuration (contact virial, zero velocities) must ag
 two codes; the script prints the relative difference.
 
 Usage: ``python -m benchmarks.dem_throughput [--steps 2000] [--threads 1,2] [--gpu-sizes 1e6]``
+(``--gpu-only --name NAME``: only the CUDA rows, for both states, into ``results/NAME.json``)
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 import re
@@ -187,6 +189,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-large", action="store_true", help="skip the N = 32000 replica")
     parser.add_argument("--gpu-sizes", default="32000,256000,1000000",
                         help="system sizes for the CUDA backend (replicas; only with a real GPU)")
+    parser.add_argument("--gpu-only", action="store_true", help="only the CUDA rows (no CPU or LAMMPS rows)")
+    parser.add_argument("--name", default="dem_throughput", help="results/<name>.json (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.repeats < 1:
         parser.error("--steps and --repeats must be >= 1")
@@ -194,8 +198,8 @@ def main(argv=None) -> int:
     ranks = [int(r) for r in args.ranks.split(",")]
     from granular.backend import gpu_present
 
-    use_lammps = shutil.which("lmp") is not None and not args.no_lammps
-    report = Report("dem_throughput", notes={"k_n": K_N, "g_n_lammps": G_N, "damping": DAMPING,
+    use_lammps = shutil.which("lmp") is not None and not args.no_lammps and not args.gpu_only
+    report = Report(args.name, notes={"k_n": K_N, "g_n_lammps": G_N, "damping": DAMPING,
                                              "phi": {f"{d}_{x}": v for (d, x), v in PHI.items()},
                                              "lammps": use_lammps, "gpu": gpu_present(),
                                              "load_before": os.getloadavg()})
@@ -204,7 +208,7 @@ def main(argv=None) -> int:
     if not args.no_large:
         systems.insert(1, ("d0.5_xs0.5", replicate(base[(0.5, 0.5)], 2)))
     with tempfile.TemporaryDirectory() as tmp:
-        for name, packing in systems:
+        for name, packing in [] if args.gpu_only else systems:
             steps = max(500, args.steps * 4000 // packing.n)
             p_ours = pressure_ours(packing)
             lmp_rate = None
@@ -228,13 +232,15 @@ def main(argv=None) -> int:
     if gpu_present():
         from numba import cuda
 
-        for n_target in (int(float(s)) for s in args.gpu_sizes.split(",")):
+        cases = (("d0.5_xs0.5", (0.5, 0.5)), ("d0.15_xs0.2", (0.15, 0.2)))
+        sizes = [int(float(s)) for s in args.gpu_sizes.split(",")]
+        for (case, key), n_target in itertools.product(cases, sizes):
             k = max(1, math.ceil((n_target / 4000) ** (1 / 3) - 1e-9))  # smallest replica with N >= target
-            packing = replicate(base[(0.5, 0.5)], k)
+            packing = replicate(base[key], k)
             steps = 1000
             wall, _, setup = run_ours(packing, steps, 1, "cuda", args.repeats)
             cuda.synchronize()
-            report.add(case="d0.5_xs0.5", n=packing.n, code="jamwave-cuda", workers=1, steps=steps,
+            report.add(case=case, n=packing.n, code="jamwave-cuda", workers=1, steps=steps,
                        wall_s=wall, setup_s=setup, rate_wall=packing.n * steps / wall, rate_cpu="",
                        pressure="", dp_rel="", ratio_cpu="")
     report.notes["load_after"] = os.getloadavg()

@@ -40,7 +40,7 @@ and its history also holds ``potential_energy`` and ``rebuilds``; ``fire_minimiz
 per thread up, one below; ``JAMWAVE_THREADS`` sets the number.
 """
 
-from granular.backend import resolve_backend
+from granular.backend import Engine, resolve_backend, resolve_engine
 from granular.contact import ContactLaw
 from granular.diagram import DiagramSettings, jamming_diagram, read_diagram, transition_crossover
 from granular.elasticity import BulkModulus, bulk_modulus, linear_response
@@ -106,6 +106,8 @@ __all__ = [
     "make_packing",
     "pressure",
     "resolve_backend",
+    "resolve_engine",
+    "Engine",
     "run_md",
     "scale_to_phi",
 ]

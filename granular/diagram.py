@@ -112,6 +112,7 @@ def run_point(delta: float, x_small: float, seed: int, settings: DiagramSettings
         return str(path)
     import numba
 
+    from granular.backend import resolve_engine
     from granular.contact import ContactLaw
     from granular.elasticity import bulk_modulus
     from granular.follow import SECOND_TRANSITION_CRITERION, follow_compression
@@ -120,23 +121,24 @@ def run_point(delta: float, x_small: float, seed: int, settings: DiagramSettings
     from granular.protocol import jam_run, results_of
     from jamcommon import __version__
 
-    if settings.threads:
-        numba.set_num_threads(max(1, min(int(settings.threads), numba.config.NUMBA_NUM_THREADS)))
+    threads = max(1, min(int(settings.threads), numba.config.NUMBA_NUM_THREADS)) if settings.threads else None
+    engine = resolve_engine(settings.backend, threads)
     law = ContactLaw(k_n=settings.k_n)
     _, jammed, jam = jam_run(delta, x_small, n=settings.n, n_large=settings.n_large, seed=seed,
                              method=settings.method, law=law, force_tol=settings.force_tol,
-                             max_steps=settings.max_steps, backend=settings.backend)
+                             max_steps=settings.max_steps, backend=engine)
     follow = follow_compression(jammed, law, phi_step=settings.follow_step,
                                 phi_max=min(jam.phi_j + settings.follow_range, 0.99),
                                 stop_after_second=True, force_tol=settings.force_tol,
-                                max_steps=settings.max_steps, backend=jam.backend)
+                                max_steps=settings.max_steps, backend=engine)
     state = compress_to(jammed, jam.phi_j + settings.excess_phi, law, force_tol=settings.force_tol,
-                        max_steps=settings.max_steps, backend=jam.backend)
+                        max_steps=settings.max_steps, backend=engine)
     modulus = bulk_modulus(state, law, strain=settings.strain, method=settings.modulus_method,
                            force_tol=settings.force_tol * 0.1, max_steps=settings.max_steps,
-                           backend=jam.backend)
-    first = results_of(jammed, law, phi_j=jam.phi_j, phi_low=jam.phi_low, phi_high=jam.phi_high)
-    results = results_of(state, law, phi_j=jam.phi_j, phi_low=jam.phi_low, phi_high=jam.phi_high)
+                           backend=engine)
+    bracket = {"phi_j": jam.phi_j, "phi_low": jam.phi_low, "phi_high": jam.phi_high, "backend": engine}
+    first = results_of(jammed, law, **bracket)
+    results = results_of(state, law, **bracket)
     results.update({
         "phi_J_second": follow.phi_second,
         "jammed_fraction_small_at_phi_J": first["jammed_fraction_small"],
@@ -146,10 +148,10 @@ def run_point(delta: float, x_small: float, seed: int, settings: DiagramSettings
         "second_transition_jump": follow.jump,
     })
     parameters = {"delta": delta, "x_small": x_small, "seed": int(seed), "settings": asdict(settings),
-                  "backend": jam.backend, "version": __version__, "jamming_criterion": jam.criterion,
+                  **engine.record(), "version": __version__, "jamming_criterion": jam.criterion,
                   "second_transition_criterion": SECOND_TRANSITION_CRITERION,
                   "second_transition_result": follow.criterion}
-    write_packing(path, state, force=spring_forces(state, law),
+    write_packing(path, state, force=spring_forces(state, law, backend=engine),
                   observables={k: np.asarray(v, dtype=float) for k, v in jam.history.items()},
                   parameters=parameters, results=results,
                   groups={"modulus": modulus.as_dict(), "follow": follow.history})

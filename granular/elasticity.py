@@ -205,7 +205,7 @@ def linear_response_from_contacts(
     )
 
 
-def linear_response(packing, law=None, *, backbone_only: bool = True) -> LinearResponse:
+def linear_response(packing, law=None, *, backbone_only: bool = True, backend="auto") -> LinearResponse:
     """Bulk modulus of a relaxed packing by Hessian linear response.
 
     Parameters
@@ -221,6 +221,8 @@ def linear_response(packing, law=None, *, backbone_only: bool = True) -> LinearR
         contacts add floppy or unstable modes to H that carry no load; at a converged minimum their
         forces are at the level of the force tolerance, so dropping them changes P negligibly and
         keeps the non-affine solve well posed.
+    backend : {"auto", "cpu", "cuda"} or granular.backend.Engine
+        Where the contacts are found.
 
     Returns
     -------
@@ -229,12 +231,12 @@ def linear_response(packing, law=None, *, backbone_only: bool = True) -> LinearR
     from granular.measure import contacts
 
     law = ContactLaw() if law is None else law
-    c = contacts(packing, law)
+    c = contacts(packing, law, backend=backend)
     keep = np.ones(c.i.size, dtype=bool)
     if backbone_only:
         from granular.measure import backbone
 
-        jammed = backbone(packing, law).jammed
+        jammed = backbone(packing, law, backend=backend).jammed
         keep = jammed[c.i] & jammed[c.j]
     return linear_response_from_contacts(
         packing.n, packing.volume, c.i[keep], c.j[keep], c.normal[keep], c.distance[keep],
@@ -326,7 +328,7 @@ def bulk_modulus(
         For a strain outside (0, 1e-2], an unknown method, a packing below jamming (no
         force-bearing backbone), or a strain large enough to unjam the dilated state.
     """
-    from granular.backend import resolve_backend
+    from granular.backend import resolve_engine
     from granular.jamming import relax
     from granular.measure import backbone
     from granular.space import scale_to_phi
@@ -336,10 +338,10 @@ def bulk_modulus(
         raise ValueError(f"strain must be a small volumetric strain in (0, 0.01], got {strain}")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    backend = resolve_backend(backend)
+    backend = resolve_engine(backend)
     tol = force_tol * law.k_n
     ref = relax(packing, law, force_tol=tol, max_steps=max_steps, backend=backend)
-    bb = backbone(ref.packing, law)
+    bb = backbone(ref.packing, law, backend=backend)
     if ref.pressure <= 0 or bb.z_backbone == 0:
         raise ValueError(
             f"the packing is below jamming (relaxed pressure {ref.pressure:.3g}, no force-bearing "
@@ -353,14 +355,14 @@ def bulk_modulus(
             state = relax(scale_to_phi(ref.packing, phi0 / (1.0 - sign * strain)), law, force_tol=tol,
                           max_steps=max_steps, backend=backend)
             states.append(state)
-        if states[1].pressure <= 0.0 or backbone(states[1].packing, law).z_backbone == 0:
+        if states[1].pressure <= 0.0 or backbone(states[1].packing, law, backend=backend).z_backbone == 0:
             raise ValueError(f"strain {strain:g} is not small for this state: the dilated packing unjams; "
                              "use a smaller strain or a state further above jamming")
         k = (states[0].pressure - states[1].pressure) / (2.0 * strain)
         k_split = [(a - b) / (2.0 * strain) for a, b in zip(states[0].split, states[1].split)]
     lr = None
     if method in ("both", "linear_response"):
-        lr = linear_response(ref.packing, law)
+        lr = linear_response(ref.packing, law, backend=backend)
     large = ref.packing.radius[ref.packing.species == 0]
     d_large = 2.0 * float(large.max() if large.size else ref.packing.radius.max())
     k_main = k if k is not None else lr.K

@@ -96,16 +96,17 @@ def second_transition(phi: np.ndarray, jammed_fraction_small: np.ndarray, *, n_s
     return float(phi[k - 1] + t * (phi[k] - phi[k - 1])), "crossing", jump
 
 
-def measure_state(packing: Packing, law: ContactLaw) -> dict[str, float]:
-    """Pressure split, backbone and linear-response moduli of a relaxed state (keys FOLLOW_KEYS)."""
+def measure_state(packing: Packing, law: ContactLaw, *, backend="auto") -> dict[str, float]:
+    """Pressure split, backbone and linear-response moduli of a relaxed state (keys FOLLOW_KEYS),
+    measured on ``backend`` (a name or a :class:`granular.backend.Engine`)."""
     from granular.elasticity import linear_response
     from granular.measure import backbone, pressure
 
-    split = pressure(packing, law)
-    bb = backbone(packing, law)
+    split = pressure(packing, law, backend=backend)
+    bb = backbone(packing, law, backend=backend)
     nan = float("nan")
     if bb.z_backbone > 0:
-        lr = linear_response(packing, law)
+        lr = linear_response(packing, law, backend=backend)
         moduli = (lr.K, lr.K_SS, lr.K_SL, lr.K_LL)
     else:
         moduli = (nan, nan, nan, nan)
@@ -176,7 +177,7 @@ def follow_compression(
             target = phi0 + k * phi_step
             start = state if k == 0 else scale_to_phi(state, target)
             state = relax(start, law, force_tol=tol, max_steps=max_steps, backend=backend).packing
-            for key, value in measure_state(state, law).items():
+            for key, value in measure_state(state, law, backend=backend).items():
                 history[key].append(value)
             if bar is not None:
                 bar.update(1)

@@ -147,8 +147,8 @@ def relax(packing: Packing, law: ContactLaw, *, force_tol: float, max_steps: int
                                    unjammed_pressure=unjammed_pressure)
     else:
         raise ValueError(f"relaxer must be 'fire' or 'damped', got {relaxer!r}")
-    split = pressure(out, law)
-    n_contacts = contacts(out, law).i.size
+    split = pressure(out, law, backend=backend)
+    n_contacts = contacts(out, law, backend=backend).i.size
     return _Relaxed(out, float(split.total), (float(split.ss), float(split.sl), float(split.ll)),
                     2.0 * n_contacts / out.n, steps)
 
@@ -171,7 +171,7 @@ def _relax_damped(packing, law, *, force_tol, kinetic_tol, damping, max_steps, b
         current = res.packing
         steps += chunk
         kinetic = res.kinetic_energy / current.n
-        force = res.force if res.force is not None else spring_forces(current, law)
+        force = res.force if res.force is not None else spring_forces(current, law, backend=backend)
         max_force = float(np.max(np.linalg.norm(force, axis=1)))
         if max_force <= force_tol and kinetic <= kinetic_tol:
             return current, steps
@@ -186,11 +186,13 @@ def _relax_damped(packing, law, *, force_tol, kinetic_tol, damping, max_steps, b
     return res.packing, steps + int(res.steps)
 
 
-def spring_forces(packing: Packing, law: ContactLaw) -> np.ndarray:
-    """Net elastic contact force on every particle, shape (N, 3), units k_n d_L (linear law)."""
+def spring_forces(packing: Packing, law: ContactLaw, *, backend="auto") -> np.ndarray:
+    """Net elastic contact force on every particle, shape (N, 3), units k_n d_L (linear law).
+
+    ``backend``: a name or a :class:`granular.backend.Engine` (the contacts are found there)."""
     from granular.measure import contacts, net_forces, pair_forces
 
-    c = contacts(packing, law)
+    c = contacts(packing, law, backend=backend)
     return net_forces(c, pair_forces(c.overlap, law), packing.n)
 
 

@@ -6,14 +6,15 @@ owned by the smaller particle), with fixed capacities instead of two-pass CSR: c
 ``cell_cap`` particles (``cell_list[c * cell_cap + slot]``), particles at most ``max_nbr`` partners
 (``neighbours[k * N + i]``, coalesced). Kernels cannot raise: they write error flags
 (``flags[FLAG_CELL]`` / ``flags[FLAG_NBR]``: the count that did not fit, ``flags[FLAG_NONFINITE]``,
-``flags[FLAG_MOVED]``: a particle moved past the rebuild threshold) which the host reads after
-each step; on overflow it reallocates with the needed capacity and rebuilds, on a non-finite
-value it raises with the step number. Forces are accumulated with float64 atomics (each pair
+``flags[FLAG_MOVED]``: a particle moved past the rebuild threshold) which the host reads; on
+overflow it reallocates with the needed capacity and rebuilds, on a non-finite value it raises
+with the step number. Forces are accumulated with float64 atomics (each pair
 once); scalar sums use a block reduction in shared memory and one atomic per block.
 
-The host loops (:mod:`granular.loops_cuda`) launch a few kernels per step; each step reads the
-flags back (one small copy). Under ``NUMBA_ENABLE_CUDASIM=1`` the same code runs in Numba's
-simulator, which the tests use to check agreement with the CPU to 1e-10.
+The host loops (:mod:`granular.loops_cuda`) launch a few kernels per step; MD reads the flags
+back once per chunk of steps (restoring and redoing a flagged chunk), FIRE after every step.
+Under ``NUMBA_ENABLE_CUDASIM=1`` the same code runs in Numba's simulator, which the tests use to
+check agreement with the CPU to 1e-10.
 """
 
 from __future__ import annotations

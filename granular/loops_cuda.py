@@ -3,8 +3,9 @@
 Same four entry points as :mod:`granular.loops_cpu` (``evaluate``, ``pairs``, ``run_md``,
 ``run_fire``), same arguments and results, so :mod:`granular.simulate` and
 :mod:`granular.measure` do not know which backend runs. Arrays stay on the device for a whole
-call; the host reads a 4-entry flag array after every step (rebuild needed, overflow,
-non-finite) and scalar sums only when it records.
+call. MD reads its 4-entry flag array (rebuild needed, overflow, non-finite) once per chunk of up
+to :data:`CHECK_EVERY` steps, with a restore-and-redo that keeps the results exact
+(:class:`_MDLoop`); FIRE reads flags and norms every step; scalar sums are read only to record.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class DeviceSystem:
         self.counts = cuda.device_array(self.n, dtype=np.int64)
         self.rebuilds = 0
         self.reallocations = 0
+        self._saved = None
 
     def _launch(self, kernel, *args):
         blocks, threads = _grid(self.n)
@@ -64,6 +66,21 @@ class DeviceSystem:
 
     def read_flags(self):
         return self.flags.copy_to_host()
+
+    def save(self):
+        """Copy positions, velocities, forces (on the device) and the box, for :meth:`restore`."""
+        if self._saved is None:
+            self._saved = tuple(cuda.device_array_like(a) for a in (self.position, self.velocity, self.force))
+        for dst, src in zip(self._saved, (self.position, self.velocity, self.force)):
+            dst.copy_to_device(src)
+        self._saved_box = self.box.copy()
+
+    def restore(self):
+        """Return to the state of the last :meth:`save` (same Verlet list) and clear the flags."""
+        for dst, src in zip((self.position, self.velocity, self.force), self._saved):
+            dst.copy_to_device(src)
+        self.box = self._saved_box.copy()
+        self.clear_flags()
 
     def rebuild(self):
         """Wrap, bin into per-level grids and build the half list; grow capacities on overflow."""
@@ -147,40 +164,114 @@ def _pass(dev, dt, kick, ke_kick, damping, scale, new_box, threshold, measure=Tr
                 dev.scalar, dev.flags)
 
 
-def run_md(position, velocity, radius, species, box, k_n, gamma_n, model, dt, damping, log_scale, steps,
-           record_every, skin):
-    """Same contract as :func:`granular.loops_cpu.run_md` (updates the arrays in place)."""
-    n = len(radius)
-    dev = DeviceSystem(position, velocity, radius, species, box, skin)
-    solid = float(np.sum((4.0 / 3.0) * np.pi * radius**3))
-    rmax = float(radius.max())
-    records = np.zeros((steps // record_every + 1 if record_every > 0 else 0, 7))
-    n_rec = 0
-    dev.rebuild()
-    dev.forces(k_n, gamma_n, model)
-    scale = math.exp(log_scale)
-    status, last = STATUS_OK, steps
-    # one flag read per step: the pass reports displacement and non-finite values, the force
-    # kernel's non-finite flag persists and is seen at the next read
-    for step in range(steps):
+CHECK_EVERY = 64  # MD steps between two flag reads in steady state (one chunk)
+
+
+class _MDLoop:
+    """Velocity-Verlet MD on the device, with one flag read per chunk of steps (exact).
+
+    A chunk of n steps runs n passes and n - 1 force calls with the current Verlet list and no
+    host read; then the flags are read once, between the last pass and its force call, as the
+    step-by-step loop does after every pass. Clean flags mean every pass stayed within the skin,
+    so the chunk equals n single steps. A flagged chunk (a particle moved past the rebuild
+    threshold, or a non-finite value) is restored from the copy taken at its start and redone
+    one step at a time, which rebuilds (or stops) at exactly the step the single-step loop
+    would: results are identical, not merely close. Chunks end where the host knows something
+    happens (a record step starts a chunk, a compression that eats the skin forces a rebuild),
+    and shrink when the last rebuild interval predicts a rebuild soon, so that redos stay rare.
+    """
+
+    def __init__(self, dev, k_n, gamma_n, model, dt, damping, log_scale, steps, record_every, solid, rmax,
+                 check_every):
+        self.dev, self.k_n, self.gamma_n, self.model = dev, float(k_n), float(gamma_n), int(model)
+        self.dt, self.damping, self.scale = dt, damping, math.exp(log_scale)
+        self.steps, self.record_every, self.solid, self.rmax = steps, record_every, solid, rmax
+        self.check_every = max(1, int(check_every))
+        self.records = np.zeros((steps // record_every + 1 if record_every > 0 else 0, 7))
+        self.n_rec = 0
+        self.last_rebuild, self.interval = 0, None
+        self.stats = {"flag_reads": 0, "chunks": 0, "redos": 0, "steps": steps}
+
+    def _pass(self, step):
+        """One fused Verlet pass (and its record); returns the rebuild threshold it used."""
+        dev, dt = self.dev, self.dt
         kick, ke_kick = (0.5 * dt, 0.0) if step == 0 else (dt, 0.5 * dt)
-        new_box = dev.box * scale
-        threshold = rebuild_threshold(new_box, dev.box_ref, dev.skin, rmax)
-        record_now = record_every > 0 and step % record_every == 0
-        _pass(dev, dt, kick, ke_kick, damping, scale, new_box, threshold, record_now)
+        new_box = dev.box * self.scale
+        threshold = rebuild_threshold(new_box, dev.box_ref, dev.skin, self.rmax)
+        record_now = self.record_every > 0 and step % self.record_every == 0
+        _pass(dev, dt, kick, ke_kick, self.damping, self.scale, new_box, threshold, record_now)
         if record_now:
             kinetic, acc = float(dev.scalar.copy_to_host()[0]), dev.acc.copy_to_host()
-            _record(records, n_rec, step, dt, solid, dev.box, acc, kinetic, n, dev.rebuilds)
-            n_rec += 1
+            _record(self.records, self.n_rec, step, dt, self.solid, dev.box, acc, kinetic, dev.n,
+                    dev.rebuilds)
+            self.n_rec += 1
         dev.box = new_box
-        flags = dev.read_flags()
-        if flags[K.FLAG_NONFINITE]:
-            status, last = STATUS_NONFINITE, step + 1
-            break
-        if flags[K.FLAG_MOVED] or threshold <= 0:
-            dev.rebuild()
-        measure = step + 1 == steps or (record_every > 0 and (step + 1) % record_every == 0)
-        dev.forces(k_n, gamma_n, model, measure)
+        return threshold
+
+    def _forces(self, step):
+        measure = step + 1 == self.steps or (self.record_every > 0 and (step + 1) % self.record_every == 0)
+        self.dev.forces(self.k_n, self.gamma_n, self.model, measure)
+
+    def _chunk_length(self, step):
+        """Steps of the next chunk: no record step but the first, a forced rebuild only at the end."""
+        dev = self.dev
+        n = min(self.check_every, self.steps - step)
+        if self.record_every > 0:
+            n = min(n, self.record_every - step % self.record_every)
+        if self.interval is not None:
+            n = min(n, max(1, int(0.8 * self.interval) - (step - self.last_rebuild)))
+        box = dev.box
+        for k in range(n - 1):
+            box = box * self.scale
+            if rebuild_threshold(box, dev.box_ref, dev.skin, self.rmax) <= 0:
+                return k + 1
+        return n
+
+    def run(self):
+        """Run all steps; returns (status, last step)."""
+        dev, step, redo_until = self.dev, 0, 0
+        while step < self.steps:
+            n = 1 if step < redo_until else self._chunk_length(step)
+            if n > 1:
+                dev.save()
+                saved_rec = self.n_rec
+            for k in range(n):
+                threshold = self._pass(step + k)
+                if k < n - 1:
+                    self._forces(step + k)
+            flags = dev.read_flags()
+            self.stats["flag_reads"] += 1
+            self.stats["chunks"] += n > 1
+            last = step + n - 1
+            if n > 1 and (flags[K.FLAG_MOVED] or flags[K.FLAG_NONFINITE]):
+                dev.restore()
+                self.n_rec, redo_until = saved_rec, step + n
+                self.stats["redos"] += 1
+                continue
+            if flags[K.FLAG_NONFINITE]:
+                return STATUS_NONFINITE, last + 1
+            if flags[K.FLAG_MOVED] or threshold <= 0:
+                dev.rebuild()
+                self.interval, self.last_rebuild = last + 1 - self.last_rebuild, last + 1
+            self._forces(last)
+            step = last + 1
+        return STATUS_OK, self.steps
+
+
+def run_md(position, velocity, radius, species, box, k_n, gamma_n, model, dt, damping, log_scale, steps,
+           record_every, skin, check_every=None, stats=None):
+    """Same contract as :func:`granular.loops_cpu.run_md` (updates the arrays in place).
+
+    ``check_every`` caps the steps between two flag reads (default :data:`CHECK_EVERY`; 1 reads
+    after every step); ``stats``, a dict, receives the counts of flag reads, chunks and redos.
+    """
+    dev = DeviceSystem(position, velocity, radius, species, box, skin)
+    solid = float(np.sum((4.0 / 3.0) * np.pi * radius**3))
+    loop = _MDLoop(dev, k_n, gamma_n, model, dt, damping, log_scale, steps, record_every, solid,
+                   float(radius.max()), CHECK_EVERY if check_every is None else check_every)
+    dev.rebuild()
+    dev.forces(k_n, gamma_n, model)
+    status, last = loop.run()
     if status == STATUS_OK and steps > 0 and dev.read_flags()[K.FLAG_NONFINITE]:
         status, last = STATUS_NONFINITE, steps
     if status == STATUS_OK:
@@ -188,14 +279,17 @@ def run_md(position, velocity, radius, species, box, k_n, gamma_n, model, dt, da
         _pass(dev, 0.0, kick, kick, damping, 1.0, dev.box, math.inf)
         if record_every > 0 and steps % record_every == 0:
             kinetic, acc = float(dev.scalar.copy_to_host()[0]), dev.acc.copy_to_host()
-            _record(records, n_rec, steps, dt, solid, dev.box, acc, kinetic, n, dev.rebuilds)
-            n_rec += 1
+            _record(loop.records, loop.n_rec, steps, dt, solid, dev.box, acc, kinetic, dev.n, dev.rebuilds)
+            loop.n_rec += 1
         lx, ly, lz = (float(v) for v in dev.box)
         dev._launch(K.wrap_kernel, dev.position, lx, ly, lz, dev.reference)
+    if stats is not None:
+        stats.update(loop.stats, rebuilds=dev.rebuilds)
     position[:] = dev.position.copy_to_host()
     velocity[:] = dev.velocity.copy_to_host()
     box[:] = dev.box
-    return status, last, records[:n_rec], dev.rebuilds, dev.force.copy_to_host(), dev.acc.copy_to_host()
+    return (status, last, loop.records[:loop.n_rec], dev.rebuilds, dev.force.copy_to_host(),
+            dev.acc.copy_to_host())
 
 
 def run_fire(position, velocity, radius, species, box, k_n, model, dt, dt_max, force_tol, max_steps, skin,

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from granular.backend import resolve_engine
 from granular.contact import ContactLaw
-from granular.generate import species_counts
+from granular.generate import make_packing, species_counts
 
 MIN_BOX_EDGE = 2.1  # two large diameters plus a skin: the minimum-image convention at phi ~ 0.85
 RESULT_KEYS = ("phi_J", "phi_J_low", "phi_J_high", "phi", "pressure", "pressure_SS", "pressure_SL",
@@ -48,12 +49,13 @@ def check_run_inputs(delta: float, x_small: float, *, n: int | None, n_large: in
     return n_l, n_s
 
 
-def results_of(packing, law: ContactLaw, *, phi_j: float, phi_low: float, phi_high: float) -> dict:
-    """The scalar results of a relaxed packing (keys RESULT_KEYS)."""
+def results_of(packing, law: ContactLaw, *, phi_j: float, phi_low: float, phi_high: float,
+               backend="auto") -> dict:
+    """The scalar results of a relaxed packing (keys RESULT_KEYS), measured on ``backend``."""
     from granular.measure import backbone, pressure
 
-    split = pressure(packing, law)
-    bb = backbone(packing, law)
+    split = pressure(packing, law, backend=backend)
+    bb = backbone(packing, law, backend=backend)
     return {
         "phi_J": float(phi_j), "phi_J_low": float(phi_low), "phi_J_high": float(phi_high),
         "phi": packing.packing_fraction, "pressure": split.total, "pressure_SS": split.ss,
@@ -111,25 +113,25 @@ def jam_run(
     -------
     (results, packing, jamming) : dict, Packing, JammingResult
     """
-    from granular.generate import make_packing
     from granular.h5md import write_packing
     from granular.jamming import compress_to, find_jamming, spring_forces
     from jamcommon import __version__
     from jamcommon.files import check_writable
 
-    law = ContactLaw() if law is None else law
+    law, engine = ContactLaw() if law is None else law, resolve_engine(backend)
     check_run_inputs(delta, x_small, n=n, n_large=n_large, excess_phi=excess_phi)
     if out is not None:
         check_writable(out, overwrite=overwrite)
     start = make_packing(delta, x_small, n=n, n_large=n_large, phi=phi_start, seed=seed)
     jam = find_jamming(start, law, method=method, pressure_band=pressure_band, phi_step=phi_step,
-                       force_tol=force_tol, max_steps=max_steps, backend=backend, progress=progress)
+                       force_tol=force_tol, max_steps=max_steps, backend=engine, progress=progress)
     state = jam.packing
     history = {key: list(value) for key, value in jam.history.items()}
     if excess_phi > 0:
         state = compress_to(state, jam.phi_j + excess_phi, law, force_tol=force_tol, max_steps=max_steps,
-                            backend=jam.backend)
-    results = results_of(state, law, phi_j=jam.phi_j, phi_low=jam.phi_low, phi_high=jam.phi_high)
+                            backend=engine)
+    results = results_of(state, law, phi_j=jam.phi_j, phi_low=jam.phi_low, phi_high=jam.phi_high,
+                         backend=engine)
     if excess_phi > 0:
         for key, value in (("phi", results["phi"]), ("pressure", results["pressure"]),
                            ("pressure_SS", results["pressure_SS"]), ("pressure_SL", results["pressure_SL"]),
@@ -141,10 +143,10 @@ def jam_run(
             "seed": int(seed), "method": method, "excess_phi": float(excess_phi),
             "law": asdict(law), "phi_start": float(phi_start),
             "pressure_band": np.asarray(pressure_band, dtype=float), "phi_step": float(phi_step),
-            "force_tol": float(force_tol), "backend": jam.backend, "version": __version__,
+            "force_tol": float(force_tol), **engine.record(), "version": __version__,
             "criterion": jam.criterion,
         }
-        write_packing(out, state, force=spring_forces(state, law),
+        write_packing(out, state, force=spring_forces(state, law, backend=engine),
                       observables={k: np.asarray(v, dtype=float) for k, v in history.items()},
                       parameters=parameters, results=results, overwrite=overwrite)
     return results, state, jam

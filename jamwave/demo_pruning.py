@@ -91,6 +91,7 @@ def prune_to_limit(run: DemoRun, splits: dict[str, Path], trained: Path, method:
         history = prune_iteratively(
             model, (splits["train"], splits["val"]), method, p.prune_scope, iterations, out=out,
             seed=run.seed, horizon=p.horizon, train_fn=_continue_from(trained_model, p),
+            magnitude=p.prune_magnitude,
             overwrite=overwrite, plot=False, progress=False)
         overwrite = False
     return history
@@ -163,7 +164,10 @@ def _write_section(run: DemoRun, report: Document, splits: dict, models: dict, s
         "each later iteration prunes, rewinds the survivors to the model's initial weights and "
         "retrains with section 4's settings. SAP (Diao et al., ICLR 2023) prunes the number of "
         "weights given by the PQ Index bound (p = 0.5, q = 1, scope "
-        f"'{p.prune_scope}'); the lottery ticket prunes 20 % of the remaining weights per iteration. "
+        f"'{p.prune_scope}', {p.prune_magnitude} magnitudes); the lottery ticket prunes 20 % of the "
+        "remaining weights per iteration, ranked by the same magnitudes. The dashed PQ Index lines are "
+        "the control: untrained Gaussian weights pruned to the same counts (pruning alone lowers the "
+        "index; training shows where a run departs from its control). "
         f"Iterations continue until the validation nRMSE exceeds {p.prune_tolerance:g} x that of the "
         f"unpruned model (at most {p.prune_iterations})."
     )
@@ -184,5 +188,6 @@ def _write_section(run: DemoRun, report: Document, splits: dict, models: dict, s
                 f"jamwave surrogate prune --model {models[name][0]} --rewind init --data {splits['train']} "
                 f"--val {splits['val']} --method {method} --scope {p.prune_scope} --iterations "
                 f"{s['methods'][method]['iterations_done']} --epochs {p.epochs} --lr {p.lr} "
-                f"--noise {p.noise} --out {run.out / 'pruning' / name / method}"
+                f"--noise {p.noise} --magnitude {p.prune_magnitude} "
+                f"--out {run.out / 'pruning' / name / method}"
             )

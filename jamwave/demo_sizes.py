@@ -81,6 +81,11 @@ class DemoSize:
         continues from the CP surrogate with the same training).
     lr, noise : float
         Adam learning rate and the relative input noise of training (stabilises rollouts).
+    prune_magnitude : str
+        Ranking of the pruning steps (and SAP's PQ Index): ``"plain"`` weights or ``"cp-aware"``
+        kernel-contribution magnitudes (:mod:`surrogate.pruning.scores`; the same as plain for
+        dense tensors, and the meaningful one for a global ranking across CP factors, whose scale
+        is arbitrary).
     prune_models : tuple of str
         The stage-4 surrogates to prune (``"dense"``, ``"cp"``).
     prune_scope : str
@@ -113,6 +118,7 @@ class DemoSize:
     horizon: int
     prune_scope: str = "global"
     prune_models: tuple = ("cp",)
+    prune_magnitude: str = "cp-aware"
     jamming_method: str = "bisection"
     follow_step: float = 0.02
     follow_range: float = 0.25

@@ -12,7 +12,10 @@ API tour
 >>> surrogate.train_model("train.h5", "val.h5", "dense.pt", conv="dense", epochs=20)  # build, fit, save
 
 Modules: :mod:`surrogate.data` (datasets, normalisation), :mod:`surrogate.layers` (``CPConv2d``,
-``LayerCPConv2d``, ``CPConv1d``), :mod:`surrogate.models` (``WaveSurrogate``, ``build_model``),
+``LayerCPConv2d``, ``CPConv1d``), :mod:`surrogate.models` (``WaveSurrogate``, the peers
+``UNetSurrogate`` and ``FNOSurrogate``, ``build_model``; a dataset with point sources gives the
+models its frame forcing as an input),
+:mod:`surrogate.stopping` (``EarlyStopping``),
 :mod:`surrogate.train` (``fit``, ``train_model``), :mod:`surrogate.evaluate` (``rollout``,
 ``rollout_metrics``, ``evaluate``), :mod:`surrogate.costs`, :mod:`surrogate.io` (``save``, ``load``),
 :mod:`surrogate.plots`, and :mod:`surrogate.pruning` (PQ Index, SAP and baselines; its names
@@ -33,7 +36,7 @@ from surrogate.data import (
 from surrogate.evaluate import Rollout, evaluate, rollout, rollout_metrics
 from surrogate.io import load, save
 from surrogate.layers import CPConv1d, CPConv2d, LayerCPConv2d
-from surrogate.models import WaveSurrogate, build_model
+from surrogate.models import FNOSurrogate, Stepper, UNetSurrogate, WaveSurrogate, build_model
 from surrogate.train import fit, train_model
 
 _PRUNING_NAMES = (
@@ -44,9 +47,10 @@ _PRUNING_NAMES = (
 )
 
 __all__ = [
-    "CPConv1d", "CPConv2d", "LayerCPConv2d", "Normalisation", "Rollout", "Trajectories", "WaveSurrogate",
-    "WaveWindows", "as_trajectories", "build_model", "evaluate", "fit", "load", "load_trajectories",
-    "read_info", "rollout", "rollout_metrics", "save", "train_model", *_PRUNING_NAMES,
+    "CPConv1d", "CPConv2d", "FNOSurrogate", "LayerCPConv2d", "Normalisation", "Rollout", "Stepper",
+    "Trajectories", "UNetSurrogate", "WaveSurrogate", "WaveWindows", "as_trajectories", "build_model",
+    "evaluate", "fit", "load", "load_trajectories", "read_info", "rollout", "rollout_metrics", "save",
+    "train_model", *_PRUNING_NAMES,
 ]
 
 

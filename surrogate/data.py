@@ -6,7 +6,10 @@ module never imports ``wavefe``: it reads them with plain h5py and the layout al
 - root attribute ``schema = "jamwave.wave2d/1"``; ``dt`` (s), ``save_every`` (solver steps per saved
   frame), ``h`` (grid spacing, m) when present;
 - ``/fields/u`` of shape ``(n_samples, n_frames, ny, nx)`` (float32, displacement);
-- ``/fields/c`` of shape ``(n_samples, ny, nx)`` (wave speed, m/s).
+- ``/fields/c`` of shape ``(n_samples, ny, nx)`` (wave speed, m/s);
+- optionally ``/fields/f`` of shape ``(n_samples, n_frames, ny, nx)``: the frame forcing, the sources'
+  share of ``u^{n+1} - 2 u^n + u^{n-1}`` (same units as ``u``; written for Ricker point sources).
+  Files without it (pulse datasets, older files) read as before.
 
 Public API
 ----------
@@ -15,16 +18,19 @@ Public API
 ``WaveWindows(path, *, samples=None, frames=None, preload=False, steps=1)``
     A torch ``Dataset`` of training windows in physical units: item ``i`` is ``(x, y)`` with ``x`` of
     shape ``(3, ny, nx)`` (``u^{n-1}``, ``u^n``, ``c``) and ``y`` of shape ``(steps, ny, nx)``
-    (``u^{n+1} .. u^{n+steps}``, for unrolled training), float32. Lazy: one h5py handle per process
+    (``u^{n+1} .. u^{n+steps}``, for unrolled training), float32. With ``forcing=True`` ``x`` has
+    ``3 + steps`` channels, the last ``f^n .. f^{n+steps-1}``. Lazy: one h5py handle per process
     (so per DataLoader worker), opened on first access.
 ``as_trajectories(data, *, samples=None, frames=None) -> Trajectories``
     The one boundary for rollout and normalisation data: a path (opened and checked once), a
     :class:`WaveWindows` (its selection, no reopening), ``(u, c)`` arrays or a :class:`Trajectories`
-    become a :class:`Trajectories` (``u``, ``c``, grid spacing ``h`` and frame interval).
+    become a :class:`Trajectories` (``u``, ``c``, grid spacing ``h``, frame interval and the frame
+    forcing ``f`` or None).
 ``as_windows(data, *, preload="auto", steps=1) -> Dataset``
     The one boundary for training data: a path becomes a :class:`WaveWindows` (opened once).
-``load_trajectories(source, *, samples=None, frames=None) -> (u, c)``
-    Whole trajectories as numpy arrays, ``u`` (S, F, ny, nx) and ``c`` (S, ny, nx), for rollouts.
+``load_trajectories(source, *, samples=None, frames=None, with_forcing=False) -> (u, c) | (u, c, f)``
+    Whole trajectories as numpy arrays, ``u`` (S, F, ny, nx) and ``c`` (S, ny, nx), for rollouts;
+    ``with_forcing`` adds ``f`` (S, F, ny, nx), or None when the data have none.
 ``Normalisation``
     Scales computed on the training split (RMS of ``u``, mean and spread of ``c``, RMS of the
     second time difference ``u^{n+1} - 2 u^n + u^{n-1}``) that a model stores as buffers.
@@ -65,6 +71,8 @@ class WaveFileInfo:
         Solver steps between saved frames (1 when the file does not say).
     h : float
         Grid spacing (m), from the ``h`` attribute or from ``/x``; ``nan`` when neither exists.
+    has_forcing : bool
+        The file holds the frame forcing ``/fields/f``.
     """
 
     path: str
@@ -75,6 +83,7 @@ class WaveFileInfo:
     dt: float
     save_every: int
     h: float
+    has_forcing: bool = False
 
     @property
     def frame_dt(self) -> float:
@@ -111,13 +120,17 @@ def _check_file(handle: h5py.File, path) -> WaveFileInfo:
                          f"got {c.shape}")
     if n_frames < 3 or n_samples < 1:
         raise ValueError(f"data file {str(path)!r}: need >= 1 sample and >= 3 frames, got {u.shape}")
+    has_forcing = "fields/f" in handle
+    if has_forcing and handle["fields/f"].shape != u.shape:
+        raise ValueError(f"data file {str(path)!r}: /fields/f must have the shape of /fields/u {u.shape}, "
+                         f"got {handle['fields/f'].shape}")
     dt = float(handle.attrs.get("dt", np.nan))
     save_every = int(handle.attrs.get("save_every", 1))
     h = float(handle.attrs.get("h", np.nan))
     if not np.isfinite(h) and "x" in handle and handle["x"].shape[0] > 1:
         x = handle["x"][:2]
         h = float(x[1] - x[0])
-    return WaveFileInfo(str(path), n_samples, n_frames, ny, nx, dt, save_every, h)
+    return WaveFileInfo(str(path), n_samples, n_frames, ny, nx, dt, save_every, h, has_forcing)
 
 
 @contextlib.contextmanager
@@ -164,7 +177,8 @@ def read_info(path: str | os.PathLike) -> WaveFileInfo:
 
 def _fits_in_memory(info: WaveFileInfo) -> bool:
     """Whether a file's fields take less than 512 MiB as float32 (``preload="auto"``)."""
-    return info.n_samples * info.n_frames * info.ny * info.nx * 4 < 512 * 2**20
+    fields = 2 if info.has_forcing else 1
+    return fields * info.n_samples * info.n_frames * info.ny * info.nx * 4 < 512 * 2**20
 
 
 def _select(n: int, selection, name: str) -> np.ndarray:
@@ -203,6 +217,8 @@ class WaveWindows(Dataset):
         whose fields take less than 512 MiB.
     steps : int
         Target frames per window (>= 1): 1 for next-frame training, more for unrolled training.
+    forcing : bool
+        Append the frame forcing ``f^n .. f^{n+steps-1}`` to ``x`` (the file must hold ``/fields/f``).
 
     Notes
     -----
@@ -210,19 +226,27 @@ class WaveWindows(Dataset):
     ``(3, ny, nx)`` stacking ``u^{n-1}``, ``u^n`` and ``c``; ``y`` float32 ``(steps, ny, nx)``.
     """
 
-    def __init__(self, path, *, samples=None, frames=None, preload: bool | str = False, steps: int = 1):
+    def __init__(self, path, *, samples=None, frames=None, preload: bool | str = False, steps: int = 1,
+                 forcing: bool = False):
         self.path = str(path)
         self._handle = None
         self._pid = None
-        self._u = self._c = None
+        self._u = self._c = self._f = None
         # One open: check the file, select, and read the fields when preloading.
         with _checked_file(path) as (handle, info):
             self.info = info
             self._set_selection(samples, frames, steps)
+            self._set_forcing(forcing)
             if preload == "auto":
                 preload = _fits_in_memory(info)
             if preload:
-                self._u, self._c = _read_fields(handle, self.samples, self.frames)
+                self._u, self._c, self._f = _read_fields(handle, self.samples, self.frames)
+
+    def _set_forcing(self, forcing: bool) -> None:
+        if forcing and not self.info.has_forcing:
+            raise ValueError(f"data file {self.path!r} has no forcing field /fields/f; use forcing=False "
+                             f"(a model without the forcing channel) or a dataset with point sources")
+        self.forcing = bool(forcing)
 
     def _set_selection(self, samples, frames, steps) -> None:
         self.samples = _select(self.info.n_samples, samples, "samples")
@@ -235,16 +259,19 @@ class WaveWindows(Dataset):
             raise ValueError(f"steps must be an integer in [1, {self.frames - 2}], got {steps}")
         self.steps = int(steps)
 
-    def with_steps(self, steps: int) -> WaveWindows:
-        """The same file, selection and preloaded fields with ``steps`` target frames per window.
+    def with_steps(self, steps: int, forcing: bool | None = None) -> WaveWindows:
+        """The same file, selection and preloaded fields with ``steps`` target frames per window (and
+        the forcing channels on or off; unchanged by default).
 
         Nothing is read again: the copy shares this one's checked sizes and arrays.
         """
-        if int(steps) == self.steps:
+        forcing = self.forcing if forcing is None else bool(forcing)
+        if int(steps) == self.steps and forcing == self.forcing:
             return self
         other = copy.copy(self)
         other._handle = other._pid = None
         other._set_selection(self.samples, self.frames, steps)
+        other._set_forcing(forcing)
         return other
 
     @property
@@ -272,14 +299,19 @@ class WaveWindows(Dataset):
             self._handle.close()
         self._handle = None
 
-    def _read_all(self) -> tuple[np.ndarray, np.ndarray]:
+    def _read_all(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         with h5py.File(self.path, "r") as handle:
             return _read_fields(handle, self.samples, self.frames)
 
     def trajectories(self) -> tuple[np.ndarray, np.ndarray]:
         """Return the selected fields: ``u`` (S, frames, ny, nx) and ``c`` (S, ny, nx), float32."""
+        return self.fields()[:2]
+
+    def fields(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``u`` (S, frames, ny, nx), ``c`` (S, ny, nx) and the forcing ``f`` (S, frames, ny, nx) or
+        None when the file has none; float32."""
         if self._u is not None:
-            return self._u, self._c
+            return self._u, self._c, self._f
         return self._read_all()
 
     def __getitem__(self, index: int):
@@ -289,24 +321,33 @@ class WaveWindows(Dataset):
         row, n = divmod(index, self.windows_per_sample)
         n += 1
         stop = n + 1 + self.steps
+        forcing = ()
         if self._u is not None:
             frames = self._u[row, n - 1 : stop]
             c = self._c[row]
+            if self.forcing:
+                forcing = tuple(self._f[row, n : n + self.steps])
         else:
             handle = self._file()
             s = int(self.samples[row])
             frames = handle["fields/u"][s, n - 1 : stop].astype(np.float32)
             c = handle["fields/c"][s].astype(np.float32)
-        x = torch.from_numpy(np.stack([frames[0], frames[1], c]))
+            if self.forcing:
+                forcing = tuple(handle["fields/f"][s, n : n + self.steps].astype(np.float32))
+        x = torch.from_numpy(np.stack([frames[0], frames[1], c, *forcing]))
         y = torch.from_numpy(np.ascontiguousarray(frames[2:]))
         return x, y
 
 
-def _read_fields(handle: h5py.File, samples: np.ndarray, frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """``u`` (S, frames, ny, nx) and ``c`` (S, ny, nx) of the rows ``samples``, float32."""
+def _read_fields(handle: h5py.File, samples: np.ndarray, frames: int):
+    """``u`` (S, frames, ny, nx), ``c`` (S, ny, nx) and the forcing ``f`` (S, frames, ny, nx) or None
+    of the rows ``samples``, float32."""
     u = np.stack([handle["fields/u"][s, :frames] for s in samples]).astype(np.float32)
     c = np.stack([handle["fields/c"][s] for s in samples]).astype(np.float32)
-    return u, c
+    f = None
+    if "fields/f" in handle:
+        f = np.stack([handle["fields/f"][s, :frames] for s in samples]).astype(np.float32)
+    return u, c, f
 
 
 @dataclass(frozen=True)
@@ -321,12 +362,16 @@ class Trajectories:
         Wave speed (m/s).
     h, frame_dt : float
         Grid spacing (m) and time between frames (s); NaN when unknown (arrays given directly).
+    f : ndarray, float32, shape (S, F, ny, nx), or None
+        The frame forcing (the sources' share of each frame's second difference), when the data
+        have one.
     """
 
     u: np.ndarray
     c: np.ndarray
     h: float = math.nan
     frame_dt: float = math.nan
+    f: np.ndarray | None = None
 
     def select(self, samples=None, frames=None) -> Trajectories:
         """A copy holding the selected samples and the first ``frames`` frames (as :class:`WaveWindows`)."""
@@ -335,7 +380,8 @@ class Trajectories:
             frames = self.u.shape[1]
         if not 3 <= int(frames) <= self.u.shape[1]:
             raise ValueError(f"frames must be in [3, {self.u.shape[1]}], got {frames}")
-        return Trajectories(self.u[rows, : int(frames)], self.c[rows], self.h, self.frame_dt)
+        f = None if self.f is None else self.f[rows, : int(frames)]
+        return Trajectories(self.u[rows, : int(frames)], self.c[rows], self.h, self.frame_dt, f)
 
 
 def as_trajectories(data, *, samples=None, frames=None) -> Trajectories:
@@ -343,48 +389,55 @@ def as_trajectories(data, *, samples=None, frames=None) -> Trajectories:
 
     Parameters
     ----------
-    data : path-like, WaveWindows, Trajectories or tuple (u, c)
+    data : path-like, WaveWindows, Trajectories or tuple (u, c) or (u, c, f)
         A dataset file (opened and checked once), a window dataset (its selection and its file's
-        spacing, nothing reopened), trajectories, or arrays ``u`` (S, F, ny, nx) and ``c`` (S, ny, nx).
+        spacing, nothing reopened), trajectories, or arrays ``u`` (S, F, ny, nx), ``c`` (S, ny, nx)
+        and optionally the forcing ``f`` (S, F, ny, nx) or None.
     samples, frames
         Further selection, as in :class:`WaveWindows` (applied after the source's own).
     """
     if isinstance(data, Trajectories):
         return data.select(samples, frames)
     if isinstance(data, WaveWindows):
-        u, c = data.trajectories()
-        return Trajectories(u, c, data.info.h, data.info.frame_dt).select(samples, frames)
+        u, c, f = data.fields()
+        return Trajectories(u, c, data.info.h, data.info.frame_dt, f).select(samples, frames)
     if isinstance(data, str | os.PathLike):
         windows = WaveWindows(data, samples=samples, frames=frames, preload=True)
-        return Trajectories(windows._u, windows._c, windows.info.h, windows.info.frame_dt)
-    if isinstance(data, tuple | list) and len(data) == 2:
-        u, c = (np.asarray(a, dtype=np.float32) for a in data)
+        return Trajectories(windows._u, windows._c, windows.info.h, windows.info.frame_dt, windows._f)
+    if isinstance(data, tuple | list) and len(data) in (2, 3):
+        u, c = (np.asarray(a, dtype=np.float32) for a in data[:2])
         if u.ndim != 4 or c.shape != (u.shape[0], *u.shape[2:]):
             raise ValueError(f"trajectories must be u (S, F, ny, nx) and c (S, ny, nx), "
                              f"got {u.shape} and {c.shape}")
-        return Trajectories(u, c).select(samples, frames)
+        f = None if len(data) == 2 or data[2] is None else np.asarray(data[2], dtype=np.float32)
+        if f is not None and f.shape != u.shape:
+            raise ValueError(f"forcing f must have the shape of u {u.shape}, got {f.shape}")
+        return Trajectories(u, c, f=f).select(samples, frames)
     raise ValueError(f"data must be a file path, a WaveWindows, a Trajectories or a (u, c) tuple, "
                      f"got {type(data).__name__}")
 
 
-def load_trajectories(source, *, samples=None, frames=None) -> tuple[np.ndarray, np.ndarray]:
+def load_trajectories(source, *, samples=None, frames=None, with_forcing: bool = False):
     """Return whole trajectories for rollouts (the arrays of :func:`as_trajectories`).
 
     Parameters
     ----------
-    source : path-like, WaveWindows, Trajectories or tuple (u, c)
-        A dataset file, a window dataset (its selection is used), or arrays ``u`` (S, F, ny, nx)
-        and ``c`` (S, ny, nx).
+    source : path-like, WaveWindows, Trajectories or tuple (u, c) or (u, c, f)
+        A dataset file, a window dataset (its selection is used), or arrays ``u`` (S, F, ny, nx),
+        ``c`` (S, ny, nx) and optionally the forcing ``f``.
     samples, frames
         Further selection, as in :class:`WaveWindows` (applied after the source's own).
+    with_forcing : bool
+        Also return the forcing (None when the data have none).
 
     Returns
     -------
     u : ndarray, float32, shape (S, F, ny, nx)
     c : ndarray, float32, shape (S, ny, nx)
+    f : ndarray, float32, shape (S, F, ny, nx), or None (only with ``with_forcing``)
     """
     traj = as_trajectories(source, samples=samples, frames=frames)
-    return traj.u, traj.c
+    return (traj.u, traj.c, traj.f) if with_forcing else (traj.u, traj.c)
 
 
 @dataclass(frozen=True)
@@ -445,7 +498,7 @@ class Normalisation:
         return cls.from_arrays(traj.u, traj.c)
 
 
-def as_windows(data, *, preload: bool | str = "auto", steps: int = 1) -> Dataset:
+def as_windows(data, *, preload: bool | str = "auto", steps: int = 1, forcing: bool = False) -> Dataset:
     """Return training data as a window dataset: the one place its accepted forms are told apart.
 
     Parameters
@@ -456,11 +509,13 @@ def as_windows(data, *, preload: bool | str = "auto", steps: int = 1) -> Dataset
         ``steps`` is re-windowed without reading again; any other ``Dataset`` is used as it is.
     steps : int
         Target frames per window.
+    forcing : bool
+        Windows carry the frame forcing (:class:`WaveWindows`); another ``Dataset`` must already.
     """
     if isinstance(data, str | os.PathLike):
-        return WaveWindows(data, preload=preload, steps=steps)
+        return WaveWindows(data, preload=preload, steps=steps, forcing=forcing)
     if isinstance(data, WaveWindows):
-        return data.with_steps(steps)
+        return data.with_steps(steps, forcing)
     if isinstance(data, Dataset):
         return data
     raise ValueError(f"training data must be a file path or a torch Dataset, got {type(data).__name__}")

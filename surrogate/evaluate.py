@@ -2,11 +2,13 @@
 
 ``rollout(model, data, horizon=None, *, samples=None) -> Rollout``
     Start from the two true first frames ``u^0, u^1`` of each sample and predict ``horizon`` frames
-    autoregressively (``u^2 .. u^{horizon+1}``).
+    autoregressively (``u^2 .. u^{horizon+1}``); a model with ``forcing`` gets the data's frame
+    forcing ``f^n`` with each step (the data must have it).
 ``rollout_metrics(result) -> dict``
     Scores over the predicted frames only (never the two context frames):
 
     - ``rel_l2_per_step`` (list, length horizon): ``||u_hat - u|| / ||u||`` per frame, mean over samples;
+    - ``vrmse_per_step`` (list, length horizon): ``RMSE / std(u)`` per frame, mean over samples;
     - ``nrmse``: its time average; ``rel_l2_final``: its last value;
     - ``vrmse``: ``RMSE(u_hat - u) / std(u)`` per sample over all predicted frames, mean over samples;
     - ``band_low``, ``band_mid``, ``band_high``: the error's share in radial wavenumber bands
@@ -62,14 +64,16 @@ class Rollout:
 
 
 def rollout(model: torch.nn.Module, data, horizon: int | None = None, *, samples=None,
-            batch_size: int = 32, h: float | None = None, frame_dt: float | None = None) -> Rollout:
+            batch_size: int = 32, h: float | None = None, frame_dt: float | None = None,
+            start: int = 0) -> Rollout:
     """Roll ``model`` out from the two true first frames of every selected sample.
 
     Parameters
     ----------
-    model : WaveSurrogate
-        Any module mapping (N, 3, ny, nx) ``(u^{n-1}, u^n, c)`` to (N, 1, ny, nx) ``u^{n+1}``.
-    data : path-like, WaveWindows, Trajectories or (u, c)
+    model : Stepper
+        Any module mapping (N, 3, ny, nx) ``(u^{n-1}, u^n, c)`` to (N, 1, ny, nx) ``u^{n+1}``; with
+        ``model.forcing`` (N, 4, ny, nx), the fourth channel the frame forcing ``f^n``.
+    data : path-like, WaveWindows, Trajectories, (u, c) or (u, c, f)
         Trajectories, see :func:`surrogate.data.as_trajectories` (a path is opened once).
     horizon : int, optional
         Frames to predict, in [1, n_frames - 2]; all available by default.
@@ -79,34 +83,47 @@ def rollout(model: torch.nn.Module, data, horizon: int | None = None, *, samples
         Samples advanced together.
     h, frame_dt : float, optional
         Grid spacing and frame interval, read from the file when not given.
+    start : int
+        Start from the true frames ``u^start, u^{start+1}`` (default 0). Datasets whose sources
+        start from rest hold near-zero first frames, on which relative errors mean little.
     """
     traj = as_trajectories(data, samples=samples)
-    u, c = traj.u, traj.c
-    n_frames = u.shape[1]
+    u, c, f = traj.u, traj.c, traj.f
+    forcing = bool(getattr(model, "forcing", False))
+    if forcing and f is None:
+        raise ValueError("the model takes the frame forcing but the data have none (/fields/f)")
+    if int(start) != start or not 0 <= start <= u.shape[1] - 3:
+        raise ValueError(f"start must be an integer in [0, {u.shape[1] - 3}] for this data, got {start}")
+    first = int(start)
+    n_frames = u.shape[1] - first
     if horizon is None:
         horizon = n_frames - 2
     if int(horizon) != horizon or not 1 <= horizon <= n_frames - 2:
-        raise ValueError(f"horizon must be an integer in [1, {n_frames - 2}] for this data, got {horizon}")
+        raise ValueError(f"horizon must be an integer in [1, {n_frames - 2}] for this data and start, "
+                         f"got {horizon}")
     horizon = int(horizon)
     h = traj.h if h is None else h
     frame_dt = traj.frame_dt if frame_dt is None else frame_dt
     was_training = model.training
     model.eval()
+    dev = next((p.device for p in model.parameters()), torch.device("cpu"))
     pred = np.empty((u.shape[0], horizon, *u.shape[2:]), dtype=np.float32)
     try:
         with torch.no_grad():
-            for start in range(0, u.shape[0], batch_size):
-                rows = slice(start, start + batch_size)
-                prev = torch.from_numpy(u[rows, 0])
-                cur = torch.from_numpy(u[rows, 1])
-                speed = torch.from_numpy(c[rows])
+            for b0 in range(0, u.shape[0], batch_size):
+                rows = slice(b0, b0 + batch_size)
+                prev = torch.from_numpy(u[rows, first]).to(dev)
+                cur = torch.from_numpy(u[rows, first + 1]).to(dev)
+                speed = torch.from_numpy(c[rows]).to(dev)
                 for t in range(horizon):
-                    nxt = model(torch.stack([prev, cur, speed], dim=1))[:, 0]
-                    pred[rows, t] = nxt.numpy()
+                    extra = [torch.from_numpy(f[rows, first + t + 1]).to(dev)] if forcing else []
+                    nxt = model(torch.stack([prev, cur, speed, *extra], dim=1))[:, 0]
+                    pred[rows, t] = nxt.cpu().numpy()
                     prev, cur = cur, nxt
     finally:
         model.train(was_training)
-    return Rollout(pred, u[:, 2 : 2 + horizon].copy(), u[:, :2].copy(), c, float(h), float(frame_dt))
+    return Rollout(pred, u[:, first + 2 : first + 2 + horizon].copy(), u[:, first : first + 2].copy(), c,
+                   float(h), float(frame_dt))
 
 
 def _radial_wavenumber(ny: int, nx: int) -> np.ndarray:
@@ -150,10 +167,12 @@ def rollout_metrics(result: Rollout) -> dict:
     per_step = np.mean(err_norm / np.maximum(true_norm, tiny), axis=0)
     rmse = np.sqrt(np.mean(err**2, axis=(1, 2, 3)))
     std = np.maximum(true.reshape(s, -1).std(axis=1), tiny)
+    vrmse_step = np.mean(np.sqrt(np.mean(err**2, axis=(2, 3))) / std[:, None], axis=0)
     metrics = {
         "horizon": int(t),
         "samples": int(s),
         "rel_l2_per_step": per_step.tolist(),
+        "vrmse_per_step": vrmse_step.tolist(),
         "nrmse": float(per_step.mean()),
         "rel_l2_final": float(per_step[-1]),
         "vrmse": float(np.mean(rmse / std)),
@@ -185,20 +204,21 @@ def rollout_metrics(result: Rollout) -> dict:
 
 def evaluate(model: torch.nn.Module, data, horizon: int | None = None, *, samples=None,
              timing_repeats: int = 20, memory_batch: int = 8,
-             with_costs: bool = True) -> tuple[dict, Rollout]:
+             with_costs: bool = True, start: int = 0) -> tuple[dict, Rollout]:
     """Roll out, score, and measure the costs of ``model`` on ``data``.
 
     Returns
     -------
     metrics : dict
-        :func:`rollout_metrics` plus, with ``with_costs``, ``parameters``, ``stored_bytes``,
+        :func:`rollout_metrics` (of the rollout from frame ``start``) plus, with ``with_costs``,
+        ``parameters``, ``stored_bytes``,
         ``macs_per_frame``, ``train_activation_bytes`` (batch ``memory_batch``) and
         ``seconds_per_frame`` (median of ``timing_repeats`` single-frame steps).
     result : Rollout
     """
     from surrogate import costs
 
-    result = rollout(model, data, horizon, samples=samples)
+    result = rollout(model, data, horizon, samples=samples, start=start)
     metrics = rollout_metrics(result)
     if with_costs:
         ny, nx = result.true.shape[2:]

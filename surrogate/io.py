@@ -3,14 +3,15 @@
 ``save(model, path, *, overwrite=False, extra=None)`` writes (atomically) a dict
 
 - ``format``: ``"jamwave.surrogate/1"``;
-- ``config``: the :class:`~surrogate.models.WaveSurrogate` constructor arguments;
+- ``config``: the model's constructor arguments (``conv`` names the network,
+  :func:`~surrogate.models.model_from_config`);
 - ``state_dict``: weights and buffers, including the normalisation buffers and, for a model pruned
   with ``torch.nn.utils.prune``, the ``X_orig`` parameters and ``X_mask`` buffers;
 - ``normalisation``: the training split's scales (also in the buffers), for readers without torch models;
 - ``history``: ``model.history`` (the training history of :func:`surrogate.train.fit`);
 - ``extra``: any JSON-like dict (e.g. the pruning history).
 
-``load(path) -> WaveSurrogate`` rebuilds the model, re-applies the saved masks with
+``load(path) -> Stepper`` rebuilds the model, re-applies the saved masks with
 ``torch.nn.utils.prune.custom_from_mask`` and loads the state; ``model.history`` and ``model.extra``
 are set. The file is read with ``torch.load(weights_only=True)``: it holds only tensors and plain data.
 """
@@ -24,16 +25,17 @@ import torch
 from torch.nn.utils import prune
 
 from jamcommon.files import atomic_path
-from surrogate.models import WaveSurrogate
+from surrogate.models import Stepper, model_from_config
 
 FORMAT = "jamwave.surrogate/1"
 
 
-def save(model: WaveSurrogate, path: str | os.PathLike, *, overwrite: bool = False,
+def save(model: Stepper, path: str | os.PathLike, *, overwrite: bool = False,
          extra: dict | None = None) -> Path:
     """Save ``model`` to ``path`` (see the module docstring); returns the path."""
-    if not isinstance(model, WaveSurrogate):
-        raise ValueError(f"model must be a WaveSurrogate, got {type(model).__name__}")
+    if not isinstance(model, Stepper):
+        raise ValueError(f"model must be a surrogate.models.Stepper (WaveSurrogate, UNetSurrogate, "
+                         f"FNOSurrogate), got {type(model).__name__}")
     norm = model.normalisation
     payload = {
         "format": FORMAT,
@@ -48,7 +50,7 @@ def save(model: WaveSurrogate, path: str | os.PathLike, *, overwrite: bool = Fal
     return Path(path)
 
 
-def load(path: str | os.PathLike) -> WaveSurrogate:
+def load(path: str | os.PathLike) -> Stepper:
     """Load a model saved by :func:`save`, masks included."""
     path = Path(path)
     if not path.is_file():
@@ -67,11 +69,11 @@ def load(path: str | os.PathLike) -> WaveSurrogate:
         raise ValueError(f"model file {str(path)!r} is damaged: {reason}") from None
 
 
-def _rebuild(payload: dict) -> WaveSurrogate:
+def _rebuild(payload: dict) -> Stepper:
     """The model described by a loaded payload (masks re-applied, state loaded)."""
     if not isinstance(payload["config"], dict) or not isinstance(payload["state_dict"], dict):
         raise ValueError("config and state_dict must be dicts")
-    model = WaveSurrogate(**payload["config"])
+    model = model_from_config(payload["config"])
     state = payload["state_dict"]
     modules = dict(model.named_modules())
     for key, mask in state.items():

@@ -92,6 +92,7 @@ class _no_raise:
 def test_modulus_appends_group(jammed_file, capsys):
     assert main(["granular", "modulus", "--in", str(jammed_file)]) == 0
     m = read_group(jammed_file, "modulus")
+    assert m["backend"] == "cpu" and m["threads"] >= 1  # the engine is recorded
     for key in ("K", "K_SS", "K_SL", "K_LL", "K_star", "K_linear_response", "strain"):
         assert np.isfinite(m[key]), key
     assert abs(m["K"] - m["K_linear_response"]) / m["K_linear_response"] < 0.02

@@ -34,7 +34,10 @@ def prune_args(files, out, *extra):
 def test_prune_lt_then_sap_and_compare(files, tmp_path, capsys):
     lt, sap = tmp_path / "lt", tmp_path / "sap"
     assert main(prune_args(files, lt, "--method", "lt", "--scope", "layer", "--iterations", "2")) == 0
-    assert main(prune_args(files, sap, "--method", "sap", "--scope", "neuron", "--iterations", "2")) == 0
+    assert main(prune_args(files, sap, "--method", "sap", "--scope", "neuron", "--iterations", "2",
+                           "--magnitude", "cp-aware")) == 0
+    assert load_history(sap)["magnitude"] == "cp-aware" and "magnitude" not in load_history(lt)
+    assert all("control" in e for e in load_history(sap)["entries"])
     history = load_history(lt)
     for t, entry in enumerate(history["entries"]):
         for name, size in history["sizes"].items():

@@ -18,6 +18,14 @@ path                        shape, dtype                    meaning
                             float32                         chunks (1, a few frames, ny, nx),
                                                             shuffle + gzip
 ``/fields/c``               (n_samples, ny, nx) float32     wave speed at the nodes
+``/fields/f``               (n_samples, n_frames, ny, nx)   Ricker datasets only: the frame
+                            float32                         forcing, the sources' share of the
+                                                            frame's second difference
+                                                            ``u[n+1] - 2 u[n] + u[n-1]`` (same
+                                                            units as u; attribute ``meaning``;
+                                                            :meth:`wavefe.ExplicitWave.frame_forcing`).
+                                                            Absent in pulse datasets and in files
+                                                            written before it existed
 ``/params/<name>``          (n_samples, ...)                every sampled input: ``source_x``,
                                                             ``source_y``, ``frequency``,
                                                             ``amplitude`` (ricker) or
@@ -68,6 +76,9 @@ from jamcommon.files import check_writable
 from wavefe.samples import SPLITS, DatasetConfig, simulate
 
 SCHEMA = "jamwave.wave2d/1"
+FORCING_MEANING = ("f[s, n] = sum_{|j| < k} (k - |j|) dt^2 (M + dt/2 C)^-1 b(t_{n k + j}), k = save_every: "
+                   "the source term's share of u[s, n+1] - 2 u[s, n] + u[s, n-1] (exact without "
+                   "stiffness); frame 0 by the same formula")
 
 
 def _version() -> str:
@@ -139,6 +150,11 @@ def _create(tmp: Path, config: DatasetConfig, n_samples: int, seed: int, split: 
         f.create_dataset("fields/u", (n_samples, config.n_frames, ny, nx), np.float32,
                          chunks=(1, fc, ny, nx), **filters)
         f.create_dataset("fields/c", (n_samples, ny, nx), np.float32, chunks=(1, ny, nx))
+        if config.source == "ricker":
+            fd = f.create_dataset("fields/f", (n_samples, config.n_frames, ny, nx), np.float32,
+                                  chunks=(1, fc, ny, nx), **filters)
+            fd.attrs["meaning"] = FORCING_MEANING
+            fd.attrs["units"] = "displacement (as fields/u)"
         f["t"] = dt * config.save_every * np.arange(config.n_frames)
         f["x"] = m.points[:nx, 0]
         f["y"] = m.points[::nx, 1]
@@ -176,6 +192,8 @@ def _write(f: h5py.File, result: dict, fc: int) -> None:
     u = f["fields/u"]
     for k, chunk in enumerate(result["chunks"]):
         u.id.write_direct_chunk((i, k * fc, 0, 0), chunk)
+    for k, chunk in enumerate(result.get("forcing_chunks", ())):
+        f["fields/f"].id.write_direct_chunk((i, k * fc, 0, 0), chunk)
     f["fields/c"][i] = result["c"]
     n = f.attrs["n_samples"]
     for name, value in result["params"].items():
@@ -310,7 +328,8 @@ def generate_splits(directory, sizes: dict | None = None, *, seed: int = 0, over
 
 
 def read_sample(path, index: int) -> dict:
-    """One sample as arrays (a convenience; plain h5py works the same)."""
+    """One sample as arrays (a convenience; plain h5py works the same); ``f`` only when the file
+    has a forcing field."""
     with h5py.File(path, "r") as f:
         if f.attrs.get("schema") != SCHEMA:
             raise ValueError(f"{path}: schema is {f.attrs.get('schema')!r}, expected {SCHEMA!r}")
@@ -320,7 +339,8 @@ def read_sample(path, index: int) -> dict:
         return {"u": f["fields/u"][index], "c": f["fields/c"][index], "t": f["t"][:],
                 "x": f["x"][:], "y": f["y"][:],
                 "params": {k: v[index] for k, v in f["params"].items()},
-                "attrs": dict(f.attrs)}
+                "attrs": dict(f.attrs),
+                **({"f": f["fields/f"][index]} if "fields/f" in f else {})}
 
 
 __all__ = ["SCHEMA", "generate_dataset", "generate_splits", "read_sample"]

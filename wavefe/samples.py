@@ -203,7 +203,8 @@ def simulate(config_json: str, seed: int, split: int, indices, frames_per_chunk:
     Returns one dict per sample with ``index``, ``c`` (ny, nx) float32, ``params`` and ``chunks``:
     the chunks of ``u`` (n_frames, ny, nx) float32 through shuffle + deflate at ``level`` (raw
     when None), ``frames_per_chunk`` frames each (the last one zero-padded, as HDF5 stores edge
-    chunks whole).
+    chunks whole); for Ricker sources also ``forcing_chunks``, the same for the frame forcing
+    (:meth:`wavefe.explicit.ExplicitWave.frame_forcing`).
     """
     config = DatasetConfig.from_json(config_json)
     m = config.mesh()
@@ -215,18 +216,27 @@ def simulate(config_json: str, seed: int, split: int, indices, frames_per_chunk:
     sim = ExplicitWave(m, cs, dt=config.dt(), boundary=config.boundary, sources=[d[1] for d in drawn],
                        dtype=np.float32, check_cfl=False)
     sim.set_state(np.stack([d[2] for d in drawn]))
+    forcing = (sim.frame_forcing(config.n_frames, config.save_every).astype(np.float32)
+               if config.source == "ricker" else None)  # (nb, F, n_nodes), before run moves t
     frames = sim.run(config.n_frames, config.save_every)  # (nb, F, n_nodes) float32
     if not np.all(np.isfinite(frames)):
         raise FloatingPointError(f"samples {list(indices)}: non-finite values in the solution")
     out = []
     F, fc = config.n_frames, frames_per_chunk
     for b, i in enumerate(indices):
-        u = frames[b].reshape(F, *shape)
-        chunks = []
-        for start in range(0, F, fc):
-            block = np.zeros((1, fc, *shape), np.float32)
-            block[0, :min(fc, F - start)] = u[start:start + fc]
-            chunks.append(shuffle_deflate(block, level))
-        out.append({"index": int(i), "c": cs[b].reshape(shape).astype(np.float32),
-                    "params": drawn[b][3], "chunks": chunks})
+        result = {"index": int(i), "c": cs[b].reshape(shape).astype(np.float32),
+                  "params": drawn[b][3], "chunks": _chunks(frames[b].reshape(F, *shape), fc, level)}
+        if forcing is not None:
+            result["forcing_chunks"] = _chunks(forcing[b].reshape(F, *shape), fc, level)
+        out.append(result)
     return out
+
+
+def _chunks(u: np.ndarray, fc: int, level: int | None) -> list[bytes]:
+    """The HDF5 chunks (1, fc, ny, nx) of one sample's frames ``u`` (F, ny, nx), filtered."""
+    chunks = []
+    for start in range(0, u.shape[0], fc):
+        block = np.zeros((1, fc, *u.shape[1:]), np.float32)
+        block[0, :min(fc, u.shape[0] - start)] = u[start:start + fc]
+        chunks.append(shuffle_deflate(block, level))
+    return chunks

@@ -158,6 +158,7 @@ def _register_modulus(sub) -> None:
 
 
 def _modulus(args) -> int:
+    from granular.backend import resolve_engine
     from granular.elasticity import bulk_modulus
     from granular.h5md import append_group, open_packing_file, read_packing
     from jamcommon.files import OutputExistsError
@@ -168,8 +169,9 @@ def _modulus(args) -> int:
     with open_packing_file(path) as f:
         if "jamwave/modulus" in f and not args.force:
             raise OutputExistsError(f"{path} already holds /jamwave/modulus; pass --force to replace it")
-    m = bulk_modulus(packing, law, strain=args.strain, method=args.method, backend=args.backend)
-    append_group(path, "modulus", m.as_dict(), overwrite=True)
+    engine = resolve_engine(args.backend)
+    m = bulk_modulus(packing, law, strain=args.strain, method=args.method, backend=engine)
+    append_group(path, "modulus", {**m.as_dict(), **engine.record()}, overwrite=True)
     print(f"packing file      {path}  (phi = {m.phi:.6f}, P = {m.pressure:.4e}, Z = {m.z_backbone:.3f})")
     print(f"contact law       {law.model}, k_n = {law.k_n:g} ({origin})")
     print(f"strain method     K = {m.K:.6g}  K_SS = {m.K_SS:.4g}  K_SL = {m.K_SL:.4g}  K_LL = {m.K_LL:.4g}"

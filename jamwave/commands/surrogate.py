@@ -27,8 +27,14 @@ def _register_train(sub) -> None:
     p.add_argument("--data", required=True, help="training split, a jamwave.wave2d/1 HDF5 file")
     p.add_argument("--val", required=True, help="validation split (rollout error for early stopping)")
     p.add_argument("--out", required=True, help="model file to write (.pt)")
-    p.add_argument("--conv", choices=("dense", "cp", "cp-layer"), default="dense",
-                   help="convolution type of every k x k layer (default dense)")
+    p.add_argument("--conv", choices=("dense", "cp", "cp-layer", "unet", "fno"), default="dense",
+                   help="network: residual CNN with dense or CP k x k layers, or the peers unet (ours) and "
+                   "fno (neuraloperator, extra 'bench') (default dense)")
+    p.add_argument("--modes", type=bounded_int(1, 4096), default=16,
+                   help="Fourier modes per axis of --conv fno (default 16)")
+    p.add_argument("--forcing", choices=("auto", "yes", "no"), default="auto",
+                   help="give the model the frame forcing /fields/f as an input channel; auto: when the "
+                   "training file has it (Ricker datasets) (default auto)")
     p.add_argument("--rank", type=bounded_int(1, 4096), default=None,
                    help="CP rank: per output filter for cp, per layer for cp-layer (required for both)")
     p.add_argument("--width", type=bounded_int(1, 4096), default=32, help="hidden channels (default 32)")
@@ -46,7 +52,9 @@ def _train(args) -> int:
 
     model = train_model(args.data, args.val, args.out, conv=args.conv, rank=args.rank, width=args.width,
                         depth=args.depth, kernel_size=args.kernel_size, seed=args.seed,
-                        overwrite=args.force, progress=True, epochs=args.epochs, **fit_options(args))
+                        overwrite=args.force, modes=args.modes,
+                        forcing={"auto": None, "yes": True, "no": False}[args.forcing],
+                        progress=True, epochs=args.epochs, **fit_options(args))
     history = model.history
     print(f"wrote {args.out}: best validation nRMSE {history['best_val_nrmse']:.4g} at epoch "
           f"{history['best_epoch'] + 1} of {len(history['epoch'])}")
@@ -67,6 +75,9 @@ def _register_evaluate(sub) -> None:
                    help="frames to predict (default: all frames after the first two)")
     p.add_argument("--samples", type=bounded_int(1, 10**9), default=None,
                    help="use the first SAMPLES samples (default: all)")
+    p.add_argument("--start", type=bounded_int(0, 100000), default=0,
+                   help="roll out from the true frames START, START+1 (default 0; datasets with sources "
+                   "that start from rest have near-zero first frames)")
     p.add_argument("--png", default=None, help="figure to write (default: OUT with suffix .png)")
     p.add_argument("--repeats", type=bounded_int(1, 10000), default=20,
                    help="timing repeats for the seconds per frame (default 20)")
@@ -85,10 +96,12 @@ def _evaluate(args) -> int:
     check_writable(png, overwrite=args.force)
     model = load(args.model)
     metrics, result = evaluate(model, args.data, args.horizon, samples=args.samples,
-                               timing_repeats=args.repeats)
+                               timing_repeats=args.repeats, start=args.start)
     metrics = {"model": str(args.model), "data": str(args.data), "config": model.config, **metrics}
     atomic_write_text(args.out, json.dumps(metrics, indent=2), overwrite=args.force)
     plot_rollout(result, metrics, png, overwrite=args.force, title=f"{args.model} on {args.data}")
+    per_frame = " ".join(f"{e:.3g}" for e in metrics["rel_l2_per_step"])
+    print(f"relative L2 error per predicted frame (1..{metrics['horizon']}): {per_frame}")
     print(f"nRMSE {metrics['nrmse']:.4g}  VRMSE {metrics['vrmse']:.4g}  parameters {metrics['parameters']}  "
           f"{metrics['seconds_per_frame'] * 1e3:.3g} ms/frame; wrote {args.out} and {png}")
     return 0

@@ -53,6 +53,10 @@ def _register_prune(sub) -> None:
                    help="SAP cap on the pruned fraction per iteration, in [0, 1] (default 0.9)")
     p.add_argument("--amount", type=bounded_float(0, 1), default=0.2,
                    help="lt/oneshot: fraction of the remaining weights pruned per iteration (default 0.2)")
+    p.add_argument("--magnitude", choices=("plain", "cp-aware"), default="plain",
+                   help="ranking scores: plain |w|, or cp-aware: for a CP factor entry, the norm of the "
+                   "kernel change its pruning causes (invariant to rescaling the factors of a rank-one "
+                   "term; SAP's PQ Index uses the same scores) (default plain)")
     p.add_argument("--seed", type=bounded_int(0, 2**63 - 1), default=0, help="random seed (default 0)")
     p.add_argument("--force", action="store_true", help="start again even if OUT holds a run")
     p.set_defaults(func=_prune)
@@ -83,7 +87,7 @@ def _prune(args) -> int:
         model, (args.data, args.val), args.method, args.scope, args.iterations, out=args.out,
         epochs=args.epochs, p=args.p, q=args.q, eta_r=args.eta_r, gamma=args.gamma, beta=args.beta,
         amount=args.amount, seed=args.seed, horizon=args.val_horizon, train_options=options,
-        overwrite=args.force, progress=True)
+        overwrite=args.force, progress=True, magnitude=args.magnitude)
     _print_entries(history)
     s = summarise_history(history)
     print(f"smallest remaining fraction within 1.1 x dense nRMSE: {s['best_fraction']:.4g} "

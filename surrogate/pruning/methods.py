@@ -24,6 +24,7 @@ model once to the compound fraction.
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 
 import torch
@@ -63,8 +64,9 @@ def smallest_alive(magnitude: torch.Tensor, alive: torch.Tensor, counts: torch.T
 
     Parameters
     ----------
-    magnitude : torch.Tensor, float64, shape (rows, n)
-        Non-negative, finite on alive entries.
+    magnitude : torch.Tensor, floating, shape (rows, n)
+        Non-negative, finite on alive entries. Any floating dtype: the ranking of float32 values is
+        the ranking of their exact float64 images, so no widening copy is made.
     alive : torch.Tensor of bool, shape (rows, n)
     counts : torch.Tensor of int64, shape (rows,)
         How many to select per row; ``0 <= counts[i] <= alive[i].sum()``.
@@ -75,11 +77,13 @@ def smallest_alive(magnitude: torch.Tensor, alive: torch.Tensor, counts: torch.T
         True on the selected entries. Ties are resolved by column index (a stable sort on
         ``(magnitude, index)``), so the result is deterministic.
     """
-    if (counts < 0).any() or (counts > alive.sum(dim=1)).any():
+    n_alive = alive.sum(dim=1)
+    if (counts < 0).any() or (counts > n_alive).any():
         raise ValueError("counts must lie between 0 and the number of alive entries of each row")
-    if not torch.isfinite(magnitude[alive]).all():
+    key = torch.where(alive, magnitude, torch.full((), float("inf"), dtype=magnitude.dtype))
+    # Dead entries are +inf, so the finite entries are exactly the alive ones unless a score is bad.
+    if int(torch.isfinite(key).sum()) != int(n_alive.sum()):
         raise ValueError("importance scores must be finite on alive entries")
-    key = torch.where(alive, magnitude, torch.full_like(magnitude, float("inf")))
     # The counts[i]-th smallest key of each row is the threshold; everything below it goes, and of
     # the entries equal to it the first ones by index fill the count (O(n), no stable sort needed).
     k = counts.clamp(min=1)
@@ -123,7 +127,7 @@ class ScopedMagnitudePruning(prune.BasePruningMethod):
         self.scope = scope
 
     def prune_counts(self, x: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
-        """Counts to prune per unit; ``x`` float64 (units, n), ``alive`` bool, result int64 (units,)."""
+        """Counts to prune per unit; ``x`` floating (units, n), ``alive`` bool, result int64 (units,)."""
         raise NotImplementedError
 
     def compute_mask(self, t: torch.Tensor, default_mask: torch.Tensor) -> torch.Tensor:
@@ -145,7 +149,9 @@ class ScopedMagnitudePruning(prune.BasePruningMethod):
             rows = t.shape[0]
         else:
             rows = 1
-        x = t.detach().reshape(rows, -1).to(device="cpu", dtype=torch.float64)
+        x = t.detach().reshape(rows, -1).cpu()
+        if not x.is_floating_point():
+            x = x.to(torch.float64)
         alive = (default_mask.detach() != 0).reshape(rows, -1).cpu()
         counts = self.prune_counts(x, alive)
         drop = smallest_alive(x.abs(), alive, counts).reshape(default_mask.shape)
@@ -279,18 +285,20 @@ def global_prune(parameters, pruning_method: type[ScopedMagnitudePruning], impor
     importance_scores = importance_scores or {}
     if pruning_method is OneShotPruning and len(importance_scores) != len(parameters):
         raise ValueError("importance_scores (the trained dense weights) are required for one-shot pruning")
-    scores = torch.cat([
-        importance_scores.get((m, n), masked_weight(m, n)).detach().reshape(-1).to("cpu", torch.float64)
-        for m, n in parameters
-    ])
-    default = torch.cat([alive_mask(m, n).reshape(-1).cpu().to(torch.float64) for m, n in parameters])
+    pieces = [importance_scores.get((m, n), masked_weight(m, n)).detach().reshape(-1).cpu()
+              for m, n in parameters]
+    # One common dtype (float32 for a float32 model: the ranking is exact, no float64 copy is made).
+    dtype = functools.reduce(torch.promote_types, (x.dtype for x in pieces))
+    dtype = dtype if dtype.is_floating_point else torch.float64
+    scores = torch.cat([x.to(dtype) for x in pieces])
+    default = torch.cat([alive_mask(m, n).reshape(-1).cpu() for m, n in parameters])
     method = pruning_method(scope="layer", **kwargs)
     mask = method.compute_mask(scores, default)
     start = 0
     for m, n in parameters:
         ref = getattr(m, n + "_orig", None)
         ref = getattr(m, n) if ref is None else ref
-        # A bool copy: CustomFromMask keeps its mask, which must not pin the concatenated float64 one.
+        # A bool copy: CustomFromMask keeps its mask, which must not pin the concatenated one.
         piece = (mask[start:start + ref.numel()] != 0).reshape(ref.shape).to(ref.device)
         start += ref.numel()
         prune.custom_from_mask(m, n, piece)

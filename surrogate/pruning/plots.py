@@ -8,6 +8,8 @@ from pathlib import Path
 
 from jamcommon.files import atomic_path
 
+from .history import scope_pqi
+
 __all__ = ["plot_histories", "run_label"]
 
 
@@ -19,14 +21,21 @@ def run_label(history: dict) -> str:
     return label
 
 
+def _nan_for_none(values) -> list[float]:
+    return [float("nan") if v is None else v for v in values]
+
+
 def plot_histories(histories, path: str | os.PathLike, *, labels=None, tolerance: float | None = 1.1,
-                   title: str | None = None, overwrite: bool = False,
+                   title: str | None = None, overwrite: bool = False, control: bool = True,
                    reference: tuple[float, str] | None = None) -> Path:
     """Write a PNG of pruning runs: three panels.
 
-    Against the remaining fraction of prunable weights (log axis): the global PQ Index of each
-    trained model, and the validation nRMSE with ``tolerance`` x the first run's dense nRMSE dashed;
-    third, the remaining fraction against the iteration (how fast each method prunes).
+    Against the remaining fraction of prunable weights (log axis): the PQ Index of each trained
+    model in its run's scope (:func:`~surrogate.pruning.history.scope_pqi`: global value, mean
+    over tensors, or mean over rows), with, dashed in the same colour, the control (the same counts
+    on untrained Gaussian weights) where recorded; and the validation nRMSE with ``tolerance`` x
+    the first run's dense nRMSE dashed; third, the remaining fraction against the iteration (how
+    fast each method prunes).
 
     Parameters
     ----------
@@ -38,6 +47,8 @@ def plot_histories(histories, path: str | os.PathLike, *, labels=None, tolerance
         Legend labels (default :func:`run_label`).
     tolerance : float or None
         Draw ``tolerance * dense nRMSE`` of the first history; None draws nothing.
+    control : bool
+        Draw the control trajectories.
     reference : (float, str), optional
         A validation nRMSE to draw as a solid grey line with its legend label (e.g. the error of the
         unpruned model the runs started from); drawn in addition to ``tolerance``.
@@ -58,10 +69,13 @@ def plot_histories(histories, path: str | os.PathLike, *, labels=None, tolerance
     for i, (history, label) in enumerate(zip(histories, labels)):
         entries = history["entries"]
         frac = [e["remaining_fraction"] for e in entries]
-        pqi = [e["pqi"]["global"] if e["pqi"]["global"] is not None else float("nan") for e in entries]
+        pqi = _nan_for_none(scope_pqi(e["pqi"], history["scope"]) for e in entries)
         err = [e["val_nrmse"] for e in entries]
         style = {"marker": markers[i % len(markers)], "markersize": 4, "label": label}
-        ax_pqi.plot(frac, pqi, **style)
+        (line,) = ax_pqi.plot(frac, pqi, **style)
+        if control and entries and all("control" in e for e in entries):
+            ax_pqi.plot(frac, _nan_for_none(scope_pqi(e["control"], history["scope"]) for e in entries),
+                        linestyle="--", linewidth=1, color=line.get_color())
         ax_err.plot(frac, err, **style)
         ax_it.plot([e["iteration"] for e in entries], frac, **style)
     if tolerance is not None and histories[0]["entries"]:
@@ -77,7 +91,8 @@ def plot_histories(histories, path: str | os.PathLike, *, labels=None, tolerance
         ax.invert_xaxis()
         ax.set_xlabel("remaining fraction of prunable weights")
         ax.grid(True, which="both", alpha=0.3)
-    ax_pqi.set_ylabel("PQ Index (global scope)")
+    scopes = sorted({h["scope"] for h in histories})
+    ax_pqi.set_ylabel(f"PQ Index ({', '.join(scopes)} scope){'; dashed: control' if control else ''}")
     ax_err.set_ylabel("validation nRMSE (rollout)")
     ax_err.set_yscale("log")
     ax_err.legend(fontsize=8)

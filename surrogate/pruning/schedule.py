@@ -34,9 +34,11 @@ from torch.nn.utils import prune
 
 from jamcommon.files import OutputExistsError, atomic_path, atomic_write_text
 
+from .control import GaussianControl
 from .history import HISTORY_FORMAT, history_entry
 from .methods import METHODS, _exact_fraction, prune_model, remaining_weights
-from .pqi import SCOPES, check_pq, check_sap, masked_weight, prunable_parameters
+from .pqi import SCOPES, check_pq, check_sap, prunable_parameters
+from .scores import check_magnitude, importance_scores
 
 __all__ = ["CHECKPOINT_FORMAT", "prune_iteratively", "rewind"]
 
@@ -163,11 +165,17 @@ class _Plan:
     seed: int
     iterations: int
     out: Path
+    magnitude: str = "plain"
+    control: bool = True
 
     @property
     def config(self) -> dict:
-        """The settings a checkpoint must match to be resumed."""
-        return _config(self.method, self.scope, self.hyper, self.seed)
+        """The settings a checkpoint must match to be resumed (``magnitude`` only when not plain,
+        so runs written before the option resume)."""
+        config = _config(self.method, self.scope, self.hyper, self.seed)
+        if self.magnitude != "plain":
+            config["magnitude"] = self.magnitude
+        return config
 
 
 def prune_iteratively(model: nn.Module, data, method: str = "sap", scope: str = "global",
@@ -175,7 +183,8 @@ def prune_iteratively(model: nn.Module, data, method: str = "sap", scope: str = 
                       q: float = 1.0, eta_r: float = 0.0, gamma: float = 1.0, beta: float = 0.9,
                       amount: float = 0.2, seed: int = 0, horizon: int | None = None, train_fn=None,
                       eval_fn=None, train_options: dict | None = None, overwrite: bool = False,
-                      plot: bool = True, progress: bool = False) -> dict:
+                      plot: bool = True, progress: bool = False, magnitude: str = "plain",
+                      control: bool = True) -> dict:
     """Iteratively train, measure, prune and rewind ``model`` in place; return the history.
 
     Parameters
@@ -215,38 +224,38 @@ def prune_iteratively(model: nn.Module, data, method: str = "sap", scope: str = 
         :func:`surrogate.evaluate.evaluate` over ``horizon`` frames, without costs.
     train_options : dict, optional
         Extra keyword arguments of :func:`surrogate.train.fit` (``lr``, ``batch_size``, ...).
-    overwrite : bool
-        Start from scratch even if ``out`` holds a run.
-    plot : bool
-        Write ``pruning.png`` when the call ends.
-    progress : bool
-        Show a tqdm bar over iterations.
+    overwrite, plot, progress : bool
+        Start from scratch even if ``out`` holds a run; write ``pruning.png``; show a tqdm bar.
+    magnitude : {"plain", "cp-aware"}
+        Ranking (and SAP's PQ Index) scores: the weights, or :func:`.scores.cp_aware_scores`.
+    control : bool
+        Record in each entry the untrained-Gaussian control (:class:`.control.GaussianControl`).
 
     Returns
     -------
     dict
         The history written to ``history.json``.
     """
-    iterations = _check_settings(method, scope, iterations, p, q, eta_r, gamma, beta, amount)
+    iterations = _check_settings(method, scope, iterations, p, q, eta_r, gamma, beta, amount, magnitude)
     try:
         train, val = data
     except (TypeError, ValueError):
         raise ValueError("data must be a pair (train, val)") from None
     plan = _Plan(method, scope, _hyper(method, p, q, eta_r, gamma, beta, amount), p, q, seed, iterations,
-                 Path(out))
+                 Path(out), magnitude, control)
     plan.out.mkdir(parents=True, exist_ok=True)
     _reparametrise(model)
-    initial, scores, history, start = _start_or_resume(model, plan, overwrite)
+    initial, scores, history, start, twin = _start_or_resume(model, plan, overwrite)
     if start <= iterations:
         work = _open_work(train, val, train_fn, eval_fn, epochs=epochs, train_options=train_options,
                           horizon=horizon)
-        _run_iterations(model, plan, work, initial, scores, history, start, progress)
+        _run_iterations(model, plan, work, (initial, scores, twin), history, start, progress)
     if plot:
         _write_plot(history, plan.out / "pruning.png")
     return history
 
 
-def _check_settings(method, scope, iterations, p, q, eta_r, gamma, beta, amount) -> int:
+def _check_settings(method, scope, iterations, p, q, eta_r, gamma, beta, amount, magnitude="plain") -> int:
     """Check the method, scope, iteration count and hyperparameters; return ``iterations`` as int."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {tuple(METHODS)}, got {method!r}")
@@ -257,6 +266,7 @@ def _check_settings(method, scope, iterations, p, q, eta_r, gamma, beta, amount)
     check_pq(p, q)
     check_sap(eta_r, gamma, beta)
     _exact_fraction(amount)
+    check_magnitude(magnitude)
     return int(iterations)
 
 
@@ -271,7 +281,9 @@ def _hyper(method, p, q, eta_r, gamma, beta, amount) -> dict:
 def _start_or_resume(model: nn.Module, plan: _Plan, overwrite: bool):
     """Load the run's checkpoint into ``model``, or start a fresh history.
 
-    Returns ``(initial values, one-shot scores, history, first iteration to run)``.
+    Returns ``(initial values, one-shot scores, history, first iteration to run, control)``; the
+    control (None unless ``plan.control``) is the checkpoint's, or a new one from the initial values
+    (it is path-independent, so a run started before it existed gets the same values).
     """
     ckpt_path, history_path = plan.out / "checkpoint.pt", plan.out / "history.json"
     if ckpt_path.is_file() and not overwrite:
@@ -284,6 +296,7 @@ def _start_or_resume(model: nn.Module, plan: _Plan, overwrite: bool):
         try:
             model.load_state_dict(state["model"])
             initial, scores = state["initial"], state["scores"]
+            twin = GaussianControl.from_state(state["control"]) if state.get("control") else None
             history = json.loads(state["history"])
             start = int(state["next_iteration"])
         except (RuntimeError, KeyError, TypeError, ValueError) as exc:
@@ -294,18 +307,23 @@ def _start_or_resume(model: nn.Module, plan: _Plan, overwrite: bool):
         if history_path.exists() and not overwrite:
             raise OutputExistsError(f"{str(history_path)!r} exists without a checkpoint; pass --force "
                                     f"to start again")
-        initial, scores, start = _initial_values(model), None, 0
+        initial, scores, start, twin = _initial_values(model), None, 0, None
         sizes = {qn: total for qn, (_, total) in remaining_weights(model).items()}
         history = {"format": HISTORY_FORMAT, **plan.config, "iterations": plan.iterations, "sizes": sizes,
                    "total": sum(sizes.values()), "entries": [], "complete": False}
     history["iterations"] = plan.iterations
     history["complete"] = start > plan.iterations
-    return initial, scores, history, start
+    if plan.control and twin is None:
+        twin = GaussianControl({qn: initial[qn] for qn, _, _ in prunable_parameters(model)}, plan.scope,
+                               seed=plan.seed, p=plan.p, q=plan.q)
+    return initial, scores, history, start, twin
 
 
-def _run_iterations(model: nn.Module, plan: _Plan, work: _Work, initial: dict, scores, history: dict,
+def _run_iterations(model: nn.Module, plan: _Plan, work: _Work, state: tuple, history: dict,
                     start: int, progress: bool) -> None:
-    """Run iterations ``start .. plan.iterations`` (see :func:`_iteration`), with a progress bar."""
+    """Run iterations ``start .. plan.iterations`` (see :func:`_iteration`), with a progress bar;
+    ``state`` is ``(initial values, one-shot scores, control)``."""
+    initial, scores, twin = state
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -314,7 +332,7 @@ def _run_iterations(model: nn.Module, plan: _Plan, work: _Work, initial: dict, s
                    unit="iter", file=sys.stderr, dynamic_ncols=True)
     try:
         for t in range(start, plan.iterations + 1):
-            scores, entry = _iteration(model, t, plan, work, initial, scores, history)
+            scores, entry = _iteration(model, t, plan, work, (initial, scores, twin), history)
             if bar is not None:
                 bar.set_postfix(remaining=f"{entry['remaining_fraction']:.3f}",
                                 nrmse=f"{entry['val_nrmse']:.3g}")
@@ -324,18 +342,18 @@ def _run_iterations(model: nn.Module, plan: _Plan, work: _Work, initial: dict, s
             bar.close()
 
 
-def _iteration(model: nn.Module, t: int, plan: _Plan, work: _Work, initial: dict, scores, history: dict):
+def _iteration(model: nn.Module, t: int, plan: _Plan, work: _Work, state: tuple, history: dict):
     """Iteration ``t``: prune and rewind (``t > 0``), train, measure, save, prune for the next.
 
-    The history and the files of the run are updated in place; returns ``(one-shot scores, the new
-    entry)``.
+    ``state`` is ``(initial values, one-shot scores, control)``. The history, the control and the
+    files of the run are updated in place; returns ``(one-shot scores, the new entry)``.
     """
+    initial, scores, twin = state
     tick = time.perf_counter()
     if t > 0:
         previous = history["entries"][t - 1]
         if "pruned" not in previous:  # the run was complete before ``iterations`` was raised
-            _record_pruning(previous, prune_model(model, plan.method, plan.scope, importance_scores=scores,
-                                                  **plan.hyper))
+            _record_pruning(previous, _prune_step(model, plan, scores))
         rewind(model, initial)
     fit_ckpt = plan.out / f"fit_iter_{t:02d}.pt"
     trained = work.train(model, seed=plan.seed, checkpoint=fit_ckpt)
@@ -343,20 +361,29 @@ def _iteration(model: nn.Module, t: int, plan: _Plan, work: _Work, initial: dict
     if "nrmse" not in metrics:
         raise ValueError("eval_fn must return a dict with the key 'nrmse'")
     entry = history_entry(model, t, metrics, trained, p=plan.p, q=plan.q)
+    if twin is not None:
+        entry["control"] = twin.record(model)
     history["entries"] = history["entries"][:t] + [entry]
     history["complete"] = t == plan.iterations
     if plan.method == "oneshot" and scores is None:
-        scores = {qn: masked_weight(m, n).clone() for qn, m, n in prunable_parameters(model)}
+        scores = importance_scores(model, plan.magnitude)
     _save_model(model, plan.out / f"iter_{t:02d}.pt", history)
     if t == plan.iterations:
         _save_model(model, plan.out / "model.pt", history)
     else:
-        _record_pruning(entry, prune_model(model, plan.method, plan.scope, importance_scores=scores,
-                                           **plan.hyper))
+        _record_pruning(entry, _prune_step(model, plan, scores))
     entry["seconds"] = time.perf_counter() - tick
-    _write_state(model, plan, initial, scores, history, t + 1)
+    _write_state(model, plan, (initial, scores, twin), history, t + 1)
     fit_ckpt.unlink(missing_ok=True)
     return scores, entry
+
+
+def _prune_step(model: nn.Module, plan: _Plan, scores) -> dict:
+    """One pruning step: one-shot ranks by its fixed ``scores``; the others by the current weights
+    (``plain``) or their CP-aware magnitude."""
+    if plan.method != "oneshot" and plan.magnitude != "plain":
+        scores = importance_scores(model, plan.magnitude)
+    return prune_model(model, plan.method, plan.scope, importance_scores=scores, **plan.hyper)
 
 
 def _record_pruning(entry: dict, pruned: dict) -> None:
@@ -364,13 +391,15 @@ def _record_pruning(entry: dict, pruned: dict) -> None:
     entry["pruned_total"] = sum(pruned.values())
 
 
-def _write_state(model: nn.Module, plan: _Plan, initial: dict, scores, history: dict,
-                 next_iteration: int) -> None:
-    """Write the checkpoint (resume point) and ``history.json``, each atomically."""
+def _write_state(model: nn.Module, plan: _Plan, state: tuple, history: dict, next_iteration: int) -> None:
+    """Write the checkpoint (resume point) and ``history.json``, each atomically; ``state`` is
+    ``(initial values, one-shot scores, control)``."""
+    initial, scores, twin = state
     with atomic_path(plan.out / "checkpoint.pt", overwrite=True) as tmp:
         torch.save({"format": CHECKPOINT_FORMAT, "config": plan.config, "model": model.state_dict(),
                     "initial": initial, "scores": scores, "history": json.dumps(history),
-                    "next_iteration": next_iteration}, tmp)
+                    "next_iteration": next_iteration,
+                    "control": None if twin is None else twin.state_dict()}, tmp)
     atomic_write_text(plan.out / "history.json", json.dumps(history, indent=1), overwrite=True)
 
 
