@@ -149,7 +149,11 @@ def waves_stage(run: DemoRun, report: Document, packing_files: list[Path]) -> di
     folder = run.out / "waves"
     sizes = dict(zip(("train", "val", "test"), p.samples))
     splits = {split: folder / f"{split}.h5" for split in sizes}
-    _generate_splits(run, packing_files, splits, sizes)
+    config = _dataset_config(run, packing_files)
+    _generate_splits(run, config, splits, sizes)
+    cost_path = folder / "solver_cost.json"
+    if run.force or not cost_path.exists():
+        atomic_write_text(cost_path, json.dumps(solver_cost(config, run.seed), indent=1), overwrite=True)
     plot_wave_sample(splits["test"], folder / "snapshots.png")
     sec = report.section("3. Wave datasets")
     sec.text(
@@ -170,16 +174,50 @@ def waves_stage(run: DemoRun, report: Document, packing_files: list[Path]) -> di
     return splits
 
 
-def _generate_splits(run: DemoRun, packing_files: list[Path], splits: dict[str, Path],
-                     sizes: dict[str, int]) -> None:
-    """Write the split files that are missing (all of them with ``force``)."""
-    from wavefe.dataset import generate_dataset
+def _dataset_config(run: DemoRun, packing_files: list[Path]):
+    """The :class:`wavefe.samples.DatasetConfig` of the demo's wave datasets."""
     from wavefe.samples import DatasetConfig
 
     p = run.preset
-    config = DatasetConfig(grid=p.grid, n_frames=p.n_frames, save_every=p.save_every,
-                           speed="granular", source="pulse", boundary="absorbing",
-                           n_layers=len(packing_files), granular=tuple(str(f) for f in packing_files))
+    return DatasetConfig(grid=p.grid, n_frames=p.n_frames, save_every=p.save_every,
+                         speed="granular", source="pulse", boundary="absorbing",
+                         n_layers=len(packing_files), granular=tuple(str(f) for f in packing_files))
+
+
+def solver_cost(config, seed: int, repeats: int = 7) -> dict:
+    """The explicit FE solver's cost of one stored frame (``save_every`` steps) of one sample, on one
+    thread: median wall seconds of ``repeats`` frames, and node updates per frame."""
+    import numba
+    import numpy as np
+
+    from wavefe.explicit import ExplicitWave
+    from wavefe.samples import sample_inputs
+
+    mesh = config.mesh()
+    c, sources, u0, _ = sample_inputs(config, mesh.points, np.random.default_rng([seed, 99]))
+    sim = ExplicitWave(mesh, c, dt=config.dt(), boundary=config.boundary, sources=sources,
+                       dtype=np.float32, check_cfl=False)
+    sim.set_state(u0)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        sim.advance(config.save_every)  # compile and warm up
+        times = []
+        for _ in range(repeats):
+            tick = time.perf_counter()
+            sim.advance(config.save_every)
+            times.append(time.perf_counter() - tick)
+    finally:
+        numba.set_num_threads(threads)
+    return {"seconds_per_frame": float(np.median(times)), "steps_per_frame": int(config.save_every),
+            "node_updates_per_frame": int(len(mesh.points) * config.save_every),
+            "load_average": os.getloadavg()[0]}
+
+
+def _generate_splits(run: DemoRun, config, splits: dict[str, Path], sizes: dict[str, int]) -> None:
+    """Write the split files that are missing (all of them with ``force``)."""
+    from wavefe.dataset import generate_dataset
+
     todo = [split for split, path in splits.items() if run.force or not path.exists()]
     executor, close = dask_executor(run.scheduler) if todo else (None, None)
     try:
@@ -210,9 +248,15 @@ def surrogates_stage(run: DemoRun, report: Document, splits: dict[str, Path]) ->
     for name, conv, rank in (("dense", "dense", None), ("cp", "cp", p.rank)):
         run.say(f"4/5 training the {name} surrogate ({p.epochs} epochs)")
         models[name] = _train_and_score(run, splits, folder, name, conv, rank)
+    solver = json.loads((splits["test"].parent / "solver_cost.json").read_text())
     rows = [{"model": name, "parameters": m["parameters"], "MACs/frame": m["macs_per_frame"],
              "nRMSE": m["nrmse"], "VRMSE": m["vrmse"], "energy drift": m.get("energy_drift", math.nan),
-             "ms/frame": 1e3 * m["seconds_per_frame"]} for name, (_, m) in models.items()]
+             "ms/frame": 1e3 * m["seconds_per_frame"],
+             "time / solver's": m["seconds_per_frame"] / solver["seconds_per_frame"]}
+            for name, (_, m) in models.items()]
+    rows.append({"model": f"FE solver ({solver['steps_per_frame']} steps/frame)", "parameters": "",
+                 "MACs/frame": "", "nRMSE": 0.0, "VRMSE": 0.0, "energy drift": "",
+                 "ms/frame": 1e3 * solver["seconds_per_frame"], "time / solver's": 1.0})
     dense, cp = models["dense"][1], models["cp"][1]
     sec = report.section("4. Dense and CP-compressed surrogates")
     sec.text(
@@ -220,7 +264,10 @@ def surrogates_stage(run: DemoRun, report: Document, splits: dict[str, Path]) ->
         f"scored by autoregressive rollout over {p.horizon} predicted frames of the test split. "
         f"The CP model (rank {p.rank}: each kernel a sum of rank-one channel x vertical x "
         f"horizontal filters, trained directly) has {dense['parameters'] / cp['parameters']:.1f}x "
-        f"fewer trainable parameters; its nRMSE is {cp['nrmse'] / dense['nrmse']:.2f}x the dense one."
+        f"fewer trainable parameters; its nRMSE is {cp['nrmse'] / dense['nrmse']:.2f}x the dense one. "
+        f"Times per frame are single-threaded medians on this machine (load average "
+        f"{solver['load_average']:.1f} when the solver was timed), for one sample; the solver row is "
+        f"the explicit FE scheme advancing the {solver['steps_per_frame']} time steps of one frame."
     )
     sec.table(rows)
     for name in ("dense", "cp"):
