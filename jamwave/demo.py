@@ -158,8 +158,9 @@ def waves_stage(run: DemoRun, report: Document, packing_files: list[Path]) -> di
     sec = report.section("3. Wave datasets")
     sec.text(
         f"P1 finite elements, explicit central differences with lumped mass, absorbing sides, "
-        f"{p.grid} x {p.grid} cells, {p.n_frames} frames every {p.save_every} steps; Gaussian "
-        f"initial pulses in {len(packing_files)} granular layers. Files follow the schema "
+        f"{p.grid} x {p.grid} cells, {p.n_frames} frames every {p.save_every} steps; "
+        f"{'Ricker point sources' if p.source == 'ricker' else 'Gaussian initial pulses'} in "
+        f"{len(packing_files)} granular layers. Files follow the schema "
         "jamwave.wave2d/1 (plain h5py, with an .xdmf side-car for ParaView)."
     )
     sec.table([{"split": k, "samples": v, "file": f"waves/{k}.h5"} for k, v in sizes.items()])
@@ -168,7 +169,7 @@ def waves_stage(run: DemoRun, report: Document, packing_files: list[Path]) -> di
     for split, n in sizes.items():
         sec.command(
             f"jamwave wavefe dataset --samples {n} --grid {p.grid} --frames {p.n_frames} "
-            f"--save-every {p.save_every} --speed granular --granular {packings} --source pulse "
+            f"--save-every {p.save_every} --speed granular --granular {packings} --source {p.source} "
             f"--boundary absorbing --seed {run.seed} --split {split} --out {folder}/{split}.h5"
         )
     return splits
@@ -180,7 +181,7 @@ def _dataset_config(run: DemoRun, packing_files: list[Path]):
 
     p = run.preset
     return DatasetConfig(grid=p.grid, n_frames=p.n_frames, save_every=p.save_every,
-                         speed="granular", source="pulse", boundary="absorbing",
+                         speed="granular", source=p.source, boundary="absorbing",
                          n_layers=len(packing_files), granular=tuple(str(f) for f in packing_files))
 
 
@@ -260,8 +261,12 @@ def surrogates_stage(run: DemoRun, report: Document, splits: dict[str, Path]) ->
     dense, cp = models["dense"][1], models["cp"][1]
     sec = report.section("4. Dense and CP-compressed surrogates")
     sec.text(
-        f"Residual CNNs mapping (u^(n-1), u^n, c) to u^(n+1), trained on the train split and "
-        f"scored by autoregressive rollout over {p.horizon} predicted frames of the test split. "
+        f"Residual CNNs mapping (u^(n-1), u^n, c{', f^n' if p.source == 'ricker' else ''}) to u^(n+1) "
+        f"{'(f^n: the frame forcing of the Ricker sources) ' if p.source == 'ricker' else ''}"
+        f"with one frame = {p.save_every} solver steps, trained on the train split (at most "
+        f"{p.epochs} epochs, early stopping after {p.patience} without improvement) and "
+        f"scored by autoregressive rollout over {p.horizon} predicted frames of the test split "
+        f"from the true frames {p.start} and {p.start + 1}. "
         f"The CP model (rank {p.rank}: each kernel a sum of rank-one channel x vertical x "
         f"horizontal filters, trained directly) has {dense['parameters'] / cp['parameters']:.1f}x "
         f"fewer trainable parameters; its nRMSE is {cp['nrmse'] / dense['nrmse']:.2f}x the dense one. "
@@ -276,10 +281,11 @@ def surrogates_stage(run: DemoRun, report: Document, splits: dict[str, Path]) ->
         sec.command(
             f"jamwave surrogate train --data {splits['train']} --val {splits['val']} "
             f"--conv {conv} --width {p.width} --depth {p.depth} --epochs {p.epochs} "
-            f"--lr {p.lr} --noise {p.noise} --seed {run.seed} --out {folder}/{name}.pt"
+            f"--lr {p.lr} --noise {p.noise} --patience {p.patience} --seed {run.seed} "
+            f"--out {folder}/{name}.pt"
         )
         sec.command(f"jamwave surrogate evaluate --model {folder}/{name}.pt --data "
-                    f"{splits['test']} --horizon {p.horizon} --out {folder}/{name}.json")
+                    f"{splits['test']} --horizon {p.horizon} --start {p.start} --out {folder}/{name}.json")
     return models
 
 
@@ -300,7 +306,7 @@ def _train_and_score(run: DemoRun, splits: dict[str, Path], folder: Path, name: 
     metrics_path = folder / f"{name}.json"
     if metrics_path.exists() and not run.force:
         return path, json.loads(metrics_path.read_text())
-    metrics, result = surrogate.evaluate(model, splits["test"], p.horizon)
+    metrics, result = surrogate.evaluate(model, splits["test"], p.horizon, start=p.start)
     plot_rollout(result, metrics, folder / f"{name}.png", overwrite=True)
     atomic_write_text(metrics_path, json.dumps(metrics, indent=2, default=float), overwrite=True)
     return path, metrics

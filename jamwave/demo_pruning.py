@@ -91,6 +91,7 @@ def prune_to_limit(run: DemoRun, splits: dict[str, Path], trained: Path, method:
         history = prune_iteratively(
             model, (splits["train"], splits["val"]), method, p.prune_scope, iterations, out=out,
             seed=run.seed, horizon=p.horizon, train_fn=_continue_from(trained_model, p),
+            eval_fn=_rollout_error(p.horizon, p.start),
             magnitude=p.prune_magnitude,
             overwrite=overwrite, plot=False, progress=False)
         overwrite = False
@@ -115,6 +116,17 @@ def _past_limit(history: dict, tolerance: float) -> bool:
     """The last model's validation nRMSE is above ``tolerance`` x the first's (NaN counts as above)."""
     entries = history["entries"]
     return len(entries) > 1 and not entries[-1]["val_nrmse"] <= tolerance * entries[0]["val_nrmse"]
+
+
+def _rollout_error(horizon: int, start: int):
+    """An ``eval_fn`` for :func:`prune_iteratively`: validation rollout metrics over ``horizon``
+    frames from the true frames ``start``, ``start + 1`` (as stage 4 scores its models)."""
+    from surrogate.evaluate import evaluate
+
+    def eval_fn(model, val):
+        return evaluate(model, val, horizon, with_costs=False, start=start)[0]
+
+    return eval_fn
 
 
 def _continue_from(trained_model, preset):

@@ -71,14 +71,24 @@ class DemoSize:
     jamming_method : str
         :func:`granular.jamming.find_jamming` method of every sweep (the fastest one available).
     grid, n_frames, save_every : int
-        Wave dataset: cells per side, stored frames, time steps between frames.
+        Wave dataset: cells per side, stored frames, time steps between frames (the stride: one
+        surrogate step replaces ``save_every`` solver steps).
+    source : str
+        Wave sources: ``"pulse"`` (Gaussian initial pulses) or ``"ricker"`` (Ricker point sources;
+        the datasets then hold the frame forcing and the surrogates take it as an input channel).
+    start : int
+        Rollouts start from the true frames ``start`` and ``start + 1`` (Ricker sources start from
+        rest: the first frames are near zero); ``n_frames >= start + 2 + horizon``.
     samples : tuple of int
         Samples in the train, val and test splits.
     width, depth, rank : int
         Surrogate channels, residual blocks, CP rank.
     epochs : int
-        Training epochs of the dense and CP surrogates (also of each pruning iteration: pruning
+        Most training epochs of the dense and CP surrogates (also of each pruning iteration: pruning
         continues from the CP surrogate with the same training).
+    patience, min_epochs : int
+        Early stopping on the validation rollout error: stop after ``patience`` epochs without
+        improvement, never before ``min_epochs``.
     lr, noise : float
         Adam learning rate and the relative input noise of training (stabilises rollouts).
     prune_magnitude : str
@@ -122,12 +132,22 @@ class DemoSize:
     jamming_method: str = "bisection"
     follow_step: float = 0.02
     follow_range: float = 0.25
+    source: str = "pulse"
+    start: int = 0
+    patience: int = 5
+    min_epochs: int = 0
+
+    def __post_init__(self):
+        if self.n_frames < self.start + 2 + self.horizon:
+            raise ValueError(f"n_frames must be >= start + 2 + horizon = {self.start + 2 + self.horizon}, "
+                             f"got {self.n_frames}")
 
     @property
     def fit_options(self) -> dict:
         """Keyword arguments of :func:`surrogate.train.fit`: the training of stage 4, which pruning
         repeats after each pruning step."""
-        return {"epochs": self.epochs, "lr": self.lr, "noise": self.noise}
+        return {"epochs": self.epochs, "lr": self.lr, "noise": self.noise, "patience": self.patience,
+                "min_epochs": self.min_epochs, "val_start": self.start}
 
 
 SIZES = {
@@ -135,8 +155,9 @@ SIZES = {
     # meant to be read.
     "tiny": DemoSize(media=Sweep(0.5, (0.3, 0.7), n=96), asymmetric=Sweep(0.3, (0.1, 0.4), n_large=20),
                      reference=Sweep(OHERN_DELTA, (OHERN_X_SMALL,), n=96), excess_phi=1e-2, grid=16,
-                     n_frames=12, save_every=2, samples=(6, 2, 2), width=6, depth=1, rank=1, epochs=2,
-                     lr=2e-3, noise=0.02, prune_iterations=2, prune_tolerance=1.5, horizon=8),
+                     n_frames=12, save_every=4, samples=(6, 2, 2), width=6, depth=1, rank=1, epochs=2,
+                     lr=2e-3, noise=0.02, prune_iterations=2, prune_tolerance=1.5, horizon=8,
+                     source="ricker", start=2),
     "small": DemoSize(media=Sweep(0.5, (0.2, 0.5, 0.8), n=400),
                       asymmetric=Sweep(0.15, (0.1, 0.2, 0.3), n_large=16),
                       reference=Sweep(OHERN_DELTA, (OHERN_X_SMALL,), n=400), excess_phi=1e-2,
@@ -146,13 +167,15 @@ SIZES = {
     "medium": DemoSize(media=Sweep(0.5, (0.2, 0.5, 0.8), n=2000),
                        asymmetric=Sweep(0.15, (0.1, 0.15, 0.2, 0.25, 0.3), n_large=40),
                        reference=Sweep(OHERN_DELTA, (OHERN_X_SMALL,), n=2000), excess_phi=1e-2,
-                       grid=64, n_frames=40, save_every=2, samples=(200, 25, 25), width=24, depth=3,
-                       rank=4, epochs=25, lr=2e-3, noise=0.02, prune_iterations=15,
-                       prune_tolerance=1.5, horizon=20),
+                       grid=64, n_frames=32, save_every=8, samples=(200, 25, 25), width=24, depth=3,
+                       rank=4, epochs=40, lr=2e-3, noise=0.02, prune_iterations=15,
+                       prune_tolerance=1.5, horizon=22, source="ricker", start=8, patience=6,
+                       min_epochs=12),
     "large": DemoSize(media=Sweep(0.5, (0.2, 0.5, 0.8), n=8000),
                       asymmetric=Sweep(0.15, (0.05, 0.1, 0.15, 0.18, 0.21, 0.24, 0.3, 0.4), n_large=200),
                       reference=Sweep(OHERN_DELTA, (OHERN_X_SMALL,), n=8000), excess_phi=1e-2,
-                      grid=128, n_frames=100, save_every=2, samples=(1000, 100, 100), width=32,
-                      depth=4, rank=4, epochs=60, lr=1e-3, noise=0.02, prune_iterations=30,
-                      prune_tolerance=1.5, horizon=40),
+                      grid=128, n_frames=42, save_every=8, samples=(1000, 100, 100), width=32,
+                      depth=4, rank=4, epochs=200, lr=1e-3, noise=0.02, prune_iterations=30,
+                      prune_tolerance=1.5, horizon=32, source="ricker", start=8, patience=15,
+                      min_epochs=30),
 }

@@ -117,8 +117,9 @@ def test_pruning_continues_from_the_trained_model_and_draws_its_error(demo_dir):
                                        value, rtol=0, atol=0)
         assert history["entries"][0]["val_nrmse"] == summary["reference_nrmse"]
     # The reference line is that model's validation error over the pruning horizon.
-    horizon = SIZES["tiny"].horizon
-    metrics, _ = evaluate(trained, demo_dir / "waves" / "val.h5", horizon, with_costs=False)
+    tiny = SIZES["tiny"]
+    metrics, _ = evaluate(trained, demo_dir / "waves" / "val.h5", tiny.horizon, with_costs=False,
+                          start=tiny.start)
     assert metrics["nrmse"] == pytest.approx(summary["reference_nrmse"], rel=1e-6)
     assert "unpruned model" in (demo_dir / "report.md").read_text()
 
