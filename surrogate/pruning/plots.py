@@ -25,6 +25,14 @@ def _nan_for_none(values) -> list[float]:
     return [float("nan") if v is None else v for v in values]
 
 
+def _draw_reference(ax, reference) -> None:
+    """A solid grey line at ``reference = (nRMSE, label)``."""
+    value, label = reference
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise ValueError(f"reference must be (a finite nRMSE > 0, label), got {reference!r}")
+    ax.axhline(value, color="0.3", linestyle="-", linewidth=1, label=str(label))
+
+
 def plot_histories(histories, path: str | os.PathLike, *, labels=None, tolerance: float | None = 1.1,
                    title: str | None = None, overwrite: bool = False, control: bool = True,
                    reference: tuple[float, str] | None = None) -> Path:
@@ -82,10 +90,7 @@ def plot_histories(histories, path: str | os.PathLike, *, labels=None, tolerance
         ax_err.axhline(tolerance * histories[0]["entries"][0]["val_nrmse"], color="0.4", linestyle="--",
                        linewidth=1, label=f"{tolerance:g} x dense")
     if reference is not None:
-        value, label = reference
-        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-            raise ValueError(f"reference must be (a finite nRMSE > 0, label), got {reference!r}")
-        ax_err.axhline(value, color="0.3", linestyle="-", linewidth=1, label=str(label))
+        _draw_reference(ax_err, reference)
     for ax in (ax_pqi, ax_err):
         ax.set_xscale("log")
         ax.invert_xaxis()
