@@ -21,6 +21,7 @@ GAUSSIAN_SAP_STEP = 0.152787  # 1 - Gamma(3/4)^2 / sqrt(pi): PQI of i.i.d. Gauss
 PHI_J_TOLERANCE = 0.01  # finite-N spread of phi_J at a few hundred particles
 Z_TOLERANCE = 0.3
 K_JUMP_RATIO = 2.0
+SMALL_AGAINST = 0.5  # "small against K at X*_S": at most half of it
 
 
 def within(value: float, reference: float, tolerance: float) -> str:
@@ -88,10 +89,14 @@ def _asymmetry_rows(packings: Packings) -> list[dict]:
         k1, k2, k_star = first["K* first"], first["K* second"], by_x[high]["K* first"]
         if not math.isfinite(k2):
             word = "not measured: the second transition was not reached in the followed range"
+        elif k1 < k2 <= SMALL_AGAINST * k_star:
+            word = f"as published (K* second = {k2 / k_star:.2g} of K* at X*_S)"
         else:
-            word = "as published" if k1 < k2 < k_star else "not as published"
+            word = (f"not as published: K* rises {'above' if k2 > k1 else 'not above'} the first, and is "
+                    f"{k2 / k_star:.2g} of K* at X*_S (small means <= {SMALL_AGAINST:g})")
         rows.append(_row(f"K* at the second / first transition (X_S = {min(by_x):g})",
-                         k2 / k1 if k1 > 0 else math.nan, f"> 1, below K* at X*_S ({k_star:.3g})",
+                         k2 / k1 if k1 > 0 else math.nan,
+                         f"> 1, K* second <= {SMALL_AGAINST:g} x K* at X*_S ({k_star:.3g})",
                          "Petit et al.: K rises along the second transition, small against K at X*_S", word))
     return rows
 
