@@ -329,40 +329,140 @@ def bulk_modulus(
         force-bearing backbone), or a strain large enough to unjam the dilated state.
     """
     from granular.backend import resolve_engine
-    from granular.jamming import relax
-    from granular.measure import backbone
-    from granular.space import scale_to_phi
 
     law = ContactLaw() if law is None else law
+    _check_modulus_arguments(strain, method)
+    backend = resolve_engine(backend)
+    tol = force_tol * law.k_n
+    ref, bb = _relaxed_reference(packing, law, tol, max_steps, backend)
+    k = k_split = lr = None
+    if method in ("both", "strain"):
+        k, k_split = _strain_moduli(ref.packing, law, strain, tol, max_steps, backend)
+    if method in ("both", "linear_response"):
+        lr = linear_response(ref.packing, law, backend=backend)
+    return _bulk_modulus_record(ref, bb.z_backbone, law, strain, k, k_split, lr)
+
+
+def _check_modulus_arguments(strain: float, method: str) -> None:
+    """Raise ValueError for a strain outside (0, 1e-2] or a method not in :data:`METHODS`."""
     if not (np.isfinite(strain) and 0 < strain <= 1e-2):
         raise ValueError(f"strain must be a small volumetric strain in (0, 0.01], got {strain}")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    backend = resolve_engine(backend)
-    tol = force_tol * law.k_n
+
+
+def _relaxed_reference(packing, law: ContactLaw, tol: float, max_steps: int, backend):
+    """Relax ``packing`` with FIRE and check that it is jammed.
+
+    Parameters
+    ----------
+    packing : granular.space.Packing
+        The state to relax.
+    law : ContactLaw
+        Contact law.
+    tol : float
+        FIRE convergence, max |F_i| (units of force, already scaled by k_n).
+    max_steps : int
+        Step cap of the FIRE relaxation.
+    backend : granular.backend.Engine
+        Resolved engine.
+
+    Returns
+    -------
+    ref : granular.jamming relaxation result
+        The relaxed reference state (``packing``, ``pressure``, ``split``).
+    bb : granular.measure backbone result
+        Its force-bearing backbone (``z_backbone``).
+
+    Raises
+    ------
+    ValueError
+        If the relaxed state has no pressure or no force-bearing backbone (below jamming).
+    """
+    from granular.jamming import relax
+    from granular.measure import backbone
+
     ref = relax(packing, law, force_tol=tol, max_steps=max_steps, backend=backend)
     bb = backbone(ref.packing, law, backend=backend)
     if ref.pressure <= 0 or bb.z_backbone == 0:
         raise ValueError(
             f"the packing is below jamming (relaxed pressure {ref.pressure:.3g}, no force-bearing "
             "backbone): compress it above phi_J first (e.g. `jamwave granular jam --excess-phi`)")
+    return ref, bb
+
+
+def _strain_moduli(
+    reference, law: ContactLaw, strain: float, tol: float, max_steps: int, backend
+) -> tuple[float, list[float]]:
+    """K and its split (SS, SL, LL) by central differences of the relaxed pressure.
+
+    Parameters
+    ----------
+    reference : granular.space.Packing
+        The relaxed reference state at packing fraction phi0.
+    law : ContactLaw
+        Contact law.
+    strain : float
+        Volumetric strain amplitude epsilon_v; the states are at phi0 / (1 -+ strain).
+    tol : float
+        FIRE convergence, max |F_i| (already scaled by k_n).
+    max_steps : int
+        Step cap of each FIRE relaxation.
+    backend : granular.backend.Engine
+        Resolved engine.
+
+    Returns
+    -------
+    k : float
+        dP/d(epsilon_v) (units k_n / d_L for linear contacts).
+    k_split : list of float, length 3
+        dP_SS, dP_SL, dP_LL / d(epsilon_v).
+
+    Raises
+    ------
+    ValueError
+        If the dilated state unjams (the strain is too large for this state).
+    """
+    from granular.jamming import relax
+    from granular.measure import backbone
+    from granular.space import scale_to_phi
+
+    phi0 = reference.packing_fraction
+    compressed, dilated = (
+        relax(scale_to_phi(reference, phi0 / (1.0 - sign * strain)), law, force_tol=tol,
+              max_steps=max_steps, backend=backend)
+        for sign in (1.0, -1.0)
+    )
+    if dilated.pressure <= 0.0 or backbone(dilated.packing, law, backend=backend).z_backbone == 0:
+        raise ValueError(f"strain {strain:g} is not small for this state: the dilated packing unjams; "
+                         "use a smaller strain or a state further above jamming")
+    k = (compressed.pressure - dilated.pressure) / (2.0 * strain)
+    k_split = [(a - b) / (2.0 * strain) for a, b in zip(compressed.split, dilated.split)]
+    return k, k_split
+
+
+def _bulk_modulus_record(
+    ref, z_backbone: float, law: ContactLaw, strain: float,
+    k: float | None, k_split: list[float] | None, lr: LinearResponse | None,
+) -> BulkModulus:
+    """Assemble :class:`BulkModulus`; a method that was not run leaves NaN in its fields.
+
+    Parameters
+    ----------
+    ref : granular.jamming relaxation result
+        The relaxed reference state (``packing``, ``pressure``, ``split``).
+    z_backbone : float
+        Mean contact number of its backbone.
+    law : ContactLaw
+        Contact law (``k_n`` makes K* dimensionless).
+    strain : float
+        Volumetric strain amplitude of the strain method.
+    k, k_split : float and list of 3 floats, or None
+        Strain-method K and (SS, SL, LL) split, None if not computed.
+    lr : LinearResponse or None
+        Linear-response result, None if not computed.
+    """
     nan = float("nan")
-    k = k_split = None
-    if method in ("both", "strain"):
-        phi0 = ref.packing.packing_fraction
-        states = []
-        for sign in (1.0, -1.0):
-            state = relax(scale_to_phi(ref.packing, phi0 / (1.0 - sign * strain)), law, force_tol=tol,
-                          max_steps=max_steps, backend=backend)
-            states.append(state)
-        if states[1].pressure <= 0.0 or backbone(states[1].packing, law, backend=backend).z_backbone == 0:
-            raise ValueError(f"strain {strain:g} is not small for this state: the dilated packing unjams; "
-                             "use a smaller strain or a state further above jamming")
-        k = (states[0].pressure - states[1].pressure) / (2.0 * strain)
-        k_split = [(a - b) / (2.0 * strain) for a, b in zip(states[0].split, states[1].split)]
-    lr = None
-    if method in ("both", "linear_response"):
-        lr = linear_response(ref.packing, law, backend=backend)
     large = ref.packing.radius[ref.packing.species == 0]
     d_large = 2.0 * float(large.max() if large.size else ref.packing.radius.max())
     k_main = k if k is not None else lr.K
@@ -382,5 +482,5 @@ def bulk_modulus(
         pressure_SL=ref.split[1],
         pressure_LL=ref.split[2],
         phi=ref.packing.packing_fraction,
-        z_backbone=bb.z_backbone,
+        z_backbone=z_backbone,
     )

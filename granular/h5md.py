@@ -116,17 +116,88 @@ def write_packing(
     -------
     pathlib.Path
     """
+    frame = _frame_arrays(packing, force)
+    observables, observable_step, observable_time = _observable_series(
+        observables, observable_step, observable_time)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        with h5py.File(tmp, "w") as f:
+            _write_header(f, author)
+            _write_particles(f, frame, step, time)
+            obs_group = f.create_group("observables")
+            for name, values in observables.items():
+                _write_series(obs_group, name, np.asarray(values, dtype=np.float64),
+                              observable_step, observable_time)
+            _write_mapping(f.create_group("parameters/jamwave"), parameters or {})
+            _write_mapping(f.create_group("jamwave/results"), results or {})
+            for name, values in (groups or {}).items():
+                _write_mapping(f.create_group(f"jamwave/{name}"), values)
+    return Path(path)
+
+
+def _frame_arrays(packing, force: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The per-particle arrays of one frame, checked and in their stored dtypes.
+
+    Parameters
+    ----------
+    packing : granular.space.Packing
+        Positions (N, 3), velocities (N, 3), radii (N,), species (N,) and box edges (3,).
+    force : ndarray, shape (N, 3), or None
+        Contact force on each particle (units k_n d_L); zeros when None.
+
+    Returns
+    -------
+    dict
+        ``box`` (3,) float64 and ``position``, ``velocity``, ``force`` (N, 3) float64,
+        ``species`` (N,) int8, ``radius`` (N,) float64.
+
+    Raises
+    ------
+    ValueError
+        If the positions are not (N, 3) or the force is not (N, 3).
+    """
     position = np.ascontiguousarray(packing.position, dtype=np.float64)
     n = position.shape[0]
     if position.shape != (n, 3):
         raise ValueError(f"packing.position must have shape (N, 3), got {position.shape}")
-    velocity = np.ascontiguousarray(packing.velocity, dtype=np.float64)
-    radius = np.ascontiguousarray(packing.radius, dtype=np.float64)
-    species = np.ascontiguousarray(packing.species, dtype=np.int8)
-    box = np.asarray(packing.box, dtype=np.float64)
+    frame = {
+        "box": np.asarray(packing.box, dtype=np.float64),
+        "position": position,
+        "velocity": np.ascontiguousarray(packing.velocity, dtype=np.float64),
+        "species": np.ascontiguousarray(packing.species, dtype=np.int8),
+        "radius": np.ascontiguousarray(packing.radius, dtype=np.float64),
+    }
     force = np.zeros((n, 3)) if force is None else np.asarray(force, dtype=np.float64)
     if force.shape != (n, 3):
         raise ValueError(f"force must have shape ({n}, 3), got {force.shape}")
+    frame["force"] = force
+    return frame
+
+
+def _observable_series(
+    observables: Mapping[str, np.ndarray] | None,
+    observable_step: np.ndarray | None,
+    observable_time: np.ndarray | None,
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Check the protocol history and fill in its default step and time axes.
+
+    Parameters
+    ----------
+    observables : mapping of name -> ndarray (T,), or None
+        Quantities recorded along the protocol, all of the same length T.
+    observable_step, observable_time : ndarray (T,) or None
+        Step counter and time of each record; default ``arange(T)`` and the ``phi`` observable
+        (``arange(T)`` as float64 if there is none).
+
+    Returns
+    -------
+    observables : dict
+    observable_step, observable_time : ndarray (T,)
+
+    Raises
+    ------
+    ValueError
+        If the observables differ in length.
+    """
     observables = dict(observables or {})
     lengths = {len(np.atleast_1d(v)) for v in observables.values()}
     if len(lengths) > 1:
@@ -136,42 +207,32 @@ def write_packing(
         observable_step = np.arange(t_len)
     if observable_time is None:
         observable_time = observables.get("phi", np.arange(t_len, dtype=np.float64))
+    return observables, observable_step, observable_time
 
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        with h5py.File(tmp, "w") as f:
-            h5md = f.create_group("h5md")
-            h5md.attrs["version"] = np.array(H5MD_VERSION, dtype=np.int32)
-            h5md.create_group("author").attrs["name"] = author
-            creator = h5md.create_group("creator")
-            creator.attrs["name"] = "jamwave"
-            creator.attrs["version"] = __version__
 
-            particles = f.create_group(f"particles/{PARTICLE_GROUP}")
-            box_group = particles.create_group("box")
-            box_group.attrs["dimension"] = np.int32(3)
-            box_group.attrs["boundary"] = np.array(["periodic"] * 3, dtype=h5py.string_dtype())
-            _write_series(box_group, "edges", box[None, :], [step], [time])
-            for name, values in (
-                ("position", position),
-                ("velocity", velocity),
-                ("force", force),
-                ("species", species),
-                ("radius", radius),
-            ):
-                _write_series(particles, name, values[None, ...], [step], [time])
+def _write_header(f: h5py.File, author: str) -> None:
+    """Write ``/h5md``: the H5MD version, ``author`` (name) and ``creator`` (jamwave and its version)."""
+    h5md = f.create_group("h5md")
+    h5md.attrs["version"] = np.array(H5MD_VERSION, dtype=np.int32)
+    h5md.create_group("author").attrs["name"] = author
+    creator = h5md.create_group("creator")
+    creator.attrs["name"] = "jamwave"
+    creator.attrs["version"] = __version__
 
-            obs_group = f.create_group("observables")
-            for name, values in observables.items():
-                _write_series(obs_group, name, np.asarray(values, dtype=np.float64),
-                              observable_step, observable_time)
 
-            params = f.create_group("parameters/jamwave")
-            _write_mapping(params, parameters or {})
-            res = f.create_group("jamwave/results")
-            _write_mapping(res, results or {})
-            for name, values in (groups or {}).items():
-                _write_mapping(f.create_group(f"jamwave/{name}"), values)
-    return Path(path)
+def _write_particles(f: h5py.File, frame: Mapping[str, np.ndarray], step: int, time: float) -> None:
+    """Write ``/particles/all``: the periodic box and one frame of every array of :func:`_frame_arrays`.
+
+    Each array becomes a time series with a single record (value shape (1, ...)) at ``step`` and
+    ``time``.
+    """
+    particles = f.create_group(f"particles/{PARTICLE_GROUP}")
+    box_group = particles.create_group("box")
+    box_group.attrs["dimension"] = np.int32(3)
+    box_group.attrs["boundary"] = np.array(["periodic"] * 3, dtype=h5py.string_dtype())
+    _write_series(box_group, "edges", frame["box"][None, :], [step], [time])
+    for name in ("position", "velocity", "force", "species", "radius"):
+        _write_series(particles, name, frame[name][None, ...], [step], [time])
 
 
 def read_packing(path: str | os.PathLike, frame: int = -1, group: str | None = None):
