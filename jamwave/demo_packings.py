@@ -179,7 +179,8 @@ def _write_section(run: DemoRun, report: Document, results: dict, crossover: dic
     sec.figure("packings/diagram.png", f"Jamming diagram: phi_J of both transitions and K* against "
                f"X_S (dashed: Petit et al.'s X*_S = {PETIT_X_STAR} at delta = {PETIT_DELTA})")
     sec.figure("packings/follow.png", "Strong size asymmetry: jammed fraction of small spheres and K "
-               "along the compression from phi_J")
+               "along the compression from phi_J (a gap in K: a relaxed state without a force-bearing "
+               "backbone, which small boxes can reach by rearranging)")
     sec.figure("packings/slice.png", "Slice through the middle of a media packing at phi_J + excess_phi")
     sec.figure("packings/pressure_path.png", "P and Z of the relaxed media states near jamming")
     for name, result in results.items():
