@@ -3,20 +3,21 @@
 Stages, each writing files the next one reads (so any stage reruns alone, and an interrupted demo
 resumes at the first stage whose output is missing):
 
-1. ``packings/``: bidisperse packings jammed at two or three X_S for one size ratio delta, each
-   followed under compression and measured at phi_J + excess_phi (phi_J, K*, partial moduli); this is
-   a small jamming-diagram sweep (:func:`granular.diagram.jamming_diagram`).
+1. ``packings/{media,asymmetric,reference}/``: three small jamming-diagram sweeps
+   (:mod:`jamwave.demo_packings`): delta 0.5 (the media), delta 0.15 on both sides of X*_S (first
+   and second transitions, K on each), and O'Hern et al.'s mixture; ``packings/diagram.png``.
 2. ``medium.png``: the granular media, c = sqrt(K / rho) per mixture (:mod:`wavefe.media`).
 3. ``waves/{train,val,test}.h5``: wave datasets in layered granular media (:mod:`wavefe.dataset`).
 4. ``models/{dense,cp}.pt``: a dense and a CP-compressed surrogate (:func:`surrogate.train_model`), each
    scored on the test split (``models/*.json``, ``models/*.png``).
-5. ``pruning/{sap,lt}/``: the CP surrogate pruned by SAP and by lottery ticket
-   (:func:`surrogate.pruning.prune_iteratively`), compared in ``pruning/compare.png``.
-6. ``report.md`` and ``report.html``: the numbers of each stage, the plots, and the command that
-   reproduces each stage.
+5. ``pruning/<model>/{sap,lt}/``: the trained surrogates of stage 4 pruned by SAP and by lottery
+   ticket to their accuracy limit (:mod:`jamwave.demo_pruning`).
+6. ``report.md`` and ``report.html``: a summary of the headline numbers beside published or peer
+   values (:mod:`jamwave.demo_summary`), the numbers of each stage, the plots, and the command that
+   reproduces each stage; ``summary.json``.
 
 Each stage is one function ``<name>_stage(run, report, *inputs) -> outputs``: it reads the run's
-settings (:class:`DemoRun`), takes what the stages before it returned (file paths), appends its
+settings (:class:`jamwave.demo_run.DemoRun`), takes what the stages before it returned, appends its
 section to the report (:class:`jamwave.report.Document`) and returns what the next stages need.
 """
 
@@ -24,14 +25,20 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import resource
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from granular.backend import BACKENDS
 from jamcommon.files import atomic_write_text
-from jamwave.demo_plots import plot_media, plot_pressure_path, plot_wave_sample
-from jamwave.demo_sizes import SIZES, DemoSize
+from jamwave.demo_packings import packings_stage
+from jamwave.demo_plots import plot_media, plot_wave_sample
+from jamwave.demo_pruning import pruning_stage
+from jamwave.demo_run import DemoRun, dask_executor
+from jamwave.demo_sizes import SIZES
+from jamwave.demo_summary import summary_rows, write_summary
 from jamwave.report import Document
 
 
@@ -50,7 +57,7 @@ def run_demo(out, *, size: str = "small", backend: str = "auto", scheduler: str 
     backend : {"auto", "cpu", "cuda"}
         DEM backend.
     scheduler : str, optional
-        Dask scheduler address; the packing sweep and the wave generation then run on that cluster.
+        Dask scheduler address; the packing sweeps and the wave generation then run on that cluster.
     workers : int, optional
         Local worker processes (default: all cores).
     seed : int
@@ -70,6 +77,7 @@ def run_demo(out, *, size: str = "small", backend: str = "auto", scheduler: str 
                   seed=int(seed), force=force, progress=progress)
     run.out.mkdir(parents=True, exist_ok=True)
     report = Document(f"jamwave demo ({size})")
+    summary = report.section("Summary")
     intro = report.section("Overview")
     intro.text(
         "From grains to waves to a pruned neural surrogate. Each stage below writes files that the "
@@ -77,110 +85,39 @@ def run_demo(out, *, size: str = "small", backend: str = "auto", scheduler: str 
         "reruns it alone."
     )
     intro.table([{"setting": k, "value": str(v)} for k, v in asdict(run.preset).items()])
-    timings = {}
-    start = time.perf_counter()
-    packing_files = packings_stage(run, report)
-    timings["packings"], start = _lap(start)
-    medium_stage(run, report, packing_files)
-    timings["medium"], start = _lap(start)
-    splits = waves_stage(run, report, packing_files)
-    timings["waves"], start = _lap(start)
-    models = surrogates_stage(run, report, splits)
-    timings["surrogates"], start = _lap(start)
-    pruning_stage(run, report, splits, models["cp"][0])
-    timings["pruning"], _ = _lap(start)
-    intro.table([{"stage": k, "seconds": v} for k, v in timings.items()])
+    clock = _StageClock()
+    packings = clock.time("packings", packings_stage, run, report)
+    clock.time("medium", medium_stage, run, report, packings.media_files)
+    splits = clock.time("waves", waves_stage, run, report, packings.media_files)
+    models = clock.time("surrogates", surrogates_stage, run, report, splits)
+    pruning = clock.time("pruning", pruning_stage, run, report, splits, models)
+    write_summary(run, summary, summary_rows(run, packings, models, pruning))
+    intro.text(f"Stage times of this invocation (a stage reused from an earlier run takes about 0 s); "
+               f"load average {os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} CPU cores. CPU "
+               "seconds count this process and its finished worker processes.")
+    intro.table(clock.rows)
     md, _ = report.write(run.out)
     run.say(f"report: {md}")
     return md
 
 
-def _lap(start: float) -> tuple[float, float]:
-    """(seconds since ``start`` rounded to 0.1, the time now)."""
-    now = time.perf_counter()
-    return round(now - start, 1), now
+class _StageClock:
+    """Wall and CPU seconds of each stage (CPU: this process and its reaped children)."""
 
+    def __init__(self):
+        self.rows: list[dict] = []
 
-@dataclass(frozen=True)
-class DemoRun:
-    """The settings every stage of one demo run reads (see :func:`run_demo` for their meaning)."""
+    @staticmethod
+    def _cpu() -> float:
+        own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
-    out: Path
-    preset: DemoSize
-    backend: str = "auto"
-    scheduler: str | None = None
-    workers: int | None = None
-    seed: int = 0
-    force: bool = False
-    progress: bool = False
-
-    def say(self, message: str) -> None:
-        """Print a progress line on stderr when ``progress`` is on."""
-        if self.progress:
-            import sys
-
-            print(f"[jamwave demo] {message}", file=sys.stderr, flush=True)
-
-
-# 1. packings, jamming, bulk modulus ------------------------------------------------------------
-def packings_stage(run: DemoRun, report: Document) -> list[Path]:
-    """Jam and measure one packing per X_S (a small jamming-diagram sweep); return their files."""
-    from granular.diagram import DiagramSettings, jamming_diagram, point_name, read_diagram
-
-    p = run.preset
-    run.say(f"1/5 jamming {len(p.x_small)} packings (N = {p.n_particles}, delta = {p.delta})")
-    folder = run.out / "packings"
-    settings = DiagramSettings(n=p.n_particles, n_large=None, excess_phi=p.excess_phi, backend=run.backend)
-    table = jamming_diagram([p.delta], list(p.x_small), [run.seed], folder, settings,
-                            scheduler=run.scheduler, workers=run.workers, force=run.force,
-                            progress=run.progress)
-    packing_files = [folder / point_name(p.delta, x, run.seed) for x in p.x_small]
-    rows = [_packing_row(path) for path in packing_files]
-    plot_pressure_path(packing_files, rows, folder / "pressure_path.png")
-    _plot_middle_slice(run, packing_files, rows)
-    sec = report.section("1. Packings, jamming and bulk modulus")
-    sec.text(
-        f"Random bidisperse packings of {p.n_particles} frictionless spheres (size ratio delta = "
-        f"{p.delta}) jammed by FIRE-relaxed bisection in phi, followed under compression to the "
-        f"second transition, and measured at phi_J + {p.excess_phi}: K* = K d_L / k_n from strains "
-        "of both signs and, independently, from the Hessian (affine minus non-affine)."
-    )
-    sec.table(rows)
-    sec.figure("packings/slice.png", "Slice through the middle of a packing at phi_J + excess_phi")
-    sec.figure("packings/pressure_path.png", "P and Z of the relaxed states near jamming")
-    if (folder / "diagram.png").exists():
-        sec.figure("packings/diagram.png", "phi_J and K* against X_S")
-    axes = ", ".join(f"{v:g}" for v in read_diagram(table)["x_small"])
-    sec.text(f"The sweep's table is packings/diagram.h5 (delta = {p.delta}; X_S = {axes}).")
-    xs = ",".join(f"{x:g}" for x in p.x_small)
-    sec.command(f"jamwave granular diagram --delta {p.delta} --xs {xs} --seeds 1 --n {p.n_particles} "
-                f"--excess-phi {p.excess_phi} --out {folder}")
-    return packing_files
-
-
-def _packing_row(path: Path) -> dict:
-    """The report's table row of one packing file (results and moduli)."""
-    res, mod = _read_results(path)
-    return {
-        "X_S (realised)": res["x_small"], "N_S + N_L": int(res["n_small"] + res["n_large"]),
-        "phi_J": res["phi_J"], "phi_J second": res.get("phi_J_second", math.nan),
-        "phi": res["phi"], "Z backbone": res["Z_backbone"],
-        "jammed frac. small": res["jammed_fraction_small"],
-        "K*": mod["K_star"], "K* (Hessian)": mod.get("K_linear_response", math.nan),
-        "K_SS": mod["K_SS"], "K_SL": mod["K_SL"], "K_LL": mod["K_LL"],
-    }
-
-
-def _plot_middle_slice(run: DemoRun, packing_files: list[Path], rows: list[dict]) -> None:
-    """``packings/slice.png``: a slice through the middle packing (kept unless ``force``)."""
-    slice_png = run.out / "packings" / "slice.png"
-    if run.force or not slice_png.exists():
-        from granular.h5md import read_packing
-        from granular.slice_plot import plot_slice
-
-        middle = packing_files[len(packing_files) // 2]
-        plot_slice(read_packing(middle), slice_png,
-                   title=f"delta = {run.preset.delta}, X_S = {rows[len(rows) // 2]['X_S (realised)']:.2f}")
+    def time(self, name: str, stage, *args):
+        wall, cpu = time.perf_counter(), self._cpu()
+        out = stage(*args)
+        self.rows.append({"stage": name, "wall s": round(time.perf_counter() - wall, 1),
+                          "CPU s": round(self._cpu() - cpu, 1)})
+        return out
 
 
 # 2. granular media -----------------------------------------------------------------------------
@@ -212,13 +149,18 @@ def waves_stage(run: DemoRun, report: Document, packing_files: list[Path]) -> di
     folder = run.out / "waves"
     sizes = dict(zip(("train", "val", "test"), p.samples))
     splits = {split: folder / f"{split}.h5" for split in sizes}
-    _generate_splits(run, packing_files, splits, sizes)
+    config = _dataset_config(run, packing_files)
+    _generate_splits(run, config, splits, sizes)
+    cost_path = folder / "solver_cost.json"
+    if run.force or not cost_path.exists():
+        atomic_write_text(cost_path, json.dumps(solver_cost(config, run.seed), indent=1), overwrite=True)
     plot_wave_sample(splits["test"], folder / "snapshots.png")
     sec = report.section("3. Wave datasets")
     sec.text(
         f"P1 finite elements, explicit central differences with lumped mass, absorbing sides, "
-        f"{p.grid} x {p.grid} cells, {p.n_frames} frames every {p.save_every} steps; Gaussian "
-        f"initial pulses in {len(packing_files)} granular layers. Files follow the schema "
+        f"{p.grid} x {p.grid} cells, {p.n_frames} frames every {p.save_every} steps; "
+        f"{'Ricker point sources' if p.source == 'ricker' else 'Gaussian initial pulses'} in "
+        f"{len(packing_files)} granular layers. Files follow the schema "
         "jamwave.wave2d/1 (plain h5py, with an .xdmf side-car for ParaView)."
     )
     sec.table([{"split": k, "samples": v, "file": f"waves/{k}.h5"} for k, v in sizes.items()])
@@ -227,24 +169,58 @@ def waves_stage(run: DemoRun, report: Document, packing_files: list[Path]) -> di
     for split, n in sizes.items():
         sec.command(
             f"jamwave wavefe dataset --samples {n} --grid {p.grid} --frames {p.n_frames} "
-            f"--save-every {p.save_every} --speed granular --granular {packings} --source pulse "
+            f"--save-every {p.save_every} --speed granular --granular {packings} --source {p.source} "
             f"--boundary absorbing --seed {run.seed} --split {split} --out {folder}/{split}.h5"
         )
     return splits
 
 
-def _generate_splits(run: DemoRun, packing_files: list[Path], splits: dict[str, Path],
-                     sizes: dict[str, int]) -> None:
-    """Write the split files that are missing (all of them with ``force``)."""
-    from wavefe.dataset import generate_dataset
+def _dataset_config(run: DemoRun, packing_files: list[Path]):
+    """The :class:`wavefe.samples.DatasetConfig` of the demo's wave datasets."""
     from wavefe.samples import DatasetConfig
 
     p = run.preset
-    config = DatasetConfig(grid=p.grid, n_frames=p.n_frames, save_every=p.save_every,
-                           speed="granular", source="pulse", boundary="absorbing",
-                           n_layers=len(packing_files), granular=tuple(str(f) for f in packing_files))
+    return DatasetConfig(grid=p.grid, n_frames=p.n_frames, save_every=p.save_every,
+                         speed="granular", source=p.source, boundary="absorbing",
+                         n_layers=len(packing_files), granular=tuple(str(f) for f in packing_files))
+
+
+def solver_cost(config, seed: int, repeats: int = 7) -> dict:
+    """The explicit FE solver's cost of one stored frame (``save_every`` steps) of one sample, on one
+    thread: median wall seconds of ``repeats`` frames, and node updates per frame."""
+    import numba
+    import numpy as np
+
+    from wavefe.explicit import ExplicitWave
+    from wavefe.samples import sample_inputs
+
+    mesh = config.mesh()
+    c, sources, u0, _ = sample_inputs(config, mesh.points, np.random.default_rng([seed, 99]))
+    sim = ExplicitWave(mesh, c, dt=config.dt(), boundary=config.boundary, sources=sources,
+                       dtype=np.float32, check_cfl=False)
+    sim.set_state(u0)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        sim.advance(config.save_every)  # compile and warm up
+        times = []
+        for _ in range(repeats):
+            tick = time.perf_counter()
+            sim.advance(config.save_every)
+            times.append(time.perf_counter() - tick)
+    finally:
+        numba.set_num_threads(threads)
+    return {"seconds_per_frame": float(np.median(times)), "steps_per_frame": int(config.save_every),
+            "node_updates_per_frame": int(len(mesh.points) * config.save_every),
+            "load_average": os.getloadavg()[0]}
+
+
+def _generate_splits(run: DemoRun, config, splits: dict[str, Path], sizes: dict[str, int]) -> None:
+    """Write the split files that are missing (all of them with ``force``)."""
+    from wavefe.dataset import generate_dataset
+
     todo = [split for split, path in splits.items() if run.force or not path.exists()]
-    executor, close = _executor(run.scheduler) if todo else (None, None)
+    executor, close = dask_executor(run.scheduler) if todo else (None, None)
     try:
         # generate_dataset resumes a split whose generation was interrupted.
         for split in todo:
@@ -273,17 +249,30 @@ def surrogates_stage(run: DemoRun, report: Document, splits: dict[str, Path]) ->
     for name, conv, rank in (("dense", "dense", None), ("cp", "cp", p.rank)):
         run.say(f"4/5 training the {name} surrogate ({p.epochs} epochs)")
         models[name] = _train_and_score(run, splits, folder, name, conv, rank)
+    solver = json.loads((splits["test"].parent / "solver_cost.json").read_text())
     rows = [{"model": name, "parameters": m["parameters"], "MACs/frame": m["macs_per_frame"],
              "nRMSE": m["nrmse"], "VRMSE": m["vrmse"], "energy drift": m.get("energy_drift", math.nan),
-             "ms/frame": 1e3 * m["seconds_per_frame"]} for name, (_, m) in models.items()]
+             "ms/frame": 1e3 * m["seconds_per_frame"],
+             "time / solver's": m["seconds_per_frame"] / solver["seconds_per_frame"]}
+            for name, (_, m) in models.items()]
+    rows.append({"model": f"FE solver ({solver['steps_per_frame']} steps/frame)", "parameters": "",
+                 "MACs/frame": "", "nRMSE": 0.0, "VRMSE": 0.0, "energy drift": "",
+                 "ms/frame": 1e3 * solver["seconds_per_frame"], "time / solver's": 1.0})
     dense, cp = models["dense"][1], models["cp"][1]
     sec = report.section("4. Dense and CP-compressed surrogates")
     sec.text(
-        f"Residual CNNs mapping (u^(n-1), u^n, c) to u^(n+1), trained on the train split and "
-        f"scored by autoregressive rollout over {p.horizon} predicted frames of the test split. "
+        f"Residual CNNs mapping (u^(n-1), u^n, c{', f^n' if p.source == 'ricker' else ''}) to u^(n+1) "
+        f"{'(f^n: the frame forcing of the Ricker sources) ' if p.source == 'ricker' else ''}"
+        f"with one frame = {p.save_every} solver steps, trained on the train split (at most "
+        f"{p.epochs} epochs, early stopping after {p.patience} without improvement) and "
+        f"scored by autoregressive rollout over {p.horizon} predicted frames of the test split "
+        f"from the true frames {p.start} and {p.start + 1}. "
         f"The CP model (rank {p.rank}: each kernel a sum of rank-one channel x vertical x "
         f"horizontal filters, trained directly) has {dense['parameters'] / cp['parameters']:.1f}x "
-        f"fewer trainable parameters; its nRMSE is {cp['nrmse'] / dense['nrmse']:.2f}x the dense one."
+        f"fewer trainable parameters; its nRMSE is {cp['nrmse'] / dense['nrmse']:.2f}x the dense one. "
+        f"Times per frame are single-threaded medians on this machine (load average "
+        f"{solver['load_average']:.1f} when the solver was timed), for one sample; the solver row is "
+        f"the explicit FE scheme advancing the {solver['steps_per_frame']} time steps of one frame."
     )
     sec.table(rows)
     for name in ("dense", "cp"):
@@ -292,10 +281,11 @@ def surrogates_stage(run: DemoRun, report: Document, splits: dict[str, Path]) ->
         sec.command(
             f"jamwave surrogate train --data {splits['train']} --val {splits['val']} "
             f"--conv {conv} --width {p.width} --depth {p.depth} --epochs {p.epochs} "
-            f"--lr {p.lr} --noise {p.noise} --seed {run.seed} --out {folder}/{name}.pt"
+            f"--lr {p.lr} --noise {p.noise} --patience {p.patience} --seed {run.seed} "
+            f"--out {folder}/{name}.pt"
         )
         sec.command(f"jamwave surrogate evaluate --model {folder}/{name}.pt --data "
-                    f"{splits['test']} --horizon {p.horizon} --out {folder}/{name}.json")
+                    f"{splits['test']} --horizon {p.horizon} --start {p.start} --out {folder}/{name}.json")
     return models
 
 
@@ -311,74 +301,12 @@ def _train_and_score(run: DemoRun, splits: dict[str, Path], folder: Path, name: 
         model = surrogate.load(path)
     else:
         model = surrogate.train_model(splits["train"], splits["val"], path, conv=conv, rank=rank,
-                                      width=p.width, depth=p.depth, seed=run.seed, epochs=p.epochs,
-                                      lr=p.lr, noise=p.noise, overwrite=True, progress=run.progress)
+                                      width=p.width, depth=p.depth, seed=run.seed, overwrite=True,
+                                      progress=run.progress, **p.fit_options)
     metrics_path = folder / f"{name}.json"
     if metrics_path.exists() and not run.force:
         return path, json.loads(metrics_path.read_text())
-    metrics, result = surrogate.evaluate(model, splits["test"], p.horizon)
+    metrics, result = surrogate.evaluate(model, splits["test"], p.horizon, start=p.start)
     plot_rollout(result, metrics, folder / f"{name}.png", overwrite=True)
     atomic_write_text(metrics_path, json.dumps(metrics, indent=2, default=float), overwrite=True)
     return path, metrics
-
-
-# 5. pruning ------------------------------------------------------------------------------------
-def pruning_stage(run: DemoRun, report: Document, splits: dict[str, Path], cp_model: Path) -> list[dict]:
-    """Prune the CP surrogate by SAP and by lottery ticket; return the two histories.
-
-    ``cp_model`` is only quoted in the command that reruns the stage: the rewinding point is the
-    CP architecture freshly initialised with the demo's seed.
-    """
-    import surrogate
-    from surrogate.pruning import prune_iteratively
-    from surrogate.pruning.plots import plot_histories
-
-    p = run.preset
-    folder = run.out / "pruning"
-    histories = []
-    for method in ("sap", "lt"):
-        run.say(f"5/5 pruning the CP surrogate with {method} ({p.prune_iterations} iterations)")
-        model = surrogate.build_model("cp", p.rank, width=p.width, depth=p.depth, seed=run.seed)
-        histories.append(prune_iteratively(
-            model, (splits["train"], splits["val"]), method, "global", p.prune_iterations,
-            out=folder / method, epochs=p.prune_epochs, seed=run.seed, horizon=p.horizon,
-            train_options={"lr": p.lr, "noise": p.noise}, overwrite=run.force, progress=run.progress,
-        ))
-    plot_histories(histories, folder / "compare.png", overwrite=True)
-    rows = [{"method": method, "iteration": entry["iteration"], "remaining": entry["remaining_fraction"],
-             "PQI (global)": entry["pqi"]["global"], "val nRMSE": entry["val_nrmse"]}
-            for method, history in zip(("SAP", "lottery ticket"), histories)
-            for entry in history["entries"]]
-    sec = report.section("5. Pruning the CP surrogate: SAP against lottery ticket")
-    sec.text(
-        "SAP (Diao et al., ICLR 2023) prunes, at each iteration, the number of weights given by "
-        "the PQ Index bound (p = 0.5, q = 1), then rewinds the survivors to their initial values "
-        "and retrains; the lottery ticket prunes 20 % of the remaining weights per iteration."
-    )
-    sec.table(rows)
-    sec.figure("pruning/compare.png", "PQ Index and validation error against remaining weights")
-    for method in ("sap", "lt"):
-        sec.command(
-            f"jamwave surrogate prune --model {cp_model} --data {splits['train']} "
-            f"--val {splits['val']} --method {method} --scope global --iterations "
-            f"{p.prune_iterations} --epochs {p.prune_epochs} --lr {p.lr} --noise {p.noise} "
-            f"--out {folder}/{method}"
-        )
-    return histories
-
-
-def _executor(scheduler: str | None):
-    """(executor, closer): a Dask client's executor for ``scheduler``, or (None, None) for the
-    library's default local process pool."""
-    if scheduler is None:
-        return None, None
-    from distributed import Client
-
-    client = Client(scheduler)
-    return client.get_executor(), client.close
-
-
-def _read_results(path: Path) -> tuple[dict, dict]:
-    from granular.h5md import read_group, read_results
-
-    return read_results(path), read_group(path, "modulus")

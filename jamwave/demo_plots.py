@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +80,85 @@ def plot_wave_sample(path, png: Path) -> None:
         t = f["t"][:]
         x, y = f["x"][:], f["y"][:]
     plot_snapshots(png, u, c, t, (x[0], x[-1], y[0], y[-1]), overwrite=True)
+
+
+def plot_jamming_diagram(tables: dict, png: Path, *, x_star: tuple[float, float],
+                         crossover: dict, published=()) -> None:
+    """phi_J of both transitions and K* against X_S, one colour per size ratio.
+
+    Parameters
+    ----------
+    tables : dict
+        ``{delta: diagram.h5 path}`` (:func:`granular.diagram.combine` tables, one delta each).
+    png : Path
+    x_star : (delta, X*_S)
+        The published X*_S, drawn dashed in the colour of that delta (grey if not in ``tables``).
+    crossover : dict
+        :func:`granular.diagram.transition_crossover` of the sweep at ``x_star[0]``; its
+        interpolated meeting point is marked.
+    published : sequence of (X_S, phi_J, label)
+        Published jamming points, drawn as stars.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from granular.diagram import read_diagram
+
+    fig, (ax_phi, ax_k) = plt.subplots(1, 2, figsize=(10, 4))
+    star_color = "0.4"
+    for i, (delta, table) in enumerate(sorted(tables.items(), reverse=True)):
+        t, color = read_diagram(table), f"C{i}"
+        x = t["x_small"]
+        ax_phi.plot(x, t["phi_J_mean"][0], "o-", color=color, label=f"delta = {delta:.3g}: first")
+        ax_phi.plot(x, t["phi_J_second_mean"][0], "s--", mfc="none", color=color,
+                    label=f"delta = {delta:.3g}: second")
+        ax_k.plot(x, t["K_star_mean"][0], "o-", color=color, label=f"delta = {delta:.3g}")
+        if math.isclose(delta, x_star[0]):
+            star_color = color
+    for ax in (ax_phi, ax_k):
+        ax.axvline(x_star[1], color=star_color, ls=":", lw=1.2,
+                   label=f"Petit et al. X*_S = {x_star[1]:g} (delta {x_star[0]:g})")
+    for x, phi, label in published:
+        ax_phi.plot([x], [phi], "*", ms=11, color="k", ls="none", label=label)
+    est = crossover.get("x_transitions_meet_interpolated", math.nan)
+    if math.isfinite(est):
+        ax_phi.axvline(est, color=star_color, ls="-.", lw=0.8, label=f"this run: X*_S ~ {est:.2f}")
+    ax_phi.set(xlabel="X_S (volume fraction of small spheres)", ylabel="phi_J",
+               title="jamming transitions")
+    ax_k.set(xlabel="X_S", ylabel="K* = K d_L / k_n", title="bulk modulus at phi_J + dphi")
+    ax_k.set_yscale("log")
+    ax_phi.legend(fontsize=7)
+    ax_k.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, png)
+
+
+def plot_follow(packing_files, png: Path) -> None:
+    """Jammed fraction of the small spheres and K (linear response) along the followed
+    compression of each packing, against phi - phi_J; the second transition dotted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from granular.h5md import read_group
+
+    fig, (ax_f, ax_k) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for i, path in enumerate(packing_files):
+        res, follow = read_group(path, "results"), read_group(path, "follow")
+        dphi = np.asarray(follow["phi"]) - res["phi_J"]
+        label = f"X_S = {res['x_small']:.2f}"
+        ax_f.plot(dphi, follow["jammed_fraction_small"], "o-", ms=3, color=f"C{i}", label=label)
+        ax_k.plot(dphi, np.asarray(follow["K"]) / res["k_n"], "o-", ms=3, color=f"C{i}", label=label)
+        if math.isfinite(res["phi_J_second"]):
+            for ax in (ax_f, ax_k):
+                ax.axvline(res["phi_J_second"] - res["phi_J"], color=f"C{i}", ls=":", lw=1)
+    ax_f.set(xlabel="phi - phi_J", ylabel="jammed fraction of small spheres",
+             title="second transition (dotted): half of them jammed")
+    ax_k.set(xlabel="phi - phi_J", ylabel="K* (linear response)", title="bulk modulus along the path")
+    ax_k.set_yscale("log")
+    ax_f.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, png)

@@ -84,7 +84,7 @@ class Document:
             f"<title>{esc(self.title)}</title>",
             "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.4}"
             "table{border-collapse:collapse}td,th{border:1px solid #aaa;padding:.2em .6em;"
-            "text-align:right}pre{background:#f4f4f4;padding:.5em;overflow-x:auto}"
+            "text-align:right}td.t{text-align:left}pre{background:#f4f4f4;padding:.5em;overflow-x:auto}"
             "img{max-width:100%}</style></head><body>",
             f"<h1>{esc(self.title)}</h1>",
         ]
@@ -99,7 +99,7 @@ class Document:
                     columns, rows = value
                     out.append("<table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in columns) + "</tr>")
                     for row in rows:
-                        cells = "".join(f"<td>{esc(format_value(row.get(c, '')))}</td>" for c in columns)
+                        cells = "".join(_cell(row.get(c, "")) for c in columns)
                         out.append(f"<tr>{cells}</tr>")
                     out.append("</table>")
                 elif kind == "figure":
@@ -117,6 +117,13 @@ class Document:
         md = atomic_write_text(folder / f"{stem}.md", self.to_markdown(), overwrite=True)
         page = atomic_write_text(folder / f"{stem}.html", self.to_html(), overwrite=True)
         return md, page
+
+
+def _cell(value) -> str:
+    """An HTML table cell: numbers right-aligned (the table's default), text left-aligned."""
+    text = html.escape(format_value(value))
+    numeric = isinstance(value, int | float) or text.replace(".", "", 1).lstrip("-").isdigit()
+    return f"<td>{text}</td>" if numeric else f'<td class="t">{text}</td>'
 
 
 def format_value(value) -> str:

@@ -221,3 +221,26 @@ def test_masks_survive_into_the_returned_model(tmp_path):
                                 eval_fn=evaluate, plot=False)
     alive = sum(int(alive_mask(m, n).sum()) for _, m, n in prunable_parameters(model))
     assert alive == history["entries"][-1]["remaining_total"]
+
+
+def test_plot_draws_the_given_reference_line(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    history = {"method": "sap", "scope": "global", "entries": [
+        {"iteration": i, "remaining_fraction": f, "val_nrmse": e, "pqi": {"global": 0.2}}
+        for i, (f, e) in enumerate([(1.0, 0.10), (0.7, 0.12)])]}
+    lines = []
+    original = matplotlib.axes.Axes.axhline
+
+    def record(self, y=0, *args, **kwargs):
+        lines.append((y, kwargs.get("label")))
+        return original(self, y, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "axhline", record)
+    plot_histories([history], tmp_path / "ref.png", tolerance=None, reference=(0.0937, "unpruned model"))
+    assert lines == [(0.0937, "unpruned model")]
+    lines.clear()
+    plot_histories([history], tmp_path / "tol.png")
+    assert lines == [(pytest.approx(0.11), "1.1 x dense")]
+    with pytest.raises(ValueError, match="reference"):
+        plot_histories([history], tmp_path / "bad.png", reference=(float("nan"), "x"), overwrite=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -24,8 +25,17 @@ def _nan_for_none(values) -> list[float]:
     return [float("nan") if v is None else v for v in values]
 
 
+def _draw_reference(ax, reference) -> None:
+    """A solid grey line at ``reference = (nRMSE, label)``."""
+    value, label = reference
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise ValueError(f"reference must be (a finite nRMSE > 0, label), got {reference!r}")
+    ax.axhline(value, color="0.3", linestyle="-", linewidth=1, label=str(label))
+
+
 def plot_histories(histories, path: str | os.PathLike, *, labels=None, tolerance: float | None = 1.1,
-                   title: str | None = None, overwrite: bool = False, control: bool = True) -> Path:
+                   title: str | None = None, overwrite: bool = False, control: bool = True,
+                   reference: tuple[float, str] | None = None) -> Path:
     """Write a PNG of pruning runs: three panels.
 
     Against the remaining fraction of prunable weights (log axis): the PQ Index of each trained
@@ -47,6 +57,9 @@ def plot_histories(histories, path: str | os.PathLike, *, labels=None, tolerance
         Draw ``tolerance * dense nRMSE`` of the first history; None draws nothing.
     control : bool
         Draw the control trajectories.
+    reference : (float, str), optional
+        A validation nRMSE to draw as a solid grey line with its legend label (e.g. the error of the
+        unpruned model the runs started from); drawn in addition to ``tolerance``.
     """
     import matplotlib
 
@@ -76,6 +89,8 @@ def plot_histories(histories, path: str | os.PathLike, *, labels=None, tolerance
     if tolerance is not None and histories[0]["entries"]:
         ax_err.axhline(tolerance * histories[0]["entries"][0]["val_nrmse"], color="0.4", linestyle="--",
                        linewidth=1, label=f"{tolerance:g} x dense")
+    if reference is not None:
+        _draw_reference(ax_err, reference)
     for ax in (ax_pqi, ax_err):
         ax.set_xscale("log")
         ax.invert_xaxis()
