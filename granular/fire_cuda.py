@@ -41,22 +41,6 @@ jacobi_mass_cuda = cuda.jit(device=True)(I.jacobi_mass)
 pair_stiffness_cuda = cuda.jit(device=True)(pair_stiffness)
 
 
-@cuda.jit(device=True)
-def _add_block_sum(shared, value, tid, out, q):
-    """Add the sum of ``value`` over the block into ``out[q]`` (one atomic per block)."""
-    shared[tid] = value
-    cuda.syncthreads()
-    stride = THREADS // 2
-    while stride > 0:
-        if tid < stride:
-            shared[tid] += shared[tid + stride]
-        cuda.syncthreads()
-        stride //= 2
-    if tid == 0:
-        cuda.atomic.add(out, q, shared[0])
-    cuda.syncthreads()
-
-
 @cuda.jit
 def norms_kernel(force, velocity, inv_mass, par, state, flags, sums):
     """Add the block sums of :func:`granular.integrator.fire_norms` into ``sums`` (zeroed by the
@@ -71,8 +55,8 @@ def norms_kernel(force, velocity, inv_mass, par, state, flags, sums):
     if i < force.shape[0]:
         p, f2, fi2 = fire_norms_cuda(i, force, velocity, inv_mass, par[I.P_CONSISTENT] != 0.0)
         cuda.atomic.max(sums, I.R_FMAX2, fi2)
-    _add_block_sum(shared, p, tid, sums, I.R_POWER)
-    _add_block_sum(shared, f2, tid, sums, I.R_F2)
+    K.add_block_sum(shared, p, tid, sums, I.R_POWER)
+    K.add_block_sum(shared, f2, tid, sums, I.R_F2)
 
 
 @cuda.jit
@@ -156,7 +140,7 @@ def kick_kernel(position, velocity, force, inv_mass, stiffness, k_n, par, state,
             stiffness[i] = 0.0
         v2 = fire_kick_cuda(i, position, velocity, force, inv_mass, state[I.S_DT], uphill,
                             par[I.P_HALF_STEP_BACK] != 0.0, par[I.P_CONSISTENT] != 0.0, 0.0)
-    _add_block_sum(shared, v2, tid, sums, I.R_VKICK)
+    K.add_block_sum(shared, v2, tid, sums, I.R_VKICK)
 
 
 @cuda.jit

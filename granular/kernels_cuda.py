@@ -86,6 +86,15 @@ def _block_sum(shared, value, tid):
     return shared[0]
 
 
+@cuda.jit(device=True)
+def add_block_sum(shared, value, tid, out, q):
+    """Add the sum of ``value`` over the block into ``out[q]`` (one atomic per block)."""
+    total = _block_sum(shared, value, tid)
+    if tid == 0:
+        cuda.atomic.add(out, q, total)
+    cuda.syncthreads()
+
+
 @cuda.jit
 def zero_kernel(array):
     i = cuda.grid(1)
@@ -141,10 +150,7 @@ def force_kernel(position, velocity, radius, species, lx, ly, lz, neighbours, co
             flags[FLAG_NONFINITE] = 1
     if measure:  # uniform over the grid, so every thread of a block takes the same branch
         for q in range(N_ACC):
-            total = _block_sum(shared, sums[q], tid)
-            if tid == 0:
-                cuda.atomic.add(acc, q, total)
-            cuda.syncthreads()
+            add_block_sum(shared, sums[q], tid, acc, q)
 
 
 @cuda.jit
