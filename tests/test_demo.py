@@ -9,6 +9,7 @@ import re
 
 import h5py
 import pytest
+from browser_check import check_page, chromium
 
 from jamwave.cli import main
 from jamwave.demo_sizes import SIZES
@@ -125,11 +126,8 @@ def test_pruning_continues_from_the_trained_model_and_draws_its_error(demo_dir):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(chromium() is None, reason="chromium is not installed (Debian: apt-get install chromium)")
 def test_report_renders_in_a_browser(demo_dir, tmp_path):
-    from browser_check import check_page, chromium
-
-    if chromium() is None:
-        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
     shot = tmp_path / "report.png"
     result = check_page(demo_dir / "report.html", shot)
     figures = re.findall(r"!\[[^]]*\]\(([^)]+)\)", (demo_dir / "report.md").read_text())
