@@ -2,7 +2,7 @@
 
 ``fit(model, train_data, val_data=None, *, epochs=20, lr=1e-3, batch_size=16, seed=0, patience=5,
 val_horizon=None, val_samples=None, unroll=1, noise=0.0, lr_factor=0.5, lr_patience=2, min_lr=1e-5,
-checkpoint=None, progress=False) -> history``
+schedule="plateau", checkpoint=None, progress=False) -> history``
     Trains an existing model in place and leaves it holding the weights of its best validation epoch.
     Works on models whose parameters are reparametrised by ``torch.nn.utils.prune`` (``X_orig`` +
     ``X_mask``): only ``X_orig`` is optimised, so pruned entries stay pruned. Each call makes a
@@ -10,7 +10,7 @@ checkpoint=None, progress=False) -> history``
     The model's normalisation is computed from ``train_data`` when not yet set.
 ``train_model(train_data, val_data, out, *, conv="dense", rank=None, width=32, depth=3,
 kernel_size=5, seed=0, overwrite=False, checkpoint=None, progress=False, forcing=None, modes=16,
-**fit_options) -> Stepper``
+model_options=None, **fit_options) -> Stepper``
     Build, fit and save a new model (what ``jamwave surrogate train`` runs).
 
 Data: ``train_data`` goes through :func:`surrogate.data.as_windows` and ``val_data`` through
@@ -23,8 +23,12 @@ steps ``j = 1 .. unroll`` of an autoregressive unroll from the true ``u^{n-1}, u
 through; ``unroll=1`` is teacher forcing). ``noise`` adds Gaussian noise of standard deviation
 ``noise * u_scale`` to the two input frames (a standard remedy for rollout drift).
 Validation metric: nRMSE of a rollout over ``val_horizon`` frames (:func:`surrogate.evaluate.rollout`)
-on the validation split; without ``val_data`` the training loss stands in. Learning rate: reduced by
-``lr_factor`` after ``lr_patience`` epochs without improvement (``ReduceLROnPlateau``); training stops
+on the validation split; without ``val_data`` the training loss stands in. Learning rate
+(``schedule``): ``"plateau"`` reduces it by ``lr_factor`` after ``lr_patience`` epochs without
+improvement of the validation metric (``ReduceLROnPlateau``); ``"cosine"`` anneals it from ``lr`` to
+``min_lr`` over ``epochs`` (``CosineAnnealingLR``), whatever the metric does. Use ``"cosine"`` when the
+early rollouts diverge: their errors then stall for many epochs while the one-step fit still improves,
+and the plateau rule halves the rate to ``min_lr`` within a few epochs (issue 18). Training stops
 after ``patience`` epochs without improvement (:class:`surrogate.stopping.EarlyStopping`, with a
 relative ``min_delta``). ``windows_per_epoch`` fixes the windows seen per epoch (a seeded random
 subset), so an epoch costs the same however large the training split. A model with ``forcing`` trains
@@ -57,6 +61,8 @@ from surrogate.evaluate import rollout, rollout_metrics
 from surrogate.io import save
 from surrogate.models import build_model
 from surrogate.stopping import EarlyStopping
+
+SCHEDULES = ("plateau", "cosine")
 
 
 def _check_positive(name: str, value, integer: bool = False, allow_zero: bool = False) -> None:
@@ -96,7 +102,10 @@ def _unrolled_loss(model, x, y, du_scale: float, u_noise: float) -> torch.Tensor
 
 
 def _check_fit_arguments(*, epochs, lr, batch_size, patience, lr_patience, num_workers, unroll, noise,
-                         lr_factor, windows_per_epoch=None, min_delta=0.0, min_epochs=0) -> None:
+                         lr_factor, windows_per_epoch=None, min_delta=0.0, min_epochs=0,
+                         schedule="plateau") -> None:
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     if windows_per_epoch is not None:
         _check_positive("windows_per_epoch", windows_per_epoch, integer=True)
     EarlyStopping(patience, min_delta, min_epochs=min_epochs)  # checks the three
@@ -110,6 +119,15 @@ def _check_fit_arguments(*, epochs, lr, batch_size, patience, lr_patience, num_w
     _check_positive("noise", noise, allow_zero=True)
     if not 0 < lr_factor < 1:
         raise ValueError(f"lr_factor must be in (0, 1), got {lr_factor}")
+
+
+def _make_scheduler(optimiser, schedule: str, epochs: int, lr_factor: float, lr_patience: int,
+                    min_lr: float):
+    """The learning-rate schedule of :func:`fit` (module docstring)."""
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=int(epochs), eta_min=min_lr)
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, mode="min", factor=lr_factor,
+                                                      patience=lr_patience, min_lr=min_lr)
 
 
 def _resume(checkpoint, model, optimiser, scheduler, history: dict):
@@ -159,7 +177,7 @@ def _prepare_data(model, train_data, val_data, val_samples, unroll: int):
 def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, lr: float = 1e-3,
         batch_size: int = 16, seed: int = 0, patience: int = 5, val_horizon: int | None = None,
         val_samples=None, unroll: int = 1, noise: float = 0.0, lr_factor: float = 0.5,
-        lr_patience: int = 2, min_lr: float = 1e-5,
+        lr_patience: int = 2, min_lr: float = 1e-5, schedule: str = "plateau",
         checkpoint: str | os.PathLike | None = None, progress: bool = False, num_workers: int = 0,
         windows_per_epoch: int | None = None, min_delta: float = 0.0, device: str | None = None,
         val_start: int = 0, min_epochs: int = 0) -> dict:
@@ -189,7 +207,9 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, 
     noise : float
         Input noise, relative to the model's ``u_scale`` (0: none).
     lr_factor, lr_patience, min_lr
-        Plateau schedule of the learning rate.
+        Plateau schedule of the learning rate (``min_lr`` also ends the cosine one).
+    schedule : {"plateau", "cosine"}
+        Learning-rate schedule (module docstring).
     checkpoint : path-like, optional
         Resume from this file if it exists; write it after every epoch.
     progress : bool
@@ -206,21 +226,18 @@ def fit(model: torch.nn.Module, train_data, val_data=None, *, epochs: int = 20, 
     _check_fit_arguments(epochs=epochs, lr=lr, batch_size=batch_size, patience=patience,
                          lr_patience=lr_patience, num_workers=num_workers, unroll=unroll, noise=noise,
                          lr_factor=lr_factor, windows_per_epoch=windows_per_epoch, min_delta=min_delta,
-                         min_epochs=min_epochs)
+                         min_epochs=min_epochs, schedule=schedule)
     if device is not None:
         model.to(device)
     dataset, val = _prepare_data(model, train_data, val_data, val_samples, int(unroll))
     du_scale = float(getattr(model, "du_scale", 1.0))
     u_noise = float(noise) * float(getattr(model, "u_scale", 1.0))
-
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.Adam(params, lr=lr)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, mode="min", factor=lr_factor,
-                                                           patience=lr_patience, min_lr=min_lr)
+    optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    scheduler = _make_scheduler(optimiser, schedule, epochs, lr_factor, lr_patience, min_lr)
     settings = {"epochs": int(epochs), "lr": float(lr), "batch_size": int(batch_size), "seed": int(seed),
                 "patience": int(patience), "val_horizon": val_horizon, "unroll": int(unroll),
                 "noise": float(noise), "lr_factor": float(lr_factor), "lr_patience": int(lr_patience),
-                "min_lr": float(min_lr), "windows_per_epoch": windows_per_epoch,
+                "min_lr": float(min_lr), "schedule": schedule, "windows_per_epoch": windows_per_epoch,
                 "min_delta": float(min_delta), "val_start": int(val_start), "min_epochs": int(min_epochs)}
     history = {"epoch": [], "train_loss": [], "val_nrmse": [], "lr": [], "seconds": [],
                "best_epoch": None, "best_val_nrmse": math.inf, "stopped_early": False,
@@ -270,7 +287,10 @@ def _run(model, dataset, val, optimiser, scheduler, history, best_state, stopper
             metric = train_loss if val is None else _validation_metric(model, val, val_horizon, val_start)
             if not math.isfinite(metric):
                 metric = math.inf
-            scheduler.step(metric)
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step(metric)
+            else:
+                scheduler.step()
             if stopper.update(epoch, metric):
                 history["best_val_nrmse"] = float(metric)
                 history["best_epoch"] = epoch
@@ -302,10 +322,13 @@ def _run(model, dataset, val, optimiser, scheduler, history, best_state, stopper
 def train_model(train_data, val_data, out: str | os.PathLike, *, conv: str = "dense",
                 rank: int | None = None, width: int = 32, depth: int = 3, kernel_size: int = 5,
                 seed: int = 0, overwrite: bool = False, checkpoint: str | os.PathLike | None = None,
-                progress: bool = False, forcing: bool | None = None, modes: int = 16, **fit_options):
+                progress: bool = False, forcing: bool | None = None, modes: int = 16,
+                model_options: dict | None = None, **fit_options):
     """Build a new model, :func:`fit` it and save it to ``out``; return the model.
 
     ``conv`` is any of :data:`surrogate.models.ARCHITECTURES` (``modes``: the FNO's Fourier modes).
+    ``model_options`` go to :func:`surrogate.models.build_model` (``body``, ``boundary``,
+    ``reversible``, ``halo``).
     ``forcing=None`` gives the model the forcing channel when the training file has one.
     The checkpoint defaults to ``<out>.ckpt``: rerunning an interrupted call resumes there. It is
     deleted once the model file is written. ``fit_options`` go to :func:`fit`.
@@ -315,7 +338,7 @@ def train_model(train_data, val_data, out: str | os.PathLike, *, conv: str = "de
     if forcing is None:
         forcing = isinstance(train_data, str | os.PathLike) and read_info(train_data).has_forcing
     model = build_model(conv, rank, width=width, depth=depth, kernel_size=kernel_size, seed=seed,
-                        forcing=bool(forcing), modes=modes)
+                        forcing=bool(forcing), modes=modes, **(model_options or {}))
     fit(model, train_data, val_data, seed=seed, checkpoint=checkpoint, progress=progress, **fit_options)
     model.extra = {"train_data": str(train_data), "val_data": None if val_data is None else str(val_data)}
     save(model, out, overwrite=overwrite)

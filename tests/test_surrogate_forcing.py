@@ -52,13 +52,15 @@ def test_forcing_requested_on_a_file_without_it(tmp_path):
         rollout(build_model("dense", width=4, depth=0, forcing=True), path, 2)
 
 
-def test_forcing_model_is_leapfrog_plus_forcing_when_the_network_is_zero():
-    model = build_model("dense", width=4, depth=1, forcing=True, seed=0)
-    with torch.no_grad():
-        model.proj.weight.zero_()
-        model.proj.bias.zero_()
-    x = torch.randn(2, 4, 9, 11)
-    torch.testing.assert_close(model(x)[:, 0], 2 * x[:, 1] - x[:, 0] + x[:, 3])
+def test_forcing_model_is_leapfrog_when_the_network_is_zero():
+    # The forcing is an input only (wrapper 2); old files (wrapper 1) added it to the extrapolation.
+    for wrapper, with_f in ((2, 0.0), (1, 1.0)):
+        model = build_model("dense", width=4, depth=1, forcing=True, seed=0, wrapper=wrapper)
+        with torch.no_grad():
+            model.proj.weight.zero_()
+            model.proj.bias.zero_()
+        x = torch.randn(2, 4, 9, 11)
+        torch.testing.assert_close(model(x)[:, 0], 2 * x[:, 1] - x[:, 0] + with_f * x[:, 3])
     assert model.lift.in_channels == 4
     with pytest.raises(ValueError, match=r"\(N, 4, ny, nx\)"):
         model(x[:, :3])
@@ -122,7 +124,7 @@ def test_unet_shape_gradient_and_leapfrog(shape):
     with torch.no_grad():
         model.proj.weight.zero_()
         model.proj.bias.zero_()
-    torch.testing.assert_close(model(x)[:, 0], 2 * x[:, 1] - x[:, 0] + x[:, 3])
+    torch.testing.assert_close(model(x)[:, 0], 2 * x[:, 1] - x[:, 0])
     with pytest.raises(ValueError, match="depth"):
         build_model("unet", width=4, depth=0)
 
