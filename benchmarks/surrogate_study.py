@@ -96,17 +96,24 @@ def _concat(paths, forcing: bool):
     return u, c, f
 
 
+def wrapper_options(a: dict) -> dict:
+    """The wrapper's options every model of the study shares: the data's Dirichlet sides continued
+    oddly (``boundary="dirichlet"``), the reversible form."""
+    return {"boundary": "dirichlet" if a["boundary"] == "dirichlet" else "zero",
+            "reversible": bool(a["reversible"])}
+
+
 def build(a: dict, conv: str, rank, seed: int, forcing: bool):
     import surrogate
 
+    options = wrapper_options(a) | {"seed": seed, "forcing": forcing}
     if conv == "fno":
         return surrogate.build_model("fno", width=a["fno_width"], depth=a["fno_depth"], modes=a["fno_modes"],
-                                     seed=seed, forcing=forcing)
+                                     **options)
     if conv == "unet":
-        return surrogate.build_model("unet", width=a["unet_width"], depth=a["unet_depth"], seed=seed,
-                                     forcing=forcing)
+        return surrogate.build_model("unet", width=a["unet_width"], depth=a["unet_depth"], **options)
     return surrogate.build_model(conv, rank, width=a["width"], depth=a["depth"], kernel_size=a["kernel_size"],
-                                 seed=seed, forcing=forcing)
+                                 body=a["body"], **options)
 
 
 def train_one(a: dict, paths: dict, conv: str, rank, seed: int, forcing: bool) -> dict:
@@ -133,7 +140,8 @@ def train_one(a: dict, paths: dict, conv: str, rank, seed: int, forcing: bool) -
                             seed=seed, patience=a["patience"], min_delta=a["min_delta"],
                             min_epochs=a["min_epochs"],
                             val_horizon=a["horizon"], val_start=a["start"], unroll=a["unroll"],
-                            noise=a["noise"], windows_per_epoch=a["windows_per_epoch"], device=a["device"])
+                            noise=a["noise"], windows_per_epoch=a["windows_per_epoch"], device=a["device"],
+                            schedule=a["schedule"])
     seconds = time.perf_counter() - tick
     run = {"conv": conv, "rank": rank, "seed": seed, "forcing": forcing, "train_s": seconds,
            "epochs_run": len(history["epoch"]), "best_epoch": history["best_epoch"],

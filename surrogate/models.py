@@ -68,7 +68,7 @@ from surrogate.layers import CONV_TYPES, make_conv2d
 
 WRAPPERS = (1, 2)
 BOUNDARIES = ("zero", "dirichlet")
-GATE_HIDDEN = 8
+GATE_HIDDEN = 4
 
 
 def odd_extension(z: torch.Tensor, halo: int) -> torch.Tensor:

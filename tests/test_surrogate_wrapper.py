@@ -106,7 +106,7 @@ def test_gated_body_is_linear_in_the_fields(conv, rank):
         other[:, 2] = other[:, 2] * 1.5
         assert not torch.allclose(model.correction(other), model.correction(x))
     w, d, k = 6, 2, 5
-    gate = (8 + 8) + (8 * w + w)
+    gate = (4 + 4) + (4 * w + w)
     expected = 3 * w * k * k + 2 * d * w * w * k * k + w + (1 + 2 * d) * gate
     if conv == "dense":
         assert sum(p.numel() for p in model.parameters()) == expected
