@@ -10,10 +10,13 @@ materials come from jammed packings. Protocol:
    nRMSE: the best rank with at least 5x fewer parameters than dense, and the best rank overall.
 2. Seeds ``--seeds`` (>= 5 by default) for dense, the chosen CP ranks, FNO and U-Net.
 
-Budget rule, identical for every model: Adam (lr, plateau halving), ``--windows-per-epoch`` windows per
-epoch, batch, input noise, at most ``--epochs`` epochs, early stopping on the validation rollout nRMSE
-with ``--patience`` epochs and relative ``--min-delta``, never before ``--min-epochs`` (the rollout
-error of an autoregressive model can rise early in training before it falls); the best validation epoch
+Models: every one inside the same wrapper (``surrogate.models``: forcing as an input, the reversible
+form, Dirichlet walls continued oddly); dense and CP networks with the medium-gated body (``--body``).
+Budget rule, identical for every model: Adam (lr, ``--schedule``: cosine by default),
+``--windows-per-epoch`` windows per epoch, batch, input noise, at most ``--epochs`` epochs, early
+stopping on the validation rollout nRMSE with ``--patience`` epochs and relative ``--min-delta``, never
+before ``--min-epochs`` (the rollout error of an autoregressive model can rise early in training before
+it falls); the best validation epoch
 is kept (the epoch each run stopped at is reported). Scores: rollouts of ``--horizon`` frames from the
 true frames ``--start``, ``--start + 1`` (Ricker sources start from rest: the first frames are near
 zero), test nRMSE, VRMSE and error at the last frame, mean and 95 % Student-t interval over seeds;
@@ -22,7 +25,7 @@ activation memory, time per frame; a Pareto figure; wavefe's solver per simulate
 break-even stride.
 
     python -m benchmarks.surrogate_compression                 # the full study (see RESULTS.md for time)
-    python -m benchmarks.surrogate_compression --preset quick  # minutes: proves the pipeline only
+    python -m benchmarks.surrogate_compression --preset quick  # minutes: half the full preset's resolution
     python -m benchmarks.surrogate_compression --device cuda   # the larger GPU preset
 """
 
@@ -46,7 +49,7 @@ PRESETS = {
     "full": COMMON | dict(grid=64, frames=32, start=8, horizon=22, save_every=8, train=100, val=8, test=20,
                           granular_test=20, width=16, depth=2, kernel_size=5, ranks=[1, 2, 3, 4],
                           fno_width=12, fno_depth=4, fno_modes=12, unet_width=8, unet_depth=2, epochs=50,
-                          min_epochs=30, patience=8, windows_per_epoch=192, seeds=[0, 1, 2, 3, 4],
+                          min_epochs=40, patience=8, windows_per_epoch=192, seeds=[0, 1, 2, 3, 4],
                           packing_n=400),
     # Minutes: the full preset at half its resolution (grid 32, a frame every 4 solver steps).
     "quick": COMMON | dict(grid=32, frames=32, start=8, horizon=22, save_every=4, train=12, val=3, test=4,
