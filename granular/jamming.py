@@ -26,6 +26,11 @@ pressures (1e-3 ... 1e-5 k_n/d_L by default) reached by Newton steps in phi from
 phi_J as the zero of the straight line fitted to P(phi) (criterion ``"ladder fit"``, with the
 standard error of the fit in ``phi_j_error``); no relaxation of an unjammed state just below
 phi_J, the slowest kind, is needed.
+
+``method="enthalpy"`` (:mod:`granular.enthalpy_ladder`): the same ladder and fit with states
+reached by minimising the enthalpy U + P V over the positions and the box at each target
+pressure (:mod:`granular.enthalpy`; criterion ``"enthalpy fit"``), from an enthalpy approach at
+the first target or from the bisection's compression (``EnthalpySettings.approach``).
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from granular.minimize import (
 )
 from granular.space import Packing, scale_to_phi
 
-METHODS = ("bisection", "compress", "ladder")
+METHODS = ("bisection", "compress", "ladder", "enthalpy")
 JAMMING_HISTORY_KEYS = ("phi", "pressure", "pressure_SS", "pressure_SL", "pressure_LL", "Z", "steps")
 
 
@@ -143,9 +148,9 @@ def find_jamming(
         Starting configuration, normally unjammed (e.g. from :func:`granular.make_packing`).
     law : ContactLaw, optional
         Contact law; default linear, k_n = 1.
-    method : {"bisection", "compress", "ladder"}
-        FIRE-relaxed bisection, compression-decompression with damped dynamics, or the pressure
-        ladder (:mod:`granular.pressure_ladder`).
+    method : {"bisection", "compress", "ladder", "enthalpy"}
+        FIRE-relaxed bisection, compression-decompression with damped dynamics, the pressure
+        ladder (:mod:`granular.pressure_ladder`) or its enthalpy form (:mod:`granular.enthalpy_ladder`).
     pressure_band : (float, float)
         Target pressure band (units k_n / d_L); a state below its lower end counts as unjammed.
     phi_step : float
@@ -166,8 +171,9 @@ def find_jamming(
     preconditioner, fire_params, certify : str, FireParams, {"chunk", "step"}
         FIRE's masses and parameters, and when the unjammed certificate is checked, for every
         relaxation (:func:`granular.minimize.relax`).
-    ladder : granular.pressure_ladder.LadderSettings, optional
-        Target pressures and options of ``method="ladder"`` (default ``LadderSettings()``).
+    ladder : LadderSettings or EnthalpySettings, optional
+        Options of ``method="ladder"`` (:class:`granular.pressure_ladder.LadderSettings`) or
+        ``"enthalpy"`` (:class:`granular.enthalpy_ladder.EnthalpySettings`); default: their defaults.
     backend : {"auto", "cpu", "cuda"}
     progress : bool
         Show a tqdm progress bar.
@@ -195,12 +201,20 @@ def find_jamming(
 
 
 def _evaluator(record, law, *, tol, max_steps, backend, damping, p_low, preconditioner, params, certify):
-    """``evaluate(packing, relaxer="fire")``: one converged relaxation (:func:`relax`), recorded."""
+    """``evaluate(packing, relaxer="fire")``: one converged relaxation (:func:`relax`), recorded;
+    ``evaluate(packing, pressure=P, box=BoxParams)``: at pressure P instead
+    (:func:`granular.enthalpy.relax_at_pressure`)."""
 
-    def evaluate(p: Packing, relaxer: str = "fire") -> _Relaxed:
-        r = relax(p, law, force_tol=tol, max_steps=max_steps, backend=backend, relaxer=relaxer,
-                  damping=damping, unjammed_pressure=p_low, preconditioner=preconditioner,
-                  params=params, certify=certify)
+    def evaluate(p: Packing, relaxer: str = "fire", pressure: float | None = None, box=None) -> _Relaxed:
+        if pressure is not None:
+            from granular.enthalpy import relax_at_pressure
+
+            r = relax_at_pressure(p, law, pressure=pressure, force_tol=tol, max_steps=max_steps,
+                                  backend=backend, preconditioner=preconditioner, params=params, box=box)
+        else:
+            r = relax(p, law, force_tol=tol, max_steps=max_steps, backend=backend, relaxer=relaxer,
+                      damping=damping, unjammed_pressure=p_low, preconditioner=preconditioner,
+                      params=params, certify=certify)
         record(r.packing.packing_fraction, r.pressure, r.split, r.z, r.steps)
         return r
 
@@ -225,6 +239,12 @@ def _run_method(method, packing, evaluate, record, law, tol, backend, p_low, p_h
         return _bisection(packing, evaluate, p_low, p_high, phi_step, phi_tol), None
     if method == "ladder":
         *result, fit = _ladder(packing, evaluate, record, law, tol, backend, p_low, p_high, phi_step, ladder)
+        return result, fit
+    if method == "enthalpy":
+        from granular.enthalpy_ladder import enthalpy_search
+
+        *result, fit = enthalpy_search(packing, evaluate, law, p_low=p_low, p_high=p_high, phi_step=phi_step,
+                                       settings=ladder)
         return result, fit
     return _compress_decompress(packing, evaluate, p_low, decompress_from, phi_step, decompress_step), None
 
@@ -254,6 +274,13 @@ def _check_method(method, ladder, phi_step, phi_tol, force_tol):
         ladder = LadderSettings() if ladder is None else ladder
         if not isinstance(ladder, LadderSettings):
             raise ValueError(f"ladder must be a granular.pressure_ladder.LadderSettings, got {ladder!r}")
+    if method == "enthalpy":
+        from granular.enthalpy_ladder import EnthalpySettings
+
+        ladder = EnthalpySettings() if ladder is None else ladder
+        if not isinstance(ladder, EnthalpySettings):
+            raise ValueError(f"ladder must be a granular.enthalpy_ladder.EnthalpySettings for method "
+                             f"'enthalpy', got {ladder!r}")
     if not (np.isfinite(phi_step) and 0 < phi_step <= 0.1):
         raise ValueError(f"phi_step must be in (0, 0.1], got {phi_step}")
     if not (np.isfinite(phi_tol) and 0 < phi_tol < phi_step):

@@ -101,8 +101,8 @@ def jam_run(
         Seed of the random initial packing.
     out : path-like, optional
         H5MD file to write (atomically; an existing file needs ``overwrite``).
-    method : {"bisection", "compress", "ladder"}
-        See :func:`granular.jamming.find_jamming` (the ladder with its default settings).
+    method : {"bisection", "compress", "ladder", "enthalpy"}
+        See :func:`granular.jamming.find_jamming` (ladder and enthalpy with their default settings).
     excess_phi : float
         After jamming, compress to phi_J + excess_phi and relax (0: keep the packing at phi_J).
     law : ContactLaw, optional
@@ -160,13 +160,23 @@ def _append_compressed_state(history: dict, results: dict) -> None:
 
 
 def _ladder_parameters(method: str) -> dict:
-    """The ladder's default pressures and landing flag, for a run's parameters (``method="ladder"``)."""
-    if method != "ladder":
-        return {}
-    from granular.pressure_ladder import LadderSettings
+    """The default settings of ``method="ladder"`` or ``"enthalpy"`` (pressures, landing flag; the
+    enthalpy's approach and box parameters), for a run's parameters."""
+    if method == "ladder":
+        from granular.pressure_ladder import LadderSettings
 
-    settings = LadderSettings()
-    return {"ladder_pressures": np.asarray(settings.pressures, dtype=float), "ladder_land": settings.land}
+        settings = LadderSettings()
+    elif method == "enthalpy":
+        from granular.enthalpy_ladder import EnthalpySettings
+
+        settings = EnthalpySettings()
+    else:
+        return {}
+    out = {"ladder_pressures": np.asarray(settings.pressures, dtype=float), "ladder_land": settings.land}
+    if method == "enthalpy":
+        out.update(enthalpy_approach=settings.approach, **{f"enthalpy_{k}": float(v)
+                                                           for k, v in asdict(settings.box).items()})
+    return out
 
 
 def summary(results: dict, path: str | os.PathLike | None = None) -> str:
