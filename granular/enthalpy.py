@@ -11,8 +11,10 @@ with W = sum_c f_c |r_c| the contact virial that every force call already sums
 (:mod:`granular.accumulators`) and P = W / (3 V): positive (the box grows) above the target,
 negative below, constant -3 q^2 P_t while nothing touches. A minimum of H is a mechanically
 stable state at pressure P_t: max_i |F_i| <= force_tol and |P - P_t| <= pressure_tol P_t. It is
-reached from either side without passing through unjammed states, so a ladder of target
-pressures (:mod:`granular.enthalpy_ladder`) never meets the slow relaxations just below phi_J.
+reached from either side: from a jammed state at another pressure by a relaxation of the same
+kind as a fixed-box one, from an unjammed state by a compaction at constant pressure, which at
+strong size asymmetry creeps (delta 0.15: hundreds of thousands of steps, benchmarks/RESULTS.md
+"Enthalpy minimisation"). :mod:`granular.enthalpy_ladder` builds the jamming search on it.
 
 **The box in FIRE** (:mod:`granular.integrator`, ``box_*``): its power F_q v_q and its norms
 join FIRE's sums like one more particle; with q a length, F_q is a force, so the Euclidean
@@ -27,7 +29,17 @@ the box oscillates like a particle of mass m_ref (the lightest particle with phy
 with unit masses) on one spring k_n, times sqrt(box_mass): as fast as FIRE's time step allows,
 so P follows its target closely while the particles rearrange. S is recomputed at every velocity
 reset (as the Jacobi masses are) and floored at k_n sum_i d_i^2 / 2 (while nothing touches the
-box force is constant and the strain limit sets the pace).
+box force is constant and the strain limit sets the pace). Measured at delta 0.15, X_S 0.2 from
+the dilute start at P_t = 1e-3: box_mass 1 compacts fastest (phi 0.777 after 6e4 steps; 0.01:
+0.633, 100: 0.761).
+
+**CPU only.** The step logic is written once (:mod:`granular.integrator`), but the CUDA loop is
+missing: the GPU kernels take the box edges as scalar arguments from the host
+(:class:`granular.loops_cuda.DeviceSystem`), so a box that moves every step needs the force and
+update kernels to read it from a device array (or a host round trip per step); the box's scalars
+would sit in the device state beside FIRE's, driven by the one-thread control kernel, with the
+rebuild threshold of the deformed box, a rescaling pass for the box's half step back and an
+affine-stiffness pass at resets (like the Jacobi one) added.
 """
 
 from __future__ import annotations

@@ -5,11 +5,12 @@ with its relaxations replaced by minimisations of the enthalpy U + P_t V over th
 the box (:func:`granular.enthalpy.relax_at_pressure`). A state at a target pressure is reached
 directly: no Newton step in phi, no retries, no unjammed state below phi_J.
 
-1. Approach (``approach``): ``"enthalpy"`` minimises the enthalpy at the first (highest) target
-   pressure from the start itself (the dilute packing collapses at the box's strain limit, then
-   creeps at P_t until it is mechanically stable); ``"compress"`` compresses in steps of
-   ``phi_step`` with fixed-box relaxations until a relaxed state is jammed (P above the lower end of
-   the band), the bisection's own path, so that both search from the same jammed structure.
+1. Approach (``approach``): ``"compress"`` (the default) compresses in steps of ``phi_step`` with
+   fixed-box relaxations until a relaxed state is jammed (P above the lower end of the band), the
+   bisection's own path, so that both search from the same jammed structure; ``"enthalpy"``
+   minimises the enthalpy at the first (highest) target pressure from the start itself (a pressure
+   quench: the dilute packing collapses at the box's strain limit, then creeps at P_t until it is
+   mechanically stable), another protocol with its own phi_J.
 2. Descend: each target pressure below the lowest state's (strictly decreasing) is reached from
    the previous state; with ``land`` one more at the middle of the pressure band, so that the
    stored packing is a jamming-point state as the bisection's is (backbone Z, jammed fractions).
@@ -20,12 +21,14 @@ directly: no Newton step in phi, no retries, no unjammed state below phi_J.
 Bracket: ``phi_high`` is the lowest packing fraction found jammed, ``phi_low`` the largest found
 unjammed (the compression's last unjammed state; 0 with the enthalpy approach, which meets none).
 
-**Protocol dependence.** At strong size asymmetry the structure that jams depends on the path
-to it; the approach decides the path. Measured at delta 0.15, X_S 0.2, n_large 40, seed 0
-(benchmarks/RESULTS.md "Enthalpy minimisation"): the enthalpy approach at P_t = 1e-3 creeps at
-constant pressure into a denser structure than the bisection's stepwise compression (phi_J
-0.7811 against 0.7757; at P_t = 1e-5, 0.7686), while descending from the compression's first
-jammed state reproduces the bisection (0.775690 against 0.775693).
+**Protocol dependence, cost** (benchmarks/RESULTS.md "Enthalpy minimisation"). The structure
+that jams depends on the path to it, and the approach decides the path. Descending from the
+compression's first jammed state reproduces the bisection's phi_J (delta 0.15, X_S 0.2,
+n_large 40, seed 0: 0.775689 against 0.775693; 1:1.4 mixture N 200, 8 seeds: within 4e-5), at
+about its cost (1.04x and 0.99x the force evaluations). The enthalpy approach at P_t = 1e-3
+creeps at constant pressure into a denser skeleton at delta 0.15 (phi_J 0.7811, 1.55x the
+bisection's force evaluations; at P_t = 1e-5, 0.7686), and on the mixture gives phi_J
+0.6385 +- 0.0010 against 0.6408 +- 0.0014 (seed means), at 0.78x the cost.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ class EnthalpySettings:
     pressures: tuple = DEFAULT_PRESSURES
     land: bool = True
     fit_max: float | None = None
-    approach: str = "enthalpy"
+    approach: str = "compress"
     box: BoxParams = DEFAULT_BOX
 
     def __post_init__(self):

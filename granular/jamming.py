@@ -29,8 +29,9 @@ phi_J, the slowest kind, is needed.
 
 ``method="enthalpy"`` (:mod:`granular.enthalpy_ladder`): the same ladder and fit with states
 reached by minimising the enthalpy U + P V over the positions and the box at each target
-pressure (:mod:`granular.enthalpy`; criterion ``"enthalpy fit"``), from an enthalpy approach at
-the first target or from the bisection's compression (``EnthalpySettings.approach``).
+pressure (:mod:`granular.enthalpy`; criterion ``"enthalpy fit"``), descending from the first
+jammed state of the bisection's compression or, as another protocol, from a pressure quench of
+the start at the first target (``EnthalpySettings.approach``).
 """
 
 from __future__ import annotations

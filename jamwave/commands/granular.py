@@ -53,8 +53,8 @@ def _common_args(p: argparse.ArgumentParser) -> None:
                         "compression-decompression with damped dynamics, a pressure ladder "
                         "(relaxed states at target pressures 1e-3..1e-5 k_n/d_L, phi_J from the zero "
                         "of the fitted line P(phi)), or the same ladder with states reached by "
-                        "minimising the enthalpy U + P V with the box as a degree of freedom (CPU "
-                        "only) (default: bisection)")
+                        "minimising the enthalpy U + P V with the box as a degree of freedom, from "
+                        "the bisection's first jammed state (CPU only) (default: bisection)")
 
 
 def _register_jam(sub) -> None:
