@@ -244,6 +244,8 @@ def _run_method(method, packing, evaluate, record, law, tol, backend, p_low, p_h
     if method == "enthalpy":
         from granular.enthalpy_ladder import enthalpy_search
 
+        if backend != "cpu":  # before the compression spends any work
+            raise ValueError("method 'enthalpy' runs on the CPU only (no CUDA loop yet); use backend='cpu'")
         *result, fit = enthalpy_search(packing, evaluate, law, p_low=p_low, p_high=p_high, phi_step=phi_step,
                                        settings=ladder)
         return result, fit

@@ -52,9 +52,9 @@ def test_the_minimum_sits_at_the_target_pressure(dilute, at_1e3):
 
 def test_the_box_grows_toward_a_lower_target(at_1e3):
     r = enthalpy_minimize(at_1e3.packing, pressure=1e-4, backend="cpu", box=BoxParams(pressure_tol=1e-8))
+    # a tighter pressure tolerance than the default is honoured
     assert r.converged and pressure(r.packing).total == pytest.approx(1e-4, rel=2e-8)
     assert r.packing.packing_fraction < at_1e3.packing.packing_fraction
-    # a tighter pressure tolerance than the default is honoured
 
 
 def test_relax_at_pressure_restarts_and_measures(at_1e3):
@@ -129,6 +129,8 @@ def test_enthalpy_minimize_refuses_bad_input(dilute, kwargs, match):
 def test_enthalpy_minimize_is_cpu_only(dilute):
     with pytest.raises(ValueError, match="CPU only"):
         enthalpy_minimize(dilute, pressure=1e-3, backend="cuda")
+    with pytest.raises(ValueError, match="CPU only"):
+        find_jamming(dilute, method="enthalpy", backend="cuda")
 
 
 @pytest.mark.parametrize(
