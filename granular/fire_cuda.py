@@ -2,7 +2,7 @@
 
 The per-particle update, the reductions and the scalar control are the functions of
 :mod:`granular.integrator` compiled as device functions, so both backends run the same FIRE. One
-step is four launches (five with the Jacobi preconditioner) and no host synchronisation: the
+step is five launches (six with the Jacobi preconditioner) and no host synchronisation: the
 fused reductions (F.v, |F|^2 in the chosen metric and max |F_i|^2, one block tree per sum), the
 control (one thread: convergence, dt, alpha, mixing ratio, all in a device state vector), with
 the Jacobi preconditioner the contact-stiffness sums, the kick (mass refresh, half step back,

@@ -60,7 +60,8 @@ def test_chunked_md_matches_per_step_and_cpu():
 def test_quiet_state_reads_flags_once_per_chunk():
     from granular import loops_cuda
 
-    q = granular.fire_minimize(_system(3), force_tol=1e-10, backend="cpu").packing  # no force
+    p = granular.scale_to_phi(granular.make_packing(1.0, 0.0, n=32, phi=0.3, seed=3), 0.66)  # one block
+    q = granular.fire_minimize(p, force_tol=1e-10, backend="cpu").packing  # no force
     q.velocity[:] = np.random.default_rng(3).normal(size=q.velocity.shape) * 1e-6  # no rebuild
     stats = {}
     pos, vel, box, out = _run(loops_cuda, q, 128, 0.0, record_every=0, check_every=64, stats=stats)
