@@ -30,6 +30,7 @@ phi_J, the slowest kind, is needed.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -178,28 +179,36 @@ def find_jamming(
     from granular.backend import resolve_backend
 
     law = ContactLaw() if law is None else law
-    p_low, p_high = check_pressure_band(pressure_band)
-    p_low, p_high = p_low * law.k_n, p_high * law.k_n
+    p_low, p_high = (p * law.k_n for p in check_pressure_band(pressure_band))
     ladder = _check_method(method, ladder, phi_step, phi_tol, force_tol)
     backend = resolve_backend(backend)
     tol = force_tol * law.k_n
-    bar = _progress_bar(progress, method)
     history = {key: [] for key in JAMMING_HISTORY_KEYS}
-    record = _recorder(history, bar, max_relaxations)
+    with _progress_bar(progress, method) as bar:
+        record = _recorder(history, bar, max_relaxations)
+        evaluate = _evaluator(record, law, tol=tol, max_steps=max_steps, backend=backend, damping=damping,
+                              p_low=p_low, preconditioner=preconditioner, params=fire_params,
+                              certify=certify)
+        result, fit = _run_method(method, packing, evaluate, record, law, tol, backend, p_low, p_high,
+                                  phi_step, phi_tol, decompress_from * law.k_n, decompress_step, ladder)
+    return _jamming_result(result, fit, method, history, backend)
+
+
+def _evaluator(record, law, *, tol, max_steps, backend, damping, p_low, preconditioner, params, certify):
+    """``evaluate(packing, relaxer="fire")``: one converged relaxation (:func:`relax`), recorded."""
 
     def evaluate(p: Packing, relaxer: str = "fire") -> _Relaxed:
         r = relax(p, law, force_tol=tol, max_steps=max_steps, backend=backend, relaxer=relaxer,
                   damping=damping, unjammed_pressure=p_low, preconditioner=preconditioner,
-                  params=fire_params, certify=certify)
+                  params=params, certify=certify)
         record(r.packing.packing_fraction, r.pressure, r.split, r.z, r.steps)
         return r
 
-    try:
-        result, fit = _run_method(method, packing, evaluate, record, law, tol, backend, p_low, p_high,
-                                  phi_step, phi_tol, decompress_from * law.k_n, decompress_step, ladder)
-    finally:
-        if bar is not None:
-            bar.close()
+    return evaluate
+
+
+def _jamming_result(result, fit, method: str, history: dict, backend: str) -> JammingResult:
+    """A :class:`JammingResult` from a method's ``(phi_j, phi_low, phi_high, criterion, state)``."""
     phi_j, phi_low, phi_high, criterion, state = result
     return JammingResult(
         phi_j=float(phi_j), phi_low=float(phi_low), phi_high=float(phi_high), criterion=criterion,
@@ -265,8 +274,9 @@ def _ladder(packing, evaluate, record, law, tol, backend, p_low, p_high, phi_ste
 
 
 def _progress_bar(progress: bool, method: str):
+    """A tqdm bar over relaxations as a context manager, or a null context yielding None."""
     if not progress:
-        return None
+        return contextlib.nullcontext()
     from tqdm.auto import tqdm
 
     return tqdm(desc=f"jamming ({method})", unit="relaxation")

@@ -135,23 +135,28 @@ def jam_run(
     results = results_of(state, law, phi_j=jam.phi_j, phi_low=jam.phi_low, phi_high=jam.phi_high,
                          backend=engine, phi_j_error=jam.phi_j_error)
     if excess_phi > 0:
-        for key, value in (("phi", results["phi"]), ("pressure", results["pressure"]),
-                           ("pressure_SS", results["pressure_SS"]), ("pressure_SL", results["pressure_SL"]),
-                           ("pressure_LL", results["pressure_LL"]), ("Z", float("nan")), ("steps", 0)):
-            history[key].append(value)
+        _append_compressed_state(history, results)
     if out is not None:
         parameters = {
             "delta": float(delta), "x_small": float(x_small), "n": n, "n_large": n_large,
-            "seed": int(seed), "method": method, "excess_phi": float(excess_phi),
-            "law": asdict(law), "phi_start": float(phi_start),
-            "pressure_band": np.asarray(pressure_band, dtype=float), "phi_step": float(phi_step),
-            "force_tol": float(force_tol), **engine.record(), "version": __version__,
-            "criterion": jam.criterion, **_ladder_parameters(method),
+            "seed": int(seed), "method": method, "excess_phi": float(excess_phi), "law": asdict(law),
+            "phi_start": float(phi_start), "pressure_band": np.asarray(pressure_band, dtype=float),
+            "phi_step": float(phi_step), "force_tol": float(force_tol), **engine.record(),
+            "version": __version__, "criterion": jam.criterion, **_ladder_parameters(method),
         }
         write_packing(out, state, force=spring_forces(state, law, backend=engine),
                       observables={k: np.asarray(v, dtype=float) for k, v in history.items()},
                       parameters=parameters, results=results, overwrite=overwrite)
     return results, state, jam
+
+
+def _append_compressed_state(history: dict, results: dict) -> None:
+    """Add the state compressed past phi_J (``excess_phi``) to the relaxation history as its last row
+    (no contact number or step count of its own: NaN and 0)."""
+    for key in ("phi", "pressure", "pressure_SS", "pressure_SL", "pressure_LL"):
+        history[key].append(results[key])
+    history["Z"].append(float("nan"))
+    history["steps"].append(0)
 
 
 def _ladder_parameters(method: str) -> dict:
