@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from jamcommon.files import atomic_write_text
+from jamwave.demo_plots import plot_pruning
 from jamwave.demo_run import DemoRun
 from jamwave.report import Document
 
@@ -37,7 +38,6 @@ def pruning_stage(run: DemoRun, report: Document, splits: dict[str, Path], model
     "methods": {method: summary}}}``.
     """
     from surrogate.pruning import summarise_history
-    from surrogate.pruning.plots import plot_histories
 
     p = run.preset
     folder = run.out / "pruning"
@@ -46,10 +46,9 @@ def pruning_stage(run: DemoRun, report: Document, splits: dict[str, Path], model
         histories = {method: prune_to_limit(run, splits, models[name][0], method, folder / name / method)
                      for method in METHODS}
         reference = histories["sap"]["entries"][0]["val_nrmse"]
-        plot_histories(list(histories.values()), folder / name / "compare.png",
-                       labels=[f"{METHODS[m]} ({p.prune_scope})" for m in histories], tolerance=None,
-                       reference=(reference, UNPRUNED_LABEL), overwrite=True,
-                       title=f"{name} surrogate of section 4, pruned")
+        plot_pruning({f"{METHODS[m]} ({p.prune_scope})": h for m, h in histories.items()},
+                     folder / name / "compare.png", reference=(reference, UNPRUNED_LABEL),
+                     tolerance=p.prune_tolerance, title=f"{name} surrogate of section 4, pruned")
         summary[name] = {
             "reference_nrmse": reference, "reference_source": f"models/{name}.pt",
             "tolerance": p.prune_tolerance,
@@ -176,7 +175,8 @@ def _write_section(run: DemoRun, report: Document, splits: dict, models: dict, s
         "each later iteration prunes, rewinds the survivors to the model's initial weights and "
         "retrains with section 4's settings. SAP (Diao et al., ICLR 2023) prunes the number of "
         "weights given by the PQ Index bound (p = 0.5, q = 1, scope "
-        f"'{p.prune_scope}', {p.prune_magnitude} magnitudes); the lottery ticket prunes 20 % of the "
+        f"'{p.prune_scope}', {p.prune_magnitude} magnitudes: where the pruning study, "
+        "benchmarks/RESULTS.md, found SAP at its best on the CP model); the lottery ticket prunes 20 % of the "
         "remaining weights per iteration, ranked by the same magnitudes. The dashed PQ Index lines are "
         "the control: untrained Gaussian weights pruned to the same counts (pruning alone lowers the "
         "index; training shows where a run departs from its control). "
@@ -192,9 +192,9 @@ def _write_section(run: DemoRun, report: Document, splits: dict, models: dict, s
                 for m, r in s["methods"].items()]
         sec.table(rows)
         sec.figure(f"pruning/{name}/compare.png",
-                   f"{name}: PQ Index and validation nRMSE against remaining weights; grey line: "
+                   f"{name}: PQ Index and validation nRMSE against remaining weights; solid grey line: "
                    f"the {UNPRUNED_LABEL}'s validation error ({s['reference_nrmse']:.4g}, "
-                   f"{s['reference_source']})")
+                   f"{s['reference_source']}), dashed: the accuracy limit, {p.prune_tolerance:g} x it")
         for method in METHODS:
             sec.command(
                 f"jamwave surrogate prune --model {models[name][0]} --rewind init --data {splits['train']} "
