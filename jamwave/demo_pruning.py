@@ -53,7 +53,7 @@ def pruning_stage(run: DemoRun, report: Document, splits: dict[str, Path], model
             "reference_nrmse": reference, "reference_source": f"models/{name}.pt",
             "tolerance": p.prune_tolerance,
             "methods": {m: summarise_history(h, p.prune_tolerance) | {
-                "first_step_pruned": _first_step(h), "reached_limit": _past_limit(h, p.prune_tolerance)}
+                "first_step_pruned": _first_step(h), "reached_limit": _reached_limit(h, p.prune_tolerance)}
                 for m, h in histories.items()},
         }
     atomic_write_text(folder / "summary.json", json.dumps(summary, indent=1), overwrite=True)
@@ -78,7 +78,8 @@ def prune_to_limit(run: DemoRun, splits: dict[str, Path], trained: Path, method:
     history_path = out / "history.json"
     history = load_history(history_path) if history_path.exists() and not run.force else None
     overwrite = run.force
-    while history is None or not _finished(history, p.prune_iterations, p.prune_tolerance):
+    while history is None or not _finished(history, p.prune_iterations, p.prune_tolerance,
+                                                     p.prune_patience):
         if history is None:
             iterations = 1
         elif history.get("complete"):
@@ -97,8 +98,9 @@ def prune_to_limit(run: DemoRun, splits: dict[str, Path], trained: Path, method:
     return history
 
 
-def _finished(history: dict, max_iterations: int, tolerance: float) -> bool:
-    """The run is complete and reached the accuracy limit, ``max_iterations``, or stopped pruning."""
+def _finished(history: dict, max_iterations: int, tolerance: float, patience: int = 1) -> bool:
+    """The run is complete and has ``patience`` iterations in a row past the accuracy limit, reached
+    ``max_iterations``, or stopped pruning."""
     entries = history["entries"]
     if not history.get("complete"):
         return False
@@ -108,13 +110,30 @@ def _finished(history: dict, max_iterations: int, tolerance: float) -> bool:
     if done == 0:
         return False
     stalled = entries[-1]["remaining_fraction"] == entries[-2]["remaining_fraction"]
-    return _past_limit(history, tolerance) or stalled
+    return _past_limit(history, tolerance, patience) or stalled
 
 
-def _past_limit(history: dict, tolerance: float) -> bool:
-    """The last model's validation nRMSE is above ``tolerance`` x the first's (NaN counts as above)."""
+def _outside(entry: dict, reference: float, tolerance: float) -> bool:
+    """The entry's validation nRMSE is above ``tolerance`` x ``reference`` (NaN counts as above)."""
+    return not entry["val_nrmse"] <= tolerance * reference
+
+
+def _past_limit(history: dict, tolerance: float, patience: int = 1) -> bool:
+    """The last ``patience`` pruned models all have a validation nRMSE above ``tolerance`` x the
+    unpruned model's (iteration 0)."""
     entries = history["entries"]
-    return len(entries) > 1 and not entries[-1]["val_nrmse"] <= tolerance * entries[0]["val_nrmse"]
+    last = entries[1:][-patience:]
+    return len(last) == patience and all(_outside(e, entries[0]["val_nrmse"], tolerance) for e in last)
+
+
+def _reached_limit(history: dict, tolerance: float) -> bool:
+    """A model pruned further than the best one within the limit is past the limit (so the best
+    fraction is not merely where the run stopped)."""
+    entries = history["entries"]
+    inside = [e for e in entries if not _outside(e, entries[0]["val_nrmse"], tolerance)]
+    best = min(e["remaining_fraction"] for e in inside) if inside else 1.0
+    return any(_outside(e, entries[0]["val_nrmse"], tolerance) and e["remaining_fraction"] < best
+               for e in entries)
 
 
 def _rollout_error(horizon: int, start: int):
@@ -176,12 +195,16 @@ def _write_section(run: DemoRun, report: Document, splits: dict, models: dict, s
         "retrains with section 4's settings. SAP (Diao et al., ICLR 2023) prunes the number of "
         "weights given by the PQ Index bound (p = 0.5, q = 1, scope "
         f"'{p.prune_scope}', {p.prune_magnitude} magnitudes: where the pruning study, "
-        "benchmarks/RESULTS.md, found SAP at its best on the CP model); the lottery ticket prunes 20 % of the "
+        "benchmarks/RESULTS.md, found SAP at its best on the CP model); the lottery ticket prunes "
+        "20 % of the "
         "remaining weights per iteration, ranked by the same magnitudes. The dashed PQ Index lines are "
         "the control: untrained Gaussian weights pruned to the same counts (pruning alone lowers the "
         "index; training shows where a run departs from its control). "
         f"Iterations continue until the validation nRMSE exceeds {p.prune_tolerance:g} x that of the "
-        f"unpruned model (at most {p.prune_iterations})."
+        f"unpruned model in {p.prune_patience} iteration{'s' if p.prune_patience > 1 else ''} in a row "
+        f"(at most {p.prune_iterations}); the fraction left at the limit is the smallest whose model "
+        "is within it (as in the pruning study: a retrained model's error scatters from iteration to "
+        "iteration)."
     )
     for name, s in summary.items():
         rows = [{"model": name, "method": METHODS[m], "iterations": r["iterations_done"],
@@ -199,7 +222,8 @@ def _write_section(run: DemoRun, report: Document, splits: dict, models: dict, s
             sec.command(
                 f"jamwave surrogate prune --model {models[name][0]} --rewind init --data {splits['train']} "
                 f"--val {splits['val']} --method {method} --scope {p.prune_scope} --iterations "
-                f"{s['methods'][method]['iterations_done']} --epochs {p.epochs} --lr {p.lr} "
-                f"--noise {p.noise} --magnitude {p.prune_magnitude} "
+                f"{s['methods'][method]['iterations_done']} --epochs {p.epochs} --patience {p.patience} "
+                f"--lr {p.lr} --noise {p.noise} --magnitude {p.prune_magnitude} --val-horizon {p.horizon} "
+                f"--seed {run.seed} "
                 f"--out {run.out / 'pruning' / name / method}"
             )

@@ -104,7 +104,11 @@ class DemoSize:
         Most pruning steps per method; pruning stops earlier once the validation error passes
         ``prune_tolerance`` x the unpruned model's.
     prune_tolerance : float
-        The accuracy limit, relative to the unpruned model's validation nRMSE.
+        The accuracy limit, relative to the unpruned model's validation nRMSE (the pruning study's
+        1.1).
+    prune_patience : int
+        Pruning stops after this many iterations in a row past the accuracy limit (a retrained
+        model's error scatters: one bad retraining does not end the run).
     horizon : int
         Rollout frames scored on the validation and test splits.
     """
@@ -129,6 +133,7 @@ class DemoSize:
     prune_scope: str = "global"
     prune_models: tuple = ("cp",)
     prune_magnitude: str = "cp-aware"
+    prune_patience: int = 2
     jamming_method: str = "bisection"
     follow_step: float = 0.02
     follow_range: float = 0.25
@@ -162,7 +167,7 @@ SIZES = {
                       asymmetric=Sweep(0.15, (0.1, 0.2, 0.3), n_large=16),
                       reference=Sweep(OHERN_DELTA, (OHERN_X_SMALL,), n=400), excess_phi=1e-2,
                       grid=32, n_frames=16, save_every=2, samples=(32, 6, 6), width=12, depth=2,
-                      rank=2, epochs=16, lr=2e-3, noise=0.02, prune_iterations=30,
+                      rank=2, epochs=16, lr=2e-3, noise=0.02, prune_iterations=20,
                       prune_tolerance=1.1, horizon=10),
     "medium": DemoSize(media=Sweep(0.5, (0.2, 0.5, 0.8), n=2000),
                        asymmetric=Sweep(0.15, (0.1, 0.15, 0.2, 0.25, 0.3), n_large=40),
