@@ -99,8 +99,12 @@ def _asymmetry_rows(packings: Packings) -> list[dict]:
         agreement = f"{word} X_S = {low:g} (apart) and {high:g} (coincident)"
     else:
         agreement = "not resolved: the sweep does not straddle X*_S"
-    rows = [_row(f"X*_S at delta = {result.sweep.delta:g} (where half of the small spheres jam at the "
-                 "first transition, interpolated)", estimate, PETIT_X_STAR,
+    lines = cross.get("x_lines_meet", math.nan)
+    how = ("where straight lines through the two transition lines meet; half of the small spheres "
+           f"jam at the first transition from X_S = {estimate:.3g}, interpolated") if math.isfinite(lines) \
+        else "where half of the small spheres jam at the first transition, interpolated"
+    rows = [_row(f"X*_S at delta = {result.sweep.delta:g} ({how})",
+                 lines if math.isfinite(lines) else estimate, PETIT_X_STAR,
                  f"Petit et al. (delta = {PETIT_DELTA})", agreement)]
     by_x = {x: r for x, r in zip(result.sweep.x_small, result.rows)}
     if math.isfinite(low) and math.isfinite(high):
