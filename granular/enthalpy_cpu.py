@@ -20,7 +20,6 @@ import numpy as np
 from numba import prange
 
 from granular.accumulators import ACC_VIRIAL_LL, ACC_VIRIAL_SL, ACC_VIRIAL_SS, N_ACC
-from granular.contact import pair_stiffness_cpu
 from granular.integrator import (
     B_INV_MASS,
     B_LENGTH,
@@ -30,7 +29,6 @@ from granular.integrator import (
     HALT_BOX,
     HALT_NONFINITE,
     HALT_RUNNING,
-    N_SUMS,
     P_CONSISTENT,
     P_HALF_STEP_BACK,
     R_F2,
@@ -48,10 +46,15 @@ from granular.integrator import (
     box_norms_cpu,
     fire_ratio_cpu,
 )
-from granular.kernels_cpu import contact_forces, rebuild, sum_accumulators, wrap_inplace
-from granular.loops_cpu import _fire_kick, _fire_norms, _levels, _scratch, _threads
+from granular.kernels_cpu import (
+    contact_forces,
+    pair_contact_stiffness,
+    rebuild,
+    sum_accumulators,
+    wrap_inplace,
+)
+from granular.loops_cpu import _fire_buffers, _fire_kick, _fire_norms, _levels, _threads
 from granular.partition import rebuild_threshold
-from granular.space import pair_separation
 
 
 @numba.njit(cache=True)
@@ -61,13 +64,8 @@ def box_stiffness(position, radius, box, start, neighbours, k_n, model):
     total = 0.0
     for i in range(position.shape[0]):
         for k in range(start[i], start[i + 1]):
-            j = neighbours[k]
-            touching, r, overlap, _, _, _ = pair_separation(
-                position[i, 0], position[i, 1], position[i, 2],
-                position[j, 0], position[j, 1], position[j, 2],
-                box[0], box[1], box[2], radius[i] + radius[j])
-            if touching:
-                total += pair_stiffness_cpu(overlap, k_n, model) * r * r
+            stiffness, r = pair_contact_stiffness(position, radius, box, i, neighbours[k], k_n, model)
+            total += stiffness * r * r
     return total
 
 
@@ -123,11 +121,7 @@ def enthalpy_loop(position, velocity, force, radius, species, inv_mass, box, lev
     start, neighbours, bounds, ref = rebuild(position, radius, box, level, level_rmax, skin, n_chunks)
     box_ref = box.copy()
     rebuilds = 1
-    buf = _scratch(n, n_chunks, force)
-    acc = np.zeros((n_chunks, N_ACC))
-    partial = np.zeros((n_chunks, N_SUMS))
-    sums = np.zeros(N_SUMS)
-    chunk = np.zeros((n_chunks, 2))
+    buf, acc, partial, sums, chunk = _fire_buffers(n, n_chunks, force)
     consistent = par[P_CONSISTENT] != 0.0
     half_back = par[P_HALF_STEP_BACK] != 0.0
     p_target = bpar[BP_PRESSURE]

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from granular.enthalpy import DEFAULT_BOX, BoxParams
-from granular.pressure_ladder import DEFAULT_PRESSURES, LineFit, fit_pressure_line
+from granular.pressure_ladder import DEFAULT_PRESSURES, LineFit, check_ladder, fit_pressure_line
 from granular.space import scale_to_phi
 
 CRITERION = "enthalpy fit"
@@ -72,14 +72,7 @@ class EnthalpySettings:
     box: BoxParams = DEFAULT_BOX
 
     def __post_init__(self):
-        p = tuple(float(v) for v in self.pressures)
-        if len(p) < 2 or not all(math.isfinite(v) and v > 0 for v in p) or any(
-                b >= a for a, b in zip(p, p[1:])):
-            raise ValueError(f"pressures must be >= 2 finite values > 0, strictly decreasing, got "
-                             f"{self.pressures}")
-        object.__setattr__(self, "pressures", p)
-        if self.fit_max is not None and not (math.isfinite(self.fit_max) and self.fit_max > 0):
-            raise ValueError(f"fit_max must be a finite number > 0, got {self.fit_max}")
+        object.__setattr__(self, "pressures", check_ladder(self.pressures, self.fit_max))
         if self.approach not in APPROACHES:
             raise ValueError(f"approach must be one of {APPROACHES}, got {self.approach!r}")
         if not isinstance(self.box, BoxParams):
