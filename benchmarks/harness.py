@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+REPOSITORY_ROOT = RESULTS_DIR.parents[1]
 
 
 @dataclass(frozen=True)
@@ -131,12 +132,24 @@ def write_results(report: Report, directory: Path | None = None) -> Path:
     directory = Path(directory or RESULTS_DIR)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{report.name}.json"
-    payload = {"machine": machine_info(), **asdict(report)}
+    payload = _repository_relative({"machine": machine_info(), **asdict(report)})
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2, default=_json_default))
     os.replace(tmp, path)
     print(f"wrote {path}")
     return path
+
+
+def _repository_relative(value):
+    """``value`` with every string that names a path inside the repository made relative to its root,
+    so that results files carry no machine path."""
+    if isinstance(value, dict):
+        return {k: _repository_relative(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_repository_relative(v) for v in value]
+    if isinstance(value, str) and value.startswith(str(REPOSITORY_ROOT) + os.sep):
+        return Path(value).relative_to(REPOSITORY_ROOT).as_posix()
+    return value
 
 
 def _json_default(value):

@@ -228,7 +228,7 @@ def main(argv=None) -> Report:
     numba.set_num_threads(min(a["threads"], numba.config.NUMBA_NUM_THREADS))
     tick = time.perf_counter()
     load_start = study.load_average()
-    paths = study.make_data(a, RESULTS_DIR)
+    paths = study.make_data(a, RESULTS_DIR / "scratch")
     data_s = time.perf_counter() - tick
     forcing = a["source"] == "ricker"
     selection_tasks = [("dense", None, 0, forcing), *(("cp", r, 0, forcing) for r in a["ranks"]),

@@ -1,13 +1,15 @@
 """Time to the jamming point: cost and answer of each phi_J protocol on the reference systems.
 
-For every (system, method, seed): wall time, CPU time, force evaluations (FIRE and MD steps, the
-load-independent cost), relaxations (relaxed states of the protocol), phi_J and the backbone of the
-stored packing. Then per (system, method): means over the seeds that finished and the standard error
-of phi_J. Each run goes in its own process with a wall-time cap (``--cap``): a run still going at
-the cap is stopped and recorded as "not finished in T s" with the force evaluations done so far
-(a lower bound), so a slow baseline does not block the table.
+For every (system, method, seed): wall time, CPU time, force evaluations (FIRE, MD and enthalpy
+minimisation steps, the load-independent cost), relaxations (relaxed states of the protocol), phi_J
+and the backbone of the stored packing. Then per (system, method): means over the seeds that
+finished and the standard error of phi_J. Each run goes in its own process with a wall-time cap
+(``--cap``): a run still going at the cap is stopped and recorded as "not finished in T s" with
+the force evaluations done so far (a lower bound), so a slow baseline does not block the table.
 
-Methods are those of :func:`granular.find_jamming` (``bisection``, ``compress``, ``ladder``) and
+Methods are those of :func:`granular.find_jamming` (``bisection``, ``compress``, ``ladder``,
+``enthalpy`` with its default settings; ``enthalpy-enthalpy`` and ``enthalpy-compress`` name its
+approach explicitly) and
 ``lammps``: LAMMPS (Debian ``lammps``, executable ``lmp``) running the stepwise-compression input
 ``benchmarks/lammps_jam.lmp`` (compress by dphi, FIRE-minimise, record P; phi_J from the zero of the
 straight-line fit of P(phi) over its jammed states) on the same starting packing, written as a
@@ -52,7 +54,7 @@ SYSTEMS = {
     **{f"d0.15_xs{x:.2f}_nl{nl}": {"delta": 0.15, "x_small": x, "n_large": nl}
        for nl in (40, 100) for x in (0.20, 0.25, 0.30)},
 }
-METHODS = ("bisection", "compress", "ladder", "lammps")
+METHODS = ("bisection", "compress", "ladder", "enthalpy", "enthalpy-enthalpy", "enthalpy-compress", "lammps")
 LAMMPS_INPUT = Path(__file__).resolve().parent / "lammps_jam.lmp"
 MAX_STEPS = 10**8  # one relaxation; the wall-time cap bounds a run instead
 
@@ -67,11 +69,13 @@ def start_packing(system: str | dict, seed: int):
 
 
 def _count_steps(counter) -> None:
-    """Make every FIRE and MD call of this process add its steps to ``counter``."""
+    """Make every FIRE, MD and enthalpy-minimisation call of this process add its steps to
+    ``counter`` (callers look these functions up in their modules at call time)."""
+    import granular.enthalpy as enth
     import granular.minimize as mini
     import granular.simulate as sim
 
-    fire, md = mini.fire_minimize, sim.run_md
+    fire, md, enthalpy = mini.fire_minimize, sim.run_md, enth.enthalpy_minimize
 
     def fire_counted(*args, **kwargs):
         res = fire(*args, **kwargs)
@@ -85,7 +89,23 @@ def _count_steps(counter) -> None:
             counter.value += int(res.steps)
         return res
 
-    mini.fire_minimize, sim.run_md = fire_counted, md_counted
+    def enthalpy_counted(*args, **kwargs):
+        res = enthalpy(*args, **kwargs)
+        with counter.get_lock():
+            counter.value += int(res.steps)
+        return res
+
+    mini.fire_minimize, sim.run_md, enth.enthalpy_minimize = fire_counted, md_counted, enthalpy_counted
+
+
+def method_kwargs(method: str) -> dict:
+    """find_jamming's arguments for a method name of METHODS (``enthalpy-APPROACH`` sets the
+    enthalpy search's approach)."""
+    if not method.startswith("enthalpy-"):
+        return {"method": method}
+    from granular.enthalpy_ladder import EnthalpySettings
+
+    return {"method": "enthalpy", "ladder": EnthalpySettings(approach=method.split("-", 1)[1])}
 
 
 def minimizer_kwargs(minimizer: str) -> dict:
@@ -113,7 +133,7 @@ def _run_ours(spec, method, seed, minimizer, threads, counter, queue) -> None:
     packing = start_packing(spec, seed)
     queue.put("ready")
     wall, cpu = time.perf_counter(), time.process_time()
-    r = find_jamming(packing, method=method, max_steps=MAX_STEPS, backend="cpu",
+    r = find_jamming(packing, max_steps=MAX_STEPS, backend="cpu", **method_kwargs(method),
                      **minimizer_kwargs(minimizer))
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     bb = backbone(r.packing)
@@ -272,7 +292,7 @@ def _warm_up() -> None:
     """Compile (or load from Numba's cache) the kernels of the protocols, outside the timing."""
     from granular import find_jamming, make_packing
 
-    for method in ("bisection", "ladder"):
+    for method in ("bisection", "ladder", "enthalpy"):
         find_jamming(make_packing(0.5, 0.5, n=120, phi=0.3, seed=0), method=method, backend="cpu")
 
 

@@ -24,10 +24,12 @@ targets), :mod:`~granular.accumulators` (the sums of a force call),
 :mod:`~granular.kernels_cuda` / :mod:`~granular.loops_cuda` / :mod:`~granular.fire_cuda`
 (Numba-CUDA), :mod:`~granular.integrator` (Verlet and FIRE updates, one source for both targets),
 :mod:`~granular.backend` (choice of backend), :mod:`~granular.simulate` (MD, compression),
-:mod:`~granular.minimize` (FIRE 2.0, preconditioners, relaxation),
+:mod:`~granular.minimize` (FIRE 2.0, preconditioners, relaxation), :mod:`~granular.enthalpy` /
+:mod:`~granular.enthalpy_cpu` (FIRE with the box: relaxation at a target pressure),
 :mod:`~granular.measure` (forces, contacts, pressure split, rattlers),
 :mod:`~granular.reference` (brute-force O(N^2) check); protocols: :mod:`~granular.jamming`
-(phi_J), :mod:`~granular.elasticity` (bulk modulus), :mod:`~granular.follow` (state following,
+(phi_J; its ladder methods in :mod:`~granular.pressure_ladder`, :mod:`~granular.enthalpy_ladder`),
+:mod:`~granular.elasticity` (bulk modulus), :mod:`~granular.follow` (state following,
 second transition), :mod:`~granular.diagram` (sweeps), :mod:`~granular.h5md` (packing files),
 :mod:`~granular.h5md_reader` (reading every H5MD 1.1 form of a packing),
 :mod:`~granular.protocol` (the jam-to-file run), :mod:`~granular.slice_plot`.

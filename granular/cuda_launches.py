@@ -132,6 +132,10 @@ def main(argv=None) -> int:
     if len(argv) != 1:
         print("usage: NUMBA_ENABLE_CUDASIM=1 python -m granular.cuda_launches OUT.json", file=sys.stderr)
         return 2
+    from numba import config
+
+    if config.ENABLE_CUDASIM:  # the simulator's threads wait a switch interval at each syncthreads
+        sys.setswitchinterval(1e-4)
     with record_launches() as log:
         launch_scenario()
     from jamcommon.files import atomic_write_text

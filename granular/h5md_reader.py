@@ -28,6 +28,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from jamcommon.hdf5 import first_line, open_hdf5
+
 DEFAULT_GROUP = "all"
 
 
@@ -76,17 +78,7 @@ def open_packing_file(path: str | os.PathLike):
         If the file is absent, is not HDF5, or cannot be read to the end (truncated, damaged).
     """
     path = Path(path)
-    if not path.is_file():
-        raise PackingFileError(f"packing file {str(path)!r} does not exist")
-    if path.stat().st_size == 0:
-        raise PackingFileError(f"packing file {str(path)!r} is empty (0 bytes), not an HDF5 file")
-    if not h5py.is_hdf5(path):
-        raise PackingFileError(f"packing file {str(path)!r} is not an HDF5 file")
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as exc:
-        raise PackingFileError(f"packing file {str(path)!r} cannot be opened as HDF5 (truncated or "
-                               f"damaged?): {_first_line(exc)}") from None
+    handle = open_hdf5(path, role="packing file", error=PackingFileError)
     try:
         with handle:
             yield handle
@@ -94,12 +86,7 @@ def open_packing_file(path: str | os.PathLike):
         raise
     except (OSError, RuntimeError, KeyError) as exc:  # h5py's errors on damaged or truncated content
         raise PackingFileError(f"packing file {str(path)!r} cannot be read (truncated or damaged?): "
-                               f"{_first_line(exc)}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+                               f"{first_line(exc)}") from None
 
 
 def particle_group_name(f: h5py.File, group: str | None = None) -> str:

@@ -13,6 +13,14 @@ it reads and writes small float64 arrays so that the CUDA loop can keep it on th
 velocity), :func:`fire_ratio` (the mixing ratio) and the per-particle mixing and move built by
 :func:`make_fire_update`. The arithmetic, and its order, is that of the loop before them, so the
 Euclidean variant repeats its trajectories bit for bit.
+
+FIRE with the box as one more coordinate (enthalpy minimisation, :mod:`granular.enthalpy`) adds
+scalar pieces for the box length q: :func:`box_force` (pressure and box force from the force
+call's virial), :func:`box_norms` (its share of the reductions), :func:`make_box_control` (the
+control, converged only at the target pressure), :func:`box_kick`, :func:`box_move` (mixing and a
+strain-limited move) and :func:`box_inverse_mass`; the particles' move inside the rescaled box is
+:func:`make_box_fire_update`. They run on the CPU (:mod:`granular.enthalpy_cpu`); the CUDA loop
+has not been written (see :mod:`granular.enthalpy`).
 """
 
 from __future__ import annotations
@@ -215,6 +223,135 @@ def jacobi_mass(stiffness, total, contacts, floor_fraction, fallback):
     return max(stiffness, floor_fraction * total / contacts)
 
 
+# ---------------------------------------------------------------- FIRE with the box (enthalpy)
+# Pressure control: FIRE minimises the enthalpy H = U + P_t V over the particle positions and one
+# more coordinate, the box length q = V^(1/3) (isotropic scaling of every edge, x_i moved
+# affinely with it). Its force is F_q = -dH/dq = (W - 3 V P_t) / q = 3 q^2 (P - P_t), W the
+# contact virial sum_c f_c |r_c| of the force call (P = W / (3 V)): it joins the sums of FIRE's
+# power and norms like one more particle, with a mass M_q (see granular.enthalpy).
+# Box state vector (float64).
+B_LENGTH, B_VELOCITY, B_INV_MASS, B_FORCE, B_PRESSURE = range(5)
+N_BOX = 5
+# Box parameter vector (float64), filled by granular.enthalpy.BoxParams.as_array().
+BP_PRESSURE, BP_PRESSURE_TOL, BP_MAX_STRAIN, BP_MASS_SCALE, BP_STIFFNESS_FLOOR = range(5)
+N_BOX_PAR = 5
+HALT_BOX = 7
+"""Why a loop stopped: the box became smaller than the minimum-image convention allows."""
+
+
+def box_force(box, virial, volume, p_target):
+    """Store the pressure W / (3 V) and the box force (W - 3 V P_t) / q of a force call (contact
+    virial ``virial`` = W, box ``volume`` V, target ``p_target``) in the box state ``box``."""
+    box[B_PRESSURE] = virial / (3.0 * volume)
+    box[B_FORCE] = (virial - 3.0 * volume * p_target) / box[B_LENGTH]
+
+
+def box_norms(sums, box, consistent):
+    """Add the box's share to FIRE's sums after a force call: F_q v_q to the power, F_q^2 (times
+    1 / M_q in the mass metric, ``consistent``) to |F|^2."""
+    f = box[B_FORCE]
+    sums[R_POWER] += f * box[B_VELOCITY]
+    sums[R_F2] += f * f * box[B_INV_MASS] if consistent else f * f
+
+
+def make_box_control(control):
+    """Build FIRE's scalar control with the box around ``control`` (the target's compiled
+    :func:`fire_control`).
+
+    Converged means max_i |F_i| <= force_tol *and* |P - P_t| <= pressure_tol P_t: the relative
+    pressure residual, scaled by force_tol, joins max |F_i|^2 for the test (a non-finite pressure
+    halts as a non-finite force); ``S_MAX_FORCE`` keeps max_i |F_i| of the particles alone.
+    """
+
+    def box_control(state, par, sums, energy, nonfinite, box, bpar):
+        f_max2 = sums[R_FMAX2]
+        target = bpar[BP_PRESSURE]
+        residual = abs(box[B_PRESSURE] - target) / (bpar[BP_PRESSURE_TOL] * target)
+        if not (residual < math.inf and abs(box[B_FORCE]) < math.inf):
+            sums[R_FMAX2] = math.inf
+        else:
+            r = residual * par[P_FORCE_TOL]
+            sums[R_FMAX2] = max(f_max2, r * r)
+        control(state, par, sums, energy, nonfinite)
+        sums[R_FMAX2] = f_max2
+        if state[S_HALT] != HALT_NONFINITE:
+            state[S_MAX_FORCE] = math.sqrt(f_max2)
+
+    return box_control
+
+
+def box_kick(box, dt, uphill, half_back, consistent):
+    """FIRE's kick of the box, as :func:`fire_kick` of a particle: if uphill, q -= dt v_q / 2
+    (``half_back``) and v_q = 0; then v_q += dt F_q / M_q.
+
+    Returns
+    -------
+    v2 : float
+        The box's share of |v|^2 after the kick (M_q v_q^2 in the mass metric).
+    back : float
+        q after the half step back over q before (1 if none): the particles must be rescaled by it.
+    """
+    v = box[B_VELOCITY]
+    w = box[B_INV_MASS]
+    back = 1.0
+    if uphill:
+        if half_back and v != 0.0:
+            length = box[B_LENGTH]
+            box[B_LENGTH] = length - 0.5 * dt * v
+            back = box[B_LENGTH] / length
+        v = 0.0
+    v = v + dt * box[B_FORCE] * w
+    box[B_VELOCITY] = v
+    if consistent:
+        return v * v / w, back
+    return v * v, back
+
+
+def box_move(box, dt, alpha, ratio, consistent, max_strain):
+    """FIRE's mixing and move of the box: v_q = (1 - alpha) v_q + alpha ratio F_q (/ M_q in the
+    mass metric), limited to |dt v_q| <= max_strain q; q += dt v_q. Returns the scale factor
+    q_new / q_old for the particles' affine move."""
+    f = box[B_FORCE] * box[B_INV_MASS] if consistent else box[B_FORCE]
+    v = (1.0 - alpha) * box[B_VELOCITY] + alpha * ratio * f
+    length = box[B_LENGTH]
+    limit = max_strain * length / dt
+    if v > limit:
+        v = limit
+    elif v < -limit:
+        v = -limit
+    box[B_VELOCITY] = v
+    box[B_LENGTH] = length + dt * v
+    return box[B_LENGTH] / length
+
+
+def box_inverse_mass(stiffness, length, bpar):
+    """1 / M_q for an affine box stiffness ``stiffness`` = sum_c k_c |r_c|^2 (tangent stiffness
+    times squared distance over the touching pairs, at least ``BP_STIFFNESS_FLOOR``):
+    M_q = ``BP_MASS_SCALE`` x stiffness / q^2, the scale being box_mass m_ref / k_n, so that the
+    box oscillates like a particle of mass m_ref on one spring k_n (times box_mass)."""
+    s = max(stiffness, bpar[BP_STIFFNESS_FLOOR])
+    return length * length / (bpar[BP_MASS_SCALE] * s)
+
+
+def make_box_fire_update(move):
+    """Build FIRE's per-particle mixing and move with the box around ``move`` (the target's
+    compiled :func:`verlet_update`): the mixing of :func:`make_fire_update`, then
+    x = scale (x + dt v) in the new box (lx, ly, lz), which is (sx, sy, sz) times the box of the
+    last list build. Returns the squared displacement from the rescaled build position."""
+
+    def box_fire_update(i, position, velocity, force, inv_mass, reference, sx, sy, sz, lx, ly, lz, dt,
+                        alpha, ratio, consistent, scale):
+        mix = alpha * ratio
+        for d in range(3):
+            f = force[i, d] * inv_mass[i] if consistent else force[i, d]
+            velocity[i, d] = (1.0 - alpha) * velocity[i, d] + mix * f
+        _, moved2 = move(i, position, velocity, force, inv_mass, reference, sx, sy, sz, lx, ly, lz, dt,
+                         0.0, 0.0, 0.0, scale)
+        return moved2
+
+    return box_fire_update
+
+
 verlet_update_cpu = numba.njit(inline="always", cache=True)(verlet_update)
 fire_norms_cpu = numba.njit(inline="always", cache=True)(fire_norms)
 fire_control_cpu = numba.njit(cache=True)(fire_control)
@@ -223,3 +360,10 @@ fire_update_cpu = numba.njit(inline="always", cache=True)(make_fire_update(verle
 fire_kick_cpu = numba.njit(inline="always", cache=True)(fire_kick)
 fire_ratio_cpu = numba.njit(inline="always", cache=True)(fire_ratio)
 jacobi_mass_cpu = numba.njit(inline="always", cache=True)(jacobi_mass)
+box_force_cpu = numba.njit(cache=True)(box_force)
+box_norms_cpu = numba.njit(cache=True)(box_norms)
+box_control_cpu = numba.njit(cache=True)(make_box_control(fire_control_cpu))
+box_kick_cpu = numba.njit(cache=True)(box_kick)
+box_move_cpu = numba.njit(cache=True)(box_move)
+box_inverse_mass_cpu = numba.njit(cache=True)(box_inverse_mass)
+box_fire_update_cpu = numba.njit(inline="always", cache=True)(make_box_fire_update(verlet_update_cpu))

@@ -26,10 +26,17 @@ pressures (1e-3 ... 1e-5 k_n/d_L by default) reached by Newton steps in phi from
 phi_J as the zero of the straight line fitted to P(phi) (criterion ``"ladder fit"``, with the
 standard error of the fit in ``phi_j_error``); no relaxation of an unjammed state just below
 phi_J, the slowest kind, is needed.
+
+``method="enthalpy"`` (:mod:`granular.enthalpy_ladder`): the same ladder and fit with states
+reached by minimising the enthalpy U + P V over the positions and the box at each target
+pressure (:mod:`granular.enthalpy`; criterion ``"enthalpy fit"``), descending from the first
+jammed state of the bisection's compression or, as another protocol, from a pressure quench of
+the start at the first target (``EnthalpySettings.approach``).
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,7 +52,7 @@ from granular.minimize import (
 )
 from granular.space import Packing, scale_to_phi
 
-METHODS = ("bisection", "compress", "ladder")
+METHODS = ("bisection", "compress", "ladder", "enthalpy")
 JAMMING_HISTORY_KEYS = ("phi", "pressure", "pressure_SS", "pressure_SL", "pressure_LL", "Z", "steps")
 
 
@@ -142,9 +149,9 @@ def find_jamming(
         Starting configuration, normally unjammed (e.g. from :func:`granular.make_packing`).
     law : ContactLaw, optional
         Contact law; default linear, k_n = 1.
-    method : {"bisection", "compress", "ladder"}
-        FIRE-relaxed bisection, compression-decompression with damped dynamics, or the pressure
-        ladder (:mod:`granular.pressure_ladder`).
+    method : {"bisection", "compress", "ladder", "enthalpy"}
+        FIRE-relaxed bisection, compression-decompression with damped dynamics, the pressure
+        ladder (:mod:`granular.pressure_ladder`) or its enthalpy form (:mod:`granular.enthalpy_ladder`).
     pressure_band : (float, float)
         Target pressure band (units k_n / d_L); a state below its lower end counts as unjammed.
     phi_step : float
@@ -165,8 +172,9 @@ def find_jamming(
     preconditioner, fire_params, certify : str, FireParams, {"chunk", "step"}
         FIRE's masses and parameters, and when the unjammed certificate is checked, for every
         relaxation (:func:`granular.minimize.relax`).
-    ladder : granular.pressure_ladder.LadderSettings, optional
-        Target pressures and options of ``method="ladder"`` (default ``LadderSettings()``).
+    ladder : LadderSettings or EnthalpySettings, optional
+        Options of ``method="ladder"`` (:class:`granular.pressure_ladder.LadderSettings`) or
+        ``"enthalpy"`` (:class:`granular.enthalpy_ladder.EnthalpySettings`); default: their defaults.
     backend : {"auto", "cpu", "cuda"}
     progress : bool
         Show a tqdm progress bar.
@@ -178,28 +186,44 @@ def find_jamming(
     from granular.backend import resolve_backend
 
     law = ContactLaw() if law is None else law
-    p_low, p_high = check_pressure_band(pressure_band)
-    p_low, p_high = p_low * law.k_n, p_high * law.k_n
+    p_low, p_high = (p * law.k_n for p in check_pressure_band(pressure_band))
     ladder = _check_method(method, ladder, phi_step, phi_tol, force_tol)
     backend = resolve_backend(backend)
     tol = force_tol * law.k_n
-    bar = _progress_bar(progress, method)
     history = {key: [] for key in JAMMING_HISTORY_KEYS}
-    record = _recorder(history, bar, max_relaxations)
+    with _progress_bar(progress, method) as bar:
+        record = _recorder(history, bar, max_relaxations)
+        evaluate = _evaluator(record, law, tol=tol, max_steps=max_steps, backend=backend, damping=damping,
+                              p_low=p_low, preconditioner=preconditioner, params=fire_params,
+                              certify=certify)
+        result, fit = _run_method(method, packing, evaluate, record, law, tol, backend, p_low, p_high,
+                                  phi_step, phi_tol, decompress_from * law.k_n, decompress_step, ladder)
+    return _jamming_result(result, fit, method, history, backend)
 
-    def evaluate(p: Packing, relaxer: str = "fire") -> _Relaxed:
-        r = relax(p, law, force_tol=tol, max_steps=max_steps, backend=backend, relaxer=relaxer,
-                  damping=damping, unjammed_pressure=p_low, preconditioner=preconditioner,
-                  params=fire_params, certify=certify)
+
+def _evaluator(record, law, *, tol, max_steps, backend, damping, p_low, preconditioner, params, certify):
+    """``evaluate(packing, relaxer="fire")``: one converged relaxation (:func:`relax`), recorded;
+    ``evaluate(packing, pressure=P, box=BoxParams)``: at pressure P instead
+    (:func:`granular.enthalpy.relax_at_pressure`)."""
+
+    def evaluate(p: Packing, relaxer: str = "fire", pressure: float | None = None, box=None) -> _Relaxed:
+        if pressure is not None:
+            from granular.enthalpy import relax_at_pressure
+
+            r = relax_at_pressure(p, law, pressure=pressure, force_tol=tol, max_steps=max_steps,
+                                  backend=backend, preconditioner=preconditioner, params=params, box=box)
+        else:
+            r = relax(p, law, force_tol=tol, max_steps=max_steps, backend=backend, relaxer=relaxer,
+                      damping=damping, unjammed_pressure=p_low, preconditioner=preconditioner,
+                      params=params, certify=certify)
         record(r.packing.packing_fraction, r.pressure, r.split, r.z, r.steps)
         return r
 
-    try:
-        result, fit = _run_method(method, packing, evaluate, record, law, tol, backend, p_low, p_high,
-                                  phi_step, phi_tol, decompress_from * law.k_n, decompress_step, ladder)
-    finally:
-        if bar is not None:
-            bar.close()
+    return evaluate
+
+
+def _jamming_result(result, fit, method: str, history: dict, backend: str) -> JammingResult:
+    """A :class:`JammingResult` from a method's ``(phi_j, phi_low, phi_high, criterion, state)``."""
     phi_j, phi_low, phi_high, criterion, state = result
     return JammingResult(
         phi_j=float(phi_j), phi_low=float(phi_low), phi_high=float(phi_high), criterion=criterion,
@@ -216,6 +240,14 @@ def _run_method(method, packing, evaluate, record, law, tol, backend, p_low, p_h
         return _bisection(packing, evaluate, p_low, p_high, phi_step, phi_tol), None
     if method == "ladder":
         *result, fit = _ladder(packing, evaluate, record, law, tol, backend, p_low, p_high, phi_step, ladder)
+        return result, fit
+    if method == "enthalpy":
+        from granular.enthalpy_ladder import enthalpy_search
+
+        if backend != "cpu":  # before the compression spends any work
+            raise ValueError("method 'enthalpy' runs on the CPU only (no CUDA loop yet); use backend='cpu'")
+        *result, fit = enthalpy_search(packing, evaluate, law, p_low=p_low, p_high=p_high, phi_step=phi_step,
+                                       settings=ladder)
         return result, fit
     return _compress_decompress(packing, evaluate, p_low, decompress_from, phi_step, decompress_step), None
 
@@ -245,6 +277,13 @@ def _check_method(method, ladder, phi_step, phi_tol, force_tol):
         ladder = LadderSettings() if ladder is None else ladder
         if not isinstance(ladder, LadderSettings):
             raise ValueError(f"ladder must be a granular.pressure_ladder.LadderSettings, got {ladder!r}")
+    if method == "enthalpy":
+        from granular.enthalpy_ladder import EnthalpySettings
+
+        ladder = EnthalpySettings() if ladder is None else ladder
+        if not isinstance(ladder, EnthalpySettings):
+            raise ValueError(f"ladder must be a granular.enthalpy_ladder.EnthalpySettings for method "
+                             f"'enthalpy', got {ladder!r}")
     if not (np.isfinite(phi_step) and 0 < phi_step <= 0.1):
         raise ValueError(f"phi_step must be in (0, 0.1], got {phi_step}")
     if not (np.isfinite(phi_tol) and 0 < phi_tol < phi_step):
@@ -265,8 +304,9 @@ def _ladder(packing, evaluate, record, law, tol, backend, p_low, p_high, phi_ste
 
 
 def _progress_bar(progress: bool, method: str):
+    """A tqdm bar over relaxations as a context manager, or a null context yielding None."""
     if not progress:
-        return None
+        return contextlib.nullcontext()
     from tqdm.auto import tqdm
 
     return tqdm(desc=f"jamming ({method})", unit="relaxation")

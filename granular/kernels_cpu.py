@@ -26,7 +26,7 @@ from granular.accumulators import (
     ACC_VIRIAL_SS,
     N_ACC,
 )
-from granular.contact import pair_energy_cpu, pair_force_cpu
+from granular.contact import pair_energy_cpu, pair_force_cpu, pair_stiffness_cpu
 from granular.integrator import verlet_update_cpu
 from granular.partition import balanced_chunks, build_half_list
 from granular.space import pair_separation, wrap_coordinate
@@ -109,6 +109,18 @@ def contact_forces(position, velocity, radius, species, box, start, neighbours, 
                 for c in range(n_chunks):
                     s += buf[c, i, d]
                 force[i, d] = s
+
+
+@numba.njit(cache=True)
+def pair_contact_stiffness(position, radius, box, i, j, k_n, model):
+    """Tangent stiffness d f / d xi of the pair (i, j) (units k_n) and its centre distance r (units
+    d_L); stiffness 0.0 when the two do not touch."""
+    touching, r, overlap, _, _, _ = pair_separation(
+        position[i, 0], position[i, 1], position[i, 2], position[j, 0], position[j, 1], position[j, 2],
+        box[0], box[1], box[2], radius[i] + radius[j])
+    if not touching:
+        return 0.0, r
+    return pair_stiffness_cpu(overlap, k_n, model), r
 
 
 @numba.njit(parallel=True, cache=True)

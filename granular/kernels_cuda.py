@@ -13,7 +13,9 @@ with the step number. Forces are accumulated with float64 atomics (each pair
 once); scalar sums use a block reduction in shared memory and one atomic per block.
 
 The host loops (:mod:`granular.loops_cuda`) launch a few kernels per step; MD reads the flags
-back once per chunk of steps (restoring and redoing a flagged chunk), FIRE after every step.
+back once per chunk of up to 64 steps (restoring and redoing a flagged chunk), FIRE its device
+state once per block of up to 64 steps (:mod:`granular.fire_cuda`, whose kernels return at once
+after a halt).
 Under ``NUMBA_ENABLE_CUDASIM=1`` the same code runs in Numba's simulator, which the tests use to
 check agreement with the CPU to 1e-10.
 """
@@ -107,8 +109,20 @@ def zero_kernel(array):
 def force_kernel(position, velocity, radius, species, lx, ly, lz, neighbours, counts, k_n, gamma_n, model,
                  force, acc, flags, measure):
     """Half-list forces with atomics; force must be zeroed first; sums added into ``acc`` (N_ACC,)
-    when ``measure`` is nonzero."""
+    when ``measure`` is nonzero (:func:`pair_forces`)."""
     shared = cuda.shared.array(THREADS, dtype=np.float64)
+    pair_forces(shared, position, velocity, radius, species, lx, ly, lz, neighbours, counts, k_n, gamma_n,
+                model, force, acc, flags, measure)
+
+
+@cuda.jit(device=True)
+def pair_forces(shared, position, velocity, radius, species, lx, ly, lz, neighbours, counts, k_n, gamma_n,
+                model, force, acc, flags, measure):
+    """The body of the force kernels (MD's :func:`force_kernel`, FIRE's
+    :func:`granular.fire_cuda.fire_force_kernel`): thread i adds the forces of its half-list
+    pairs into ``force`` (N, 3) with atomics, flags a non-finite force and, when ``measure`` is
+    nonzero, adds the block sums of energy, virials and contacts into ``acc`` (N_ACC,).
+    ``shared`` is the block's (THREADS,) float64 scratch; every thread of the grid must call."""
     i = cuda.grid(1)
     tid = cuda.threadIdx.x
     n = position.shape[0]

@@ -17,7 +17,6 @@ import numpy as np
 from numba import prange
 
 from granular.accumulators import ACC_ENERGY, ACC_TOUCHING, ACC_VIRIAL_LL, ACC_VIRIAL_SL, ACC_VIRIAL_SS
-from granular.contact import pair_stiffness_cpu
 from granular.integrator import (
     HALT_NONFINITE,
     HALT_RUNNING,
@@ -45,13 +44,13 @@ from granular.integrator import (
 from granular.kernels_cpu import (
     N_ACC,
     contact_forces,
+    pair_contact_stiffness,
     rebuild,
     sum_accumulators,
     verlet_pass,
     wrap_inplace,
 )
 from granular.partition import radius_levels, rebuild_threshold
-from granular.space import pair_separation
 
 STATUS_OK = 0
 STATUS_NONFINITE = 1
@@ -62,6 +61,14 @@ def _scratch(n, n_chunks, force):
     if n_chunks == 1:
         return force.reshape((1, n, 3))
     return np.empty((n_chunks, n, 3))
+
+
+@numba.njit(cache=True)
+def _fire_buffers(n, n_chunks, force):
+    """Work arrays of a FIRE loop: per-chunk forces, accumulators (N_ACC), reduction partials and
+    totals (N_SUMS), per-chunk extrema."""
+    return (_scratch(n, n_chunks, force), np.zeros((n_chunks, N_ACC)), np.zeros((n_chunks, N_SUMS)),
+            np.zeros(N_SUMS), np.zeros((n_chunks, 2)))
 
 
 @numba.njit(cache=True)
@@ -217,12 +224,8 @@ def _jacobi_refresh(position, radius, box, start, neighbours, k_n, model, floor_
     for i in range(n):
         for k in range(start[i], start[i + 1]):
             j = neighbours[k]
-            touching, _, overlap, _, _, _ = pair_separation(
-                position[i, 0], position[i, 1], position[i, 2],
-                position[j, 0], position[j, 1], position[j, 2],
-                box[0], box[1], box[2], radius[i] + radius[j])
-            if touching:
-                s = pair_stiffness_cpu(overlap, k_n, model)
+            s, _ = pair_contact_stiffness(position, radius, box, i, j, k_n, model)
+            if s != 0.0:
                 stiffness[i] += s
                 stiffness[j] += s
                 ends += 2.0
@@ -248,11 +251,7 @@ def fire_loop(position, velocity, force, radius, species, inv_mass, box, level, 
     n = position.shape[0]
     start, neighbours, bounds, ref = rebuild(position, radius, box, level, level_rmax, skin, n_chunks)
     rebuilds = 1
-    buf = _scratch(n, n_chunks, force)
-    acc = np.zeros((n_chunks, N_ACC))
-    partial = np.zeros((n_chunks, N_SUMS))
-    sums = np.zeros(N_SUMS)
-    chunk = np.zeros((n_chunks, 2))
+    buf, acc, partial, sums, chunk = _fire_buffers(n, n_chunks, force)
     stiffness = np.zeros(n)
     consistent = par[P_CONSISTENT] != 0.0
     half_back = par[P_HALF_STEP_BACK] != 0.0

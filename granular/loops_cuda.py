@@ -5,8 +5,8 @@ Same four entry points as :mod:`granular.loops_cpu` (``evaluate``, ``pairs``, ``
 :mod:`granular.measure` do not know which backend runs. Arrays stay on the device for a whole
 call. MD reads its 4-entry flag array (rebuild needed, overflow, non-finite) once per chunk of up
 to :data:`CHECK_EVERY` steps, with a restore-and-redo that keeps the results exact
-(:class:`_MDLoop`); FIRE keeps its step logic on the device and reads its state every few steps
-(:mod:`granular.fire_cuda`); scalar sums are read only to record.
+(:class:`_MDLoop`); FIRE keeps its step logic on the device and reads its state once per block
+of up to 64 steps (:mod:`granular.fire_cuda`); scalar sums are read only to record.
 """
 
 from __future__ import annotations
@@ -294,14 +294,15 @@ def run_md(position, velocity, radius, species, box, k_n, gamma_n, model, dt, da
             dev.acc.copy_to_host())
 
 
-def run_fire(position, velocity, radius, species, box, k_n, model, skin, inv_mass, par, state):
+def run_fire(position, velocity, radius, species, box, k_n, model, skin, inv_mass, par, state, stats=None):
     """Same contract and algorithm as :func:`granular.loops_cpu.run_fire` (updates the arrays in
-    place); the loop is :func:`granular.fire_cuda.fire_on_device`."""
+    place); the loop is :func:`granular.fire_cuda.fire_on_device`, which fills ``stats`` (a dict:
+    the length of every block of steps between two reads of the state) when given."""
     velocity[:] = 0.0
     dev = DeviceSystem(position, velocity, radius, species, box, skin, inv_mass)
     dev.rebuild()
     dev.forces(k_n, 0.0, model, measure=par[P_ENERGY_TOL] > 0.0)
-    rebuilds = fire_on_device(dev, k_n, model, par, state)
+    rebuilds = fire_on_device(dev, k_n, model, par, state, stats=stats)
     if state[S_HALT] != HALT_NONFINITE:
         lx, ly, lz = (float(v) for v in dev.box)
         dev._launch(K.wrap_kernel, dev.position, lx, ly, lz, dev.reference)

@@ -51,6 +51,18 @@ CRITERION = "ladder fit"
 MAX_RUNG_TRIES = 6
 
 
+def check_ladder(pressures, fit_max) -> tuple:
+    """Validate a ladder's target pressures (>= 2 finite values > 0, strictly decreasing) and its
+    ``fit_max`` (None or a finite value > 0); returns the pressures as a tuple of float."""
+    p = tuple(float(v) for v in pressures)
+    if len(p) < 2 or not all(math.isfinite(v) and v > 0 for v in p) or any(b >= a for a, b in zip(p, p[1:])):
+        raise ValueError(f"ladder pressures must be >= 2 finite values > 0, strictly decreasing, "
+                         f"got {pressures}")
+    if fit_max is not None and not (math.isfinite(fit_max) and fit_max > 0):
+        raise ValueError(f"fit_max must be a finite number > 0, got {fit_max}")
+    return p
+
+
 @dataclass(frozen=True)
 class LadderSettings:
     """Parameters of the pressure ladder (pressures in units of k_n / d_L).
@@ -90,14 +102,7 @@ class LadderSettings:
     freeze_rattlers: bool = False
 
     def __post_init__(self):
-        p = tuple(float(v) for v in self.pressures)
-        if len(p) < 2 or not all(math.isfinite(v) and v > 0 for v in p) or any(
-                b >= a for a, b in zip(p, p[1:])):
-            raise ValueError(f"ladder pressures must be >= 2 finite values > 0, strictly decreasing, "
-                             f"got {self.pressures}")
-        object.__setattr__(self, "pressures", p)
-        if self.fit_max is not None and not (math.isfinite(self.fit_max) and self.fit_max > 0):
-            raise ValueError(f"fit_max must be a finite number > 0, got {self.fit_max}")
+        object.__setattr__(self, "pressures", check_ladder(self.pressures, self.fit_max))
         if self.approach_steps is not None and (int(self.approach_steps) != self.approach_steps
                                                 or self.approach_steps < 1):
             raise ValueError(f"approach_steps must be an integer >= 1, got {self.approach_steps}")

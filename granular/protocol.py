@@ -101,8 +101,8 @@ def jam_run(
         Seed of the random initial packing.
     out : path-like, optional
         H5MD file to write (atomically; an existing file needs ``overwrite``).
-    method : {"bisection", "compress", "ladder"}
-        See :func:`granular.jamming.find_jamming` (the ladder with its default settings).
+    method : {"bisection", "compress", "ladder", "enthalpy"}
+        See :func:`granular.jamming.find_jamming` (ladder and enthalpy with their default settings).
     excess_phi : float
         After jamming, compress to phi_J + excess_phi and relax (0: keep the packing at phi_J).
     law : ContactLaw, optional
@@ -135,18 +135,14 @@ def jam_run(
     results = results_of(state, law, phi_j=jam.phi_j, phi_low=jam.phi_low, phi_high=jam.phi_high,
                          backend=engine, phi_j_error=jam.phi_j_error)
     if excess_phi > 0:
-        for key, value in (("phi", results["phi"]), ("pressure", results["pressure"]),
-                           ("pressure_SS", results["pressure_SS"]), ("pressure_SL", results["pressure_SL"]),
-                           ("pressure_LL", results["pressure_LL"]), ("Z", float("nan")), ("steps", 0)):
-            history[key].append(value)
+        _append_compressed_state(history, results)
     if out is not None:
         parameters = {
             "delta": float(delta), "x_small": float(x_small), "n": n, "n_large": n_large,
-            "seed": int(seed), "method": method, "excess_phi": float(excess_phi),
-            "law": asdict(law), "phi_start": float(phi_start),
-            "pressure_band": np.asarray(pressure_band, dtype=float), "phi_step": float(phi_step),
-            "force_tol": float(force_tol), **engine.record(), "version": __version__,
-            "criterion": jam.criterion, **_ladder_parameters(method),
+            "seed": int(seed), "method": method, "excess_phi": float(excess_phi), "law": asdict(law),
+            "phi_start": float(phi_start), "pressure_band": np.asarray(pressure_band, dtype=float),
+            "phi_step": float(phi_step), "force_tol": float(force_tol), **engine.record(),
+            "version": __version__, "criterion": jam.criterion, **_ladder_parameters(method),
         }
         write_packing(out, state, force=spring_forces(state, law, backend=engine),
                       observables={k: np.asarray(v, dtype=float) for k, v in history.items()},
@@ -154,14 +150,33 @@ def jam_run(
     return results, state, jam
 
 
-def _ladder_parameters(method: str) -> dict:
-    """The ladder's default pressures and landing flag, for a run's parameters (``method="ladder"``)."""
-    if method != "ladder":
-        return {}
-    from granular.pressure_ladder import LadderSettings
+def _append_compressed_state(history: dict, results: dict) -> None:
+    """Add the state compressed past phi_J (``excess_phi``) to the relaxation history as its last row
+    (no contact number or step count of its own: NaN and 0)."""
+    for key in ("phi", "pressure", "pressure_SS", "pressure_SL", "pressure_LL"):
+        history[key].append(results[key])
+    history["Z"].append(float("nan"))
+    history["steps"].append(0)
 
-    settings = LadderSettings()
-    return {"ladder_pressures": np.asarray(settings.pressures, dtype=float), "ladder_land": settings.land}
+
+def _ladder_parameters(method: str) -> dict:
+    """The default settings of ``method="ladder"`` or ``"enthalpy"`` (pressures, landing flag; the
+    enthalpy's approach and box parameters), for a run's parameters."""
+    if method == "ladder":
+        from granular.pressure_ladder import LadderSettings
+
+        settings = LadderSettings()
+    elif method == "enthalpy":
+        from granular.enthalpy_ladder import EnthalpySettings
+
+        settings = EnthalpySettings()
+    else:
+        return {}
+    out = {"ladder_pressures": np.asarray(settings.pressures, dtype=float), "ladder_land": settings.land}
+    if method == "enthalpy":
+        out.update(enthalpy_approach=settings.approach, **{f"enthalpy_{k}": float(v)
+                                                           for k, v in asdict(settings.box).items()})
+    return out
 
 
 def summary(results: dict, path: str | os.PathLike | None = None) -> str:

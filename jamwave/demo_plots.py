@@ -162,3 +162,62 @@ def plot_follow(packing_files, png: Path) -> None:
     ax_f.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, png)
+
+
+def plot_pruning(histories: dict, png: Path, *, reference: tuple[float, str], tolerance: float,
+                 title: str) -> None:
+    """Pruning runs against the remaining fraction of prunable weights: PQ Index (the untrained
+    control dashed), validation nRMSE with the unpruned model's error and the accuracy limit drawn
+    and labelled, and the remaining fraction per iteration.
+
+    Parameters
+    ----------
+    histories : dict
+        ``{legend label: history}`` (:func:`surrogate.pruning.load_history`), each starting from
+        the same unpruned model.
+    png : Path
+    reference : (float, str)
+        The unpruned model's validation nRMSE and its legend label.
+    tolerance : float
+        The accuracy limit, relative to ``reference``; drawn dashed and labelled.
+    title : str
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from surrogate.pruning.history import scope_pqi
+
+    def nan(values):
+        return [math.nan if v is None else v for v in values]
+
+    fig, (ax_pqi, ax_err, ax_it) = plt.subplots(1, 3, figsize=(15, 4.4), layout="constrained")
+    for i, (label, history) in enumerate(histories.items()):
+        entries, scope = history["entries"], history["scope"]
+        frac = [e["remaining_fraction"] for e in entries]
+        style = {"marker": "osD^v"[i % 5], "markersize": 4, "label": label, "color": f"C{i}"}
+        ax_pqi.plot(frac, nan(scope_pqi(e["pqi"], scope) for e in entries), **style)
+        if entries and all("control" in e for e in entries):
+            ax_pqi.plot(frac, nan(scope_pqi(e["control"], scope) for e in entries), ls="--", lw=1,
+                        color=f"C{i}")
+        ax_err.plot(frac, [e["val_nrmse"] for e in entries], **style)
+        ax_it.plot([e["iteration"] for e in entries], frac, **style)
+    value, label = reference
+    ax_err.axhline(value, color="0.3", lw=1, label=f"{label}: {value:.3g}")
+    ax_err.axhline(tolerance * value, color="0.3", ls="--", lw=1,
+                   label=f"accuracy limit: {tolerance:g} x {label}")
+    for ax in (ax_pqi, ax_err):
+        ax.set_xscale("log")
+        ax.invert_xaxis()
+        ax.set_xlabel("remaining fraction of prunable weights")
+        ax.grid(True, which="both", alpha=0.3)
+    scopes = ", ".join(sorted({h["scope"] for h in histories.values()}))
+    ax_pqi.set_ylabel(f"PQ Index ({scopes} scope); dashed: untrained control")
+    ax_err.set(ylabel="validation nRMSE (rollout)", yscale="log")
+    ax_it.set(xlabel="iteration", ylabel="remaining fraction of prunable weights", yscale="log")
+    ax_it.grid(True, which="both", alpha=0.3)
+    ax_pqi.legend(fontsize=8)
+    ax_err.legend(fontsize=8)
+    fig.suptitle(title)
+    save_figure(fig, png)

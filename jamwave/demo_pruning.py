@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from jamcommon.files import atomic_write_text
+from jamwave.demo_plots import plot_pruning
 from jamwave.demo_run import DemoRun
 from jamwave.report import Document
 
@@ -37,7 +38,6 @@ def pruning_stage(run: DemoRun, report: Document, splits: dict[str, Path], model
     "methods": {method: summary}}}``.
     """
     from surrogate.pruning import summarise_history
-    from surrogate.pruning.plots import plot_histories
 
     p = run.preset
     folder = run.out / "pruning"
@@ -46,15 +46,14 @@ def pruning_stage(run: DemoRun, report: Document, splits: dict[str, Path], model
         histories = {method: prune_to_limit(run, splits, models[name][0], method, folder / name / method)
                      for method in METHODS}
         reference = histories["sap"]["entries"][0]["val_nrmse"]
-        plot_histories(list(histories.values()), folder / name / "compare.png",
-                       labels=[f"{METHODS[m]} ({p.prune_scope})" for m in histories], tolerance=None,
-                       reference=(reference, UNPRUNED_LABEL), overwrite=True,
-                       title=f"{name} surrogate of section 4, pruned")
+        plot_pruning({f"{METHODS[m]} ({p.prune_scope})": h for m, h in histories.items()},
+                     folder / name / "compare.png", reference=(reference, UNPRUNED_LABEL),
+                     tolerance=p.prune_tolerance, title=f"{name} surrogate of section 4, pruned")
         summary[name] = {
             "reference_nrmse": reference, "reference_source": f"models/{name}.pt",
             "tolerance": p.prune_tolerance,
             "methods": {m: summarise_history(h, p.prune_tolerance) | {
-                "first_step_pruned": _first_step(h), "reached_limit": _past_limit(h, p.prune_tolerance)}
+                "first_step_pruned": _first_step(h), "reached_limit": _reached_limit(h, p.prune_tolerance)}
                 for m, h in histories.items()},
         }
     atomic_write_text(folder / "summary.json", json.dumps(summary, indent=1), overwrite=True)
@@ -79,7 +78,8 @@ def prune_to_limit(run: DemoRun, splits: dict[str, Path], trained: Path, method:
     history_path = out / "history.json"
     history = load_history(history_path) if history_path.exists() and not run.force else None
     overwrite = run.force
-    while history is None or not _finished(history, p.prune_iterations, p.prune_tolerance):
+    while history is None or not _finished(history, p.prune_iterations, p.prune_tolerance,
+                                                     p.prune_patience):
         if history is None:
             iterations = 1
         elif history.get("complete"):
@@ -98,8 +98,9 @@ def prune_to_limit(run: DemoRun, splits: dict[str, Path], trained: Path, method:
     return history
 
 
-def _finished(history: dict, max_iterations: int, tolerance: float) -> bool:
-    """The run is complete and reached the accuracy limit, ``max_iterations``, or stopped pruning."""
+def _finished(history: dict, max_iterations: int, tolerance: float, patience: int = 1) -> bool:
+    """The run is complete and has ``patience`` iterations in a row past the accuracy limit, reached
+    ``max_iterations``, or stopped pruning."""
     entries = history["entries"]
     if not history.get("complete"):
         return False
@@ -109,13 +110,30 @@ def _finished(history: dict, max_iterations: int, tolerance: float) -> bool:
     if done == 0:
         return False
     stalled = entries[-1]["remaining_fraction"] == entries[-2]["remaining_fraction"]
-    return _past_limit(history, tolerance) or stalled
+    return _past_limit(history, tolerance, patience) or stalled
 
 
-def _past_limit(history: dict, tolerance: float) -> bool:
-    """The last model's validation nRMSE is above ``tolerance`` x the first's (NaN counts as above)."""
+def _outside(entry: dict, reference: float, tolerance: float) -> bool:
+    """The entry's validation nRMSE is above ``tolerance`` x ``reference`` (NaN counts as above)."""
+    return not entry["val_nrmse"] <= tolerance * reference
+
+
+def _past_limit(history: dict, tolerance: float, patience: int = 1) -> bool:
+    """The last ``patience`` pruned models all have a validation nRMSE above ``tolerance`` x the
+    unpruned model's (iteration 0)."""
     entries = history["entries"]
-    return len(entries) > 1 and not entries[-1]["val_nrmse"] <= tolerance * entries[0]["val_nrmse"]
+    last = entries[1:][-patience:]
+    return len(last) == patience and all(_outside(e, entries[0]["val_nrmse"], tolerance) for e in last)
+
+
+def _reached_limit(history: dict, tolerance: float) -> bool:
+    """A model pruned further than the best one within the limit is past the limit (so the best
+    fraction is not merely where the run stopped)."""
+    entries = history["entries"]
+    inside = [e for e in entries if not _outside(e, entries[0]["val_nrmse"], tolerance)]
+    best = min(e["remaining_fraction"] for e in inside) if inside else 1.0
+    return any(_outside(e, entries[0]["val_nrmse"], tolerance) and e["remaining_fraction"] < best
+               for e in entries)
 
 
 def _rollout_error(horizon: int, start: int):
@@ -176,12 +194,17 @@ def _write_section(run: DemoRun, report: Document, splits: dict, models: dict, s
         "each later iteration prunes, rewinds the survivors to the model's initial weights and "
         "retrains with section 4's settings. SAP (Diao et al., ICLR 2023) prunes the number of "
         "weights given by the PQ Index bound (p = 0.5, q = 1, scope "
-        f"'{p.prune_scope}', {p.prune_magnitude} magnitudes); the lottery ticket prunes 20 % of the "
+        f"'{p.prune_scope}', {p.prune_magnitude} magnitudes: where the pruning study, "
+        "benchmarks/RESULTS.md, found SAP at its best on the CP model); the lottery ticket prunes "
+        "20 % of the "
         "remaining weights per iteration, ranked by the same magnitudes. The dashed PQ Index lines are "
         "the control: untrained Gaussian weights pruned to the same counts (pruning alone lowers the "
         "index; training shows where a run departs from its control). "
         f"Iterations continue until the validation nRMSE exceeds {p.prune_tolerance:g} x that of the "
-        f"unpruned model (at most {p.prune_iterations})."
+        f"unpruned model in {p.prune_patience} iteration{'s' if p.prune_patience > 1 else ''} in a row "
+        f"(at most {p.prune_iterations}); the fraction left at the limit is the smallest whose model "
+        "is within it (as in the pruning study: a retrained model's error scatters from iteration to "
+        "iteration)."
     )
     for name, s in summary.items():
         rows = [{"model": name, "method": METHODS[m], "iterations": r["iterations_done"],
@@ -192,14 +215,15 @@ def _write_section(run: DemoRun, report: Document, splits: dict, models: dict, s
                 for m, r in s["methods"].items()]
         sec.table(rows)
         sec.figure(f"pruning/{name}/compare.png",
-                   f"{name}: PQ Index and validation nRMSE against remaining weights; grey line: "
+                   f"{name}: PQ Index and validation nRMSE against remaining weights; solid grey line: "
                    f"the {UNPRUNED_LABEL}'s validation error ({s['reference_nrmse']:.4g}, "
-                   f"{s['reference_source']})")
+                   f"{s['reference_source']}), dashed: the accuracy limit, {p.prune_tolerance:g} x it")
         for method in METHODS:
             sec.command(
                 f"jamwave surrogate prune --model {models[name][0]} --rewind init --data {splits['train']} "
                 f"--val {splits['val']} --method {method} --scope {p.prune_scope} --iterations "
-                f"{s['methods'][method]['iterations_done']} --epochs {p.epochs} --lr {p.lr} "
-                f"--noise {p.noise} --magnitude {p.prune_magnitude} "
+                f"{s['methods'][method]['iterations_done']} --epochs {p.epochs} --patience {p.patience} "
+                f"--lr {p.lr} --noise {p.noise} --magnitude {p.prune_magnitude} --val-horizon {p.horizon} "
+                f"--seed {run.seed} "
                 f"--out {run.out / 'pruning' / name / method}"
             )

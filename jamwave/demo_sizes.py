@@ -104,7 +104,11 @@ class DemoSize:
         Most pruning steps per method; pruning stops earlier once the validation error passes
         ``prune_tolerance`` x the unpruned model's.
     prune_tolerance : float
-        The accuracy limit, relative to the unpruned model's validation nRMSE.
+        The accuracy limit, relative to the unpruned model's validation nRMSE (the pruning study's
+        1.1).
+    prune_patience : int
+        Pruning stops after this many iterations in a row past the accuracy limit (a retrained
+        model's error scatters: one bad retraining does not end the run).
     horizon : int
         Rollout frames scored on the validation and test splits.
     """
@@ -129,6 +133,7 @@ class DemoSize:
     prune_scope: str = "global"
     prune_models: tuple = ("cp",)
     prune_magnitude: str = "cp-aware"
+    prune_patience: int = 2
     jamming_method: str = "bisection"
     follow_step: float = 0.02
     follow_range: float = 0.25
@@ -156,26 +161,26 @@ SIZES = {
     "tiny": DemoSize(media=Sweep(0.5, (0.3, 0.7), n=96), asymmetric=Sweep(0.3, (0.1, 0.4), n_large=20),
                      reference=Sweep(OHERN_DELTA, (OHERN_X_SMALL,), n=96), excess_phi=1e-2, grid=16,
                      n_frames=12, save_every=4, samples=(6, 2, 2), width=6, depth=1, rank=1, epochs=2,
-                     lr=2e-3, noise=0.02, prune_iterations=2, prune_tolerance=1.5, horizon=8,
+                     lr=2e-3, noise=0.02, prune_iterations=2, prune_tolerance=1.1, horizon=8,
                      source="ricker", start=2),
     "small": DemoSize(media=Sweep(0.5, (0.2, 0.5, 0.8), n=400),
                       asymmetric=Sweep(0.15, (0.1, 0.2, 0.3), n_large=16),
                       reference=Sweep(OHERN_DELTA, (OHERN_X_SMALL,), n=400), excess_phi=1e-2,
                       grid=32, n_frames=16, save_every=2, samples=(32, 6, 6), width=12, depth=2,
-                      rank=2, epochs=16, lr=2e-3, noise=0.02, prune_iterations=10,
-                      prune_tolerance=1.5, horizon=10),
+                      rank=2, epochs=16, lr=2e-3, noise=0.02, prune_iterations=20,
+                      prune_tolerance=1.1, horizon=10),
     "medium": DemoSize(media=Sweep(0.5, (0.2, 0.5, 0.8), n=2000),
                        asymmetric=Sweep(0.15, (0.1, 0.15, 0.2, 0.25, 0.3), n_large=40),
                        reference=Sweep(OHERN_DELTA, (OHERN_X_SMALL,), n=2000), excess_phi=1e-2,
                        grid=64, n_frames=32, save_every=8, samples=(200, 25, 25), width=24, depth=3,
-                       rank=4, epochs=40, lr=2e-3, noise=0.02, prune_iterations=15,
-                       prune_tolerance=1.5, horizon=22, source="ricker", start=8, patience=6,
+                       rank=4, epochs=40, lr=2e-3, noise=0.02, prune_iterations=30,
+                       prune_tolerance=1.1, horizon=22, source="ricker", start=8, patience=6,
                        min_epochs=12),
     "large": DemoSize(media=Sweep(0.5, (0.2, 0.5, 0.8), n=8000),
                       asymmetric=Sweep(0.15, (0.05, 0.1, 0.15, 0.18, 0.21, 0.24, 0.3, 0.4), n_large=200),
                       reference=Sweep(OHERN_DELTA, (OHERN_X_SMALL,), n=8000), excess_phi=1e-2,
                       grid=128, n_frames=42, save_every=8, samples=(1000, 100, 100), width=32,
                       depth=4, rank=4, epochs=200, lr=1e-3, noise=0.02, prune_iterations=30,
-                      prune_tolerance=1.5, horizon=32, source="ricker", start=8, patience=15,
+                      prune_tolerance=1.1, horizon=32, source="ricker", start=8, patience=15,
                       min_epochs=30),
 }

@@ -50,6 +50,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from jamcommon.hdf5 import first_line, open_hdf5
+
 SCHEMA = "jamwave.wave2d/1"
 
 # h5py chunk cache per open file: windows of neighbouring frames hit the same decompressed chunk.
@@ -143,24 +145,14 @@ def _checked_file(path: str | os.PathLike):
         If the file does not exist, is not HDF5, has another schema, or fields of the wrong shape.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"data file {str(path)!r} does not exist")
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as exc:
-        raise ValueError(f"data file {str(path)!r} is not a readable HDF5 file "
-                         f"({_first_line(exc)})") from None
+    handle = open_hdf5(path, role="data file")
     with handle:
         try:
             info = _check_file(handle, path)
         except (OSError, RuntimeError, KeyError) as exc:  # h5py's errors on truncated or damaged files
             raise ValueError(f"data file {str(path)!r} is not a readable HDF5 file "
-                             f"({_first_line(exc)})") from None
+                             f"({first_line(exc)})") from None
         yield handle, info
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0].strip("'\"")
 
 
 def read_info(path: str | os.PathLike) -> WaveFileInfo:

@@ -171,8 +171,9 @@ def test_stuck_stop_is_reported(near_minimum):
     ("physical", "mass-metric", 0.0), ("physical", "euclidean", 0.0), ("jacobi", "mass-metric", 0.0),
     ("unit", "mass-metric", 1.0)])
 def test_cuda_fire_equals_cpu(pre, variant, energy_tol):
-    """The device loop (checks every 16 steps, halts inside a block) follows the CPU loop step by
-    step, list rebuilds included, and stops at the same step."""
+    """The device loop (reads its state once per block of steps; rebuilds and convergence halt
+    inside a block) follows the CPU loop step by step, list rebuilds included, and stops at the
+    same step."""
     p = granular.make_packing(0.5, 0.5, n=90, phi=0.3, seed=3)
     q = granular.scale_to_phi(p, 0.7)
     q.position[:] = np.random.default_rng(3).random(q.position.shape) * q.box

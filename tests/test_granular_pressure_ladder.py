@@ -96,7 +96,7 @@ def test_find_jamming_refuses_a_wrong_ladder_argument():
     with pytest.raises(ValueError, match="ladder"):
         find_jamming(start, ContactLaw(), method="ladder", ladder=(1e-3, 1e-4))
     with pytest.raises(ValueError, match="method"):
-        find_jamming(start, ContactLaw(), method="enthalpy")
+        find_jamming(start, ContactLaw(), method="quench")
 
 
 def test_ladder_without_landing_on_a_mixture():
@@ -126,7 +126,7 @@ def test_cli_jam_with_the_ladder(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "extra, word",
-    [(["--method", "shake"], "--method"), (["--method", "enthalpy"], "--method")],
+    [(["--method", "shake"], "--method"), (["--method", "quench"], "--method")],
 )
 def test_cli_bad_method_arguments_exit_2(tmp_path, capsys, extra, word):
     try:  # argparse type errors exit through SystemExit, library ValueErrors return 2

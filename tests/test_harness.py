@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from benchmarks.harness import Report, measure, print_table, write_results
+from benchmarks.harness import REPOSITORY_ROOT, Report, measure, print_table, write_results
 
 
 def test_measure_and_write(tmp_path, capsys):
@@ -20,3 +20,17 @@ def test_measure_and_write(tmp_path, capsys):
     data = json.loads(path.read_text())
     assert data["rows"][0]["case"] == "a"
     assert data["machine"]["cores"] >= 1
+
+
+def test_results_carry_no_machine_path(tmp_path):
+    """Paths inside the repository (a run's settings, say) are written relative to its root."""
+    inside = REPOSITORY_ROOT / "benchmarks" / "results" / "scratch" / "x"
+    outside = str(tmp_path / "elsewhere")
+    report = Report("paths")
+    report.notes["settings"] = {"data_dir": str(inside), "list": [str(inside)], "other": outside}
+    data = json.loads(write_results(report, tmp_path).read_text())
+    settings = data["notes"]["settings"]
+    assert settings["data_dir"] == "benchmarks/results/scratch/x"
+    assert settings["list"] == ["benchmarks/results/scratch/x"]
+    assert settings["other"] == outside
+    assert str(REPOSITORY_ROOT) not in json.dumps(data)

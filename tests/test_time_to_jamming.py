@@ -19,8 +19,9 @@ def tiny(monkeypatch):
     return "tiny"
 
 
-def test_a_finished_run_counts_every_force_evaluation(tiny):
-    row = ttj.run_one(tiny, "ladder", 0, minimizer="fire", threads=1, cap=300)
+@pytest.mark.parametrize("method", ["ladder", "enthalpy-compress"])
+def test_a_finished_run_counts_every_force_evaluation(tiny, method):
+    row = ttj.run_one(tiny, method, 0, minimizer="fire", threads=1, cap=300)
     assert row["status"] == "finished"
     assert 0.55 < row["phi_J"] < 0.70
     assert row["phi_J_low"] <= row["phi_J"] <= row["phi_J_high"]

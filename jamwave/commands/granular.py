@@ -48,11 +48,13 @@ def _common_args(p: argparse.ArgumentParser) -> None:
                    help="normal contact stiffness k_n (default: 1; units force / d_L)")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="DEM backend (default: auto, or $JAMWAVE_BACKEND)")
-    p.add_argument("--method", choices=("bisection", "compress", "ladder"), default="bisection",
+    p.add_argument("--method", choices=("bisection", "compress", "ladder", "enthalpy"), default="bisection",
                    help="jamming protocol: FIRE-relaxed bisection in phi (O'Hern et al. 2003), "
-                        "compression-decompression with damped dynamics, or a pressure ladder "
-                        "(relaxed states at target pressures, phi_J from the zero of the fitted "
-                        "line P(phi)) (default: bisection)")
+                        "compression-decompression with damped dynamics, a pressure ladder "
+                        "(relaxed states at target pressures 1e-3..1e-5 k_n/d_L, phi_J from the zero "
+                        "of the fitted line P(phi)), or the same ladder with states reached by "
+                        "minimising the enthalpy U + P V with the box as a degree of freedom, from "
+                        "the bisection's first jammed state (CPU only) (default: bisection)")
 
 
 def _register_jam(sub) -> None:
