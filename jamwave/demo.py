@@ -281,8 +281,9 @@ def surrogates_stage(run: DemoRun, report: Document, splits: dict[str, Path]) ->
         sec.command(
             f"jamwave surrogate train --data {splits['train']} --val {splits['val']} "
             f"--conv {conv} --width {p.width} --depth {p.depth} --epochs {p.epochs} "
-            f"--lr {p.lr} --noise {p.noise} --patience {p.patience} --seed {run.seed} "
-            f"--out {folder}/{name}.pt"
+            f"--lr {p.lr} --noise {p.noise} --patience {p.patience} --schedule {p.schedule} "
+            f"--body {p.body} --boundary {p.boundary}{' --reversible' if p.reversible else ''} "
+            f"--seed {run.seed} --out {folder}/{name}.pt"
         )
         sec.command(f"jamwave surrogate evaluate --model {folder}/{name}.pt --data "
                     f"{splits['test']} --horizon {p.horizon} --start {p.start} --out {folder}/{name}.json")
@@ -302,7 +303,8 @@ def _train_and_score(run: DemoRun, splits: dict[str, Path], folder: Path, name: 
     else:
         model = surrogate.train_model(splits["train"], splits["val"], path, conv=conv, rank=rank,
                                       width=p.width, depth=p.depth, seed=run.seed, overwrite=True,
-                                      progress=run.progress, **p.fit_options)
+                                      progress=run.progress, model_options=p.model_options,
+                                      **p.fit_options)
     metrics_path = folder / f"{name}.json"
     if metrics_path.exists() and not run.force:
         return path, json.loads(metrics_path.read_text())

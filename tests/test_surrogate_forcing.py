@@ -220,3 +220,20 @@ def test_cli_trains_a_forcing_unet_and_reports_per_frame_errors(ricker_files, tm
     printed = capsys.readouterr().out
     assert "per predicted frame (1..20)" in printed
     assert len(json.loads(metrics.read_text())["rel_l2_per_step"]) == 20
+
+
+def test_cli_trains_the_stable_configuration(ricker_files, tmp_path):
+    """``jamwave surrogate train`` exposes the surrogate study's configuration (gated body, Dirichlet
+    walls, reversible form, cosine schedule), as the demo's rerun commands use it."""
+    from jamwave.cli import main
+
+    train, val = ricker_files
+    out = tmp_path / "gated.pt"
+    assert main(["surrogate", "train", "--data", train, "--val", val, "--out", str(out), "--width", "4",
+                 "--depth", "1", "--epochs", "2", "--body", "gated", "--boundary", "dirichlet",
+                 "--reversible", "--schedule", "cosine", "--val-horizon", "4"]) == 0
+    config = load(out).config
+    assert (config["body"], config["boundary"], config["reversible"]) == ("gated", "dirichlet", True)
+    with pytest.raises(SystemExit):
+        main(["surrogate", "train", "--data", train, "--val", val, "--out", str(tmp_path / "x.pt"),
+              "--body", "relu"])

@@ -20,9 +20,13 @@ def add_fit_arguments(p, *, epochs_help: str = "maximum epochs (default 20)") ->
                    help="autoregressive steps per training window, backpropagated through (default 1)")
     p.add_argument("--noise", type=bounded_float(0, 10), default=0.0,
                    help="input noise in units of the RMS of u (default 0)")
+    p.add_argument("--schedule", choices=("plateau", "cosine"), default="plateau",
+                   help="learning-rate schedule: halve on a validation plateau, or cosine decay over "
+                        "the epochs (default plateau)")
 
 
 def fit_options(args) -> dict:
     """The keyword arguments of :func:`surrogate.train.fit` (except ``epochs``) from ``args``."""
     return {"lr": args.lr, "batch_size": args.batch_size, "patience": args.patience,
-            "val_horizon": args.val_horizon, "unroll": args.unroll, "noise": args.noise}
+            "val_horizon": args.val_horizon, "unroll": args.unroll, "noise": args.noise,
+            "schedule": args.schedule}

@@ -41,6 +41,12 @@ def _register_train(sub) -> None:
     p.add_argument("--depth", type=bounded_int(0, 256), default=3,
                    help="residual blocks of two k x k convolutions (default 3)")
     p.add_argument("--kernel-size", type=bounded_int(1, 31), default=5, help="k, odd (default 5)")
+    p.add_argument("--body", choices=("gelu", "gated"), default="gelu",
+                   help="network body of dense/CP models: GELU residual blocks, or linear in the fields "
+                        "and gated by the wave speed (default gelu)")
+    p.add_argument("--boundary", choices=("zero", "dirichlet"), default="zero",
+                   help="fields at the walls: zero padding, or continued oddly (Dirichlet walls)")
+    p.add_argument("--reversible", action="store_true", help="the reversible (leapfrog) wrapper form")
     add_fit_arguments(p)
     p.add_argument("--seed", type=bounded_int(0, 2**63 - 1), default=0, help="random seed (default 0)")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
@@ -54,6 +60,8 @@ def _train(args) -> int:
                         depth=args.depth, kernel_size=args.kernel_size, seed=args.seed,
                         overwrite=args.force, modes=args.modes,
                         forcing={"auto": None, "yes": True, "no": False}[args.forcing],
+                        model_options={"body": args.body, "boundary": args.boundary,
+                                       "reversible": args.reversible},
                         progress=True, epochs=args.epochs, **fit_options(args))
     history = model.history
     print(f"wrote {args.out}: best validation nRMSE {history['best_val_nrmse']:.4g} at epoch "
