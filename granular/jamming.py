@@ -53,6 +53,7 @@ from granular.minimize import (
 from granular.space import Packing, scale_to_phi
 
 METHODS = ("bisection", "compress", "ladder", "enthalpy")
+MINIMIZERS = ("fire", "lbfgs")
 JAMMING_HISTORY_KEYS = ("phi", "pressure", "pressure_SS", "pressure_SL", "pressure_LL", "Z", "steps")
 
 
@@ -137,6 +138,7 @@ def find_jamming(
     preconditioner: str = DEFAULT_PRECONDITIONER,
     fire_params: FireParams = DEFAULT_FIRE,
     certify: str = "chunk",
+    minimizer: str = "fire",
     ladder=None,
     backend: str = "auto",
     progress: bool = False,
@@ -172,6 +174,9 @@ def find_jamming(
     preconditioner, fire_params, certify : str, FireParams, {"chunk", "step"}
         FIRE's masses and parameters, and when the unjammed certificate is checked, for every
         relaxation (:func:`granular.minimize.relax`).
+    minimizer : {"fire", "lbfgs"}
+        The minimiser of the fixed-box relaxations: FIRE (:mod:`granular.minimize`, both backends)
+        or L-BFGS (:mod:`granular.lbfgs`, CPU only).
     ladder : LadderSettings or EnthalpySettings, optional
         Options of ``method="ladder"`` (:class:`granular.pressure_ladder.LadderSettings`) or
         ``"enthalpy"`` (:class:`granular.enthalpy_ladder.EnthalpySettings`); default: their defaults.
@@ -189,31 +194,37 @@ def find_jamming(
     p_low, p_high = (p * law.k_n for p in check_pressure_band(pressure_band))
     ladder = _check_method(method, ladder, phi_step, phi_tol, force_tol)
     backend = resolve_backend(backend)
+    if minimizer not in MINIMIZERS:
+        raise ValueError(f"minimizer must be one of {MINIMIZERS}, got {minimizer!r}")
+    if minimizer == "lbfgs" and backend != "cpu":
+        raise ValueError("minimizer 'lbfgs' runs on the CPU only (no CUDA loop yet); use backend='cpu'")
     tol = force_tol * law.k_n
     history = {key: [] for key in JAMMING_HISTORY_KEYS}
     with _progress_bar(progress, method) as bar:
         record = _recorder(history, bar, max_relaxations)
         evaluate = _evaluator(record, law, tol=tol, max_steps=max_steps, backend=backend, damping=damping,
                               p_low=p_low, preconditioner=preconditioner, params=fire_params,
-                              certify=certify)
+                              certify=certify, minimizer=minimizer)
         result, fit = _run_method(method, packing, evaluate, record, law, tol, backend, p_low, p_high,
                                   phi_step, phi_tol, decompress_from * law.k_n, decompress_step, ladder)
     return _jamming_result(result, fit, method, history, backend)
 
 
-def _evaluator(record, law, *, tol, max_steps, backend, damping, p_low, preconditioner, params, certify):
+def _evaluator(record, law, *, tol, max_steps, backend, damping, p_low, preconditioner, params, certify,
+               minimizer="fire"):
     """``evaluate(packing, relaxer="fire")``: one converged relaxation (:func:`relax`), recorded;
     ``evaluate(packing, pressure=P, box=BoxParams)``: at pressure P instead
     (:func:`granular.enthalpy.relax_at_pressure`)."""
 
-    def evaluate(p: Packing, relaxer: str = "fire", pressure: float | None = None, box=None) -> _Relaxed:
+    def evaluate(p: Packing, relaxer: str | None = None, pressure: float | None = None, box=None) -> _Relaxed:
         if pressure is not None:
             from granular.enthalpy import relax_at_pressure
 
             r = relax_at_pressure(p, law, pressure=pressure, force_tol=tol, max_steps=max_steps,
                                   backend=backend, preconditioner=preconditioner, params=params, box=box)
         else:
-            r = relax(p, law, force_tol=tol, max_steps=max_steps, backend=backend, relaxer=relaxer,
+            r = relax(p, law, force_tol=tol, max_steps=max_steps, backend=backend,
+                      relaxer=minimizer if relaxer is None else relaxer,
                       damping=damping, unjammed_pressure=p_low, preconditioner=preconditioner,
                       params=params, certify=certify)
         record(r.packing.packing_fraction, r.pressure, r.split, r.z, r.steps)

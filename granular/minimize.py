@@ -399,12 +399,23 @@ def relax(packing: Packing, law: ContactLaw, *, force_tol: float, max_steps: int
                     f"FIRE did not converge in {steps} steps (max |F| = {res.max_force:.3g} > "
                     f"force_tol = {force_tol:.3g}, stop: {res.stop}) at phi = "
                     f"{packing.packing_fraction:.6f}; raise max_steps")
+    elif relaxer == "lbfgs":
+        from granular.lbfgs import lbfgs_minimize
+
+        energy_tol = 0.0 if unjammed_pressure is None else unjammed_energy(packing, unjammed_pressure, law)
+        res = lbfgs_minimize(packing, law, force_tol=force_tol, max_steps=max_steps, energy_tol=energy_tol,
+                             backend=backend)
+        out, steps = res.packing, res.force_evaluations
+        if not (res.converged or res.stop == "energy"):
+            raise RuntimeError(
+                f"L-BFGS did not converge in {res.iterations} iterations (max |F| = {res.max_force:.3g} > "
+                f"force_tol = {force_tol:.3g}, stop: {res.stop}) at phi = {packing.packing_fraction:.6f}")
     elif relaxer == "damped":
         out, steps = _relax_damped(packing, law, force_tol=force_tol, kinetic_tol=kinetic_tol,
                                    damping=damping, max_steps=max_steps, backend=backend,
                                    unjammed_pressure=unjammed_pressure, fire=fire)
     else:
-        raise ValueError(f"relaxer must be 'fire' or 'damped', got {relaxer!r}")
+        raise ValueError(f"relaxer must be 'fire', 'lbfgs' or 'damped', got {relaxer!r}")
     split = pressure(out, law, backend=backend)
     n_contacts = contacts(out, law, backend=backend).i.size
     return _Relaxed(out, float(split.total), (float(split.ss), float(split.sl), float(split.ll)),

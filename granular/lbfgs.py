@@ -1,0 +1,347 @@
+"""Energy minimisation at fixed box by L-BFGS (Nocedal, Math. Comp. 35, 773, 1980; Liu and
+Nocedal, Math. Prog. 45, 503, 1989), compiled on the CPU.
+
+Why a second minimiser: FIRE is damped dynamics with a global velocity reset on every uphill
+step. Below the jamming point at strong size asymmetry (delta 0.15, X_S >= 0.2) thousands of
+light small spheres rattle in the cages of the large-sphere skeleton; somewhere one of them always
+goes uphill, FIRE resets every ~30-300 steps, and the slow collective motion of the skeleton is
+stopped again and again (benchmarks/RESULTS.md, "Enthalpy minimisation": 3-5e6 FIRE steps for one
+relaxation near phi_J at X_S 0.25). L-BFGS has no velocities to lose: it builds a model of the
+curvature from the last ``memory`` steps and moves along it, so a floppy collective mode is
+crossed in a few long steps.
+
+One iteration, from x with forces F = -grad U:
+
+1. Direction d = H F by the two-loop recursion over the stored pairs (s_k = x_{k+1} - x_k,
+   y_k = F_k - F_{k+1}), H_0 = gamma I with gamma = s.y / y.y of the newest pair. If d is not a
+   descent direction (F.d <= 0) the memory is dropped and d = gamma F.
+2. Step length a = 1, reduced so that no particle moves more than ``max_move`` (the model of a
+   nearly flat energy asks for huge steps that would cross many contacts at once).
+3. Line search, backtracking with quadratic interpolation (factor clamped to [0.1, 0.5]): accept
+   a when the Armijo condition U(x + a d) <= U(x) - c1 a F.d holds, or, where the energy change is
+   below its round-off (near a minimum U changes by ~1e-24 on U ~ 1e-10), the approximate Wolfe
+   conditions of Hager and Zhang (SIAM J. Optim. 16, 170, 2005): U(x + a d) <= U(x) + eps |U(x)|
+   and the directional derivative shrank, 0.9 F.d >= F_new.d >= -0.8 F.d.
+4. Store (s, y) if s.y > 0 (the energy of frictionless spheres is not convex: the tangential part
+   of a compressed contact's Hessian is negative).
+
+Positions leave the box between list builds (the minimum image is valid for displacements below
+half a box); a build wraps them and shifts the stored step start by the same lattice vectors, so
+the differences s stay exact. Converged: max_i |F_i| <= force_tol, the criterion of FIRE
+(:mod:`granular.minimize`), so both stop at the same kind of state; ``energy_tol`` stops early with
+``stop="energy"`` (the unjammed certificate of :func:`granular.minimize.relax`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from granular.accumulators import ACC_ENERGY, N_ACC
+from granular.contact import DEFAULT_LAW, ContactLaw
+from granular.kernels_cpu import contact_forces, rebuild, sum_accumulators, wrap_inplace
+from granular.partition import radius_levels
+from granular.space import Packing
+
+STOP_CONVERGED, STOP_MAX_ITER, STOP_NONFINITE, STOP_LINE_SEARCH, STOP_ENERGY = range(5)
+STOPS = {STOP_CONVERGED: "converged", STOP_MAX_ITER: "max_steps", STOP_NONFINITE: "nonfinite",
+         STOP_LINE_SEARCH: "stuck", STOP_ENERGY: "energy"}
+C_ARMIJO = 1e-4
+WOLFE_SIGMA = 0.9
+WOLFE_DELTA = 0.1
+ENERGY_ROUNDOFF = 1e-6
+MAX_TRIALS = 40
+
+
+@dataclass(frozen=True)
+class LbfgsParams:
+    """Parameters of :func:`lbfgs_minimize`.
+
+    Parameters
+    ----------
+    memory : int
+        Number of stored step pairs (s, y), in [1, 100].
+    max_move : float
+        Largest displacement of one particle in one iteration, as a fraction of the smallest
+        sphere diameter, in (0, 1].
+    """
+
+    memory: int = 8
+    max_move: float = 0.1
+
+    def __post_init__(self):
+        if isinstance(self.memory, bool) or int(self.memory) != self.memory or not 1 <= self.memory <= 100:
+            raise ValueError(f"memory must be an integer in [1, 100], got {self.memory!r}")
+        if not (np.isfinite(self.max_move) and 0 < self.max_move <= 1):
+            raise ValueError(f"max_move must be in (0, 1] (fraction of the smallest diameter), "
+                             f"got {self.max_move!r}")
+
+
+DEFAULT_LBFGS = LbfgsParams()
+
+
+@dataclass
+class LbfgsResult:
+    """Outcome of :func:`lbfgs_minimize`; ``converged`` means max |F_i| <= force_tol (k_n d_L).
+
+    ``iterations`` L-BFGS iterations cost ``force_evaluations`` force calls (line-search trials
+    included); ``stop`` is ``"converged"``, ``"energy"``, ``"max_steps"`` or ``"stuck"`` (the line
+    search found no acceptable step: the energy is flat to round-off along the direction).
+    """
+
+    packing: Packing
+    converged: bool
+    iterations: int
+    force_evaluations: int
+    max_force: float
+    energy: float
+    force: np.ndarray
+    rebuilds: int
+    stop: str
+    backend: str = "cpu"
+
+    @property
+    def steps(self) -> int:
+        """Force evaluations, the unit the FIRE counters use (one force call per step)."""
+        return self.force_evaluations
+
+
+@numba.njit(cache=True, fastmath=True)
+def _dot(a, b):
+    """Dot product of two flat arrays (flat loops vectorise; (N, 3) indexing does not)."""
+    s = 0.0
+    for i in range(a.size):
+        s += a[i] * b[i]
+    return s
+
+
+@numba.njit(cache=True, fastmath=True)
+def _axpy(alpha, x, y):
+    """y += alpha x (flat arrays)."""
+    for i in range(x.size):
+        y[i] += alpha * x[i]
+
+
+@numba.njit(cache=True)
+def _max_row_norm(a):
+    """Largest |a_i| over the rows of a flat array of 3-vectors (NaN if any is NaN)."""
+    m = 0.0
+    for i in range(a.size // 3):
+        r = a[3 * i] ** 2 + a[3 * i + 1] ** 2 + a[3 * i + 2] ** 2
+        if not r <= m:  # NaN wins
+            m = r
+    return math.sqrt(m)
+
+
+@numba.njit(cache=True)
+def _direction(force, s_hist, y_hist, rho, coef, newest, stored, gamma, out):
+    """out = H F by the two-loop recursion (H_0 = gamma I), flat arrays (s_hist, y_hist:
+    (memory, 3N)); ``newest`` is the ring index of the newest pair, ``stored`` how many are held."""
+    memory = rho.shape[0]
+    out[:] = force
+    k = newest
+    for _ in range(stored):
+        coef[k] = rho[k] * _dot(s_hist[k], out)
+        _axpy(-coef[k], y_hist[k], out)
+        k = (k - 1) % memory
+    for i in range(out.size):
+        out[i] *= gamma
+    k = (newest - stored + 1) % memory
+    for _ in range(stored):
+        beta = rho[k] * _dot(y_hist[k], out)
+        _axpy(coef[k] - beta, s_hist[k], out)
+        k = (k + 1) % memory
+
+
+@numba.njit(cache=True, fastmath=True)
+def _trial(x, x0, step, d, ref):
+    """x = x0 + step d; returns the largest squared displacement from ``ref`` (flat arrays)."""
+    moved2 = 0.0
+    for i in range(x.size // 3):
+        r2 = 0.0
+        for c in range(3 * i, 3 * i + 3):
+            x[c] = x0[c] + step * d[c]
+            u = x[c] - ref[c]
+            r2 += u * u
+        moved2 = max(moved2, r2)
+    return moved2
+
+
+@numba.njit(cache=True)
+def lbfgs_loop(position, force, radius, species, box, level, level_rmax, skin, k_n, model, memory, max_move,
+               force_tol, energy_tol, max_iter, counters, n_chunks):
+    """L-BFGS at fixed box, in place on ``position`` (N, 3) and ``force`` (N, 3) (module docstring).
+
+    ``counters`` (5,) receives iterations, force evaluations, list builds, the stop code and the
+    final energy. Positions are wrapped at the end.
+    """
+    n = position.shape[0]
+    start, neighbours, bounds, ref = rebuild(position, radius, box, level, level_rmax, skin, n_chunks)
+    rebuilds = 1
+    buf = np.empty((n_chunks, n, 3)) if n_chunks > 1 else force.reshape((1, n, 3))
+    acc = np.zeros((n_chunks, N_ACC))
+    totals = np.zeros(N_ACC)
+    velocity = np.zeros((1, 3))  # no dashpot (gamma_n = 0): never read
+    x = position.reshape(-1)
+    f = force.reshape(-1)
+    s_hist = np.zeros((memory, 3 * n))
+    y_hist = np.zeros((memory, 3 * n))
+    rho = np.zeros(memory)
+    coef = np.zeros(memory)
+    d = np.empty(3 * n)
+    x0 = np.empty(3 * n)
+    f0 = np.empty(3 * n)
+    newest, stored, gamma = -1, 0, 1.0
+    contact_forces(position, velocity, radius, species, box, start, neighbours, bounds, k_n, 0.0, model,
+                   buf, acc, force)
+    sum_accumulators(acc, totals)
+    energy = totals[ACC_ENERGY]
+    evals = 1
+    iteration = 0
+    stop = -1
+    half_skin2 = (0.5 * skin) ** 2
+    while True:
+        fmax = _max_row_norm(f)
+        if not (math.isfinite(fmax) and math.isfinite(energy)):
+            stop = STOP_NONFINITE
+            break
+        if fmax <= force_tol:
+            stop = STOP_CONVERGED
+            break
+        if energy <= energy_tol:
+            stop = STOP_ENERGY
+            break
+        if iteration >= max_iter:
+            stop = STOP_MAX_ITER
+            break
+        if stored == 0:
+            gamma = max_move / fmax  # first step: the largest force moves its particle by max_move
+        _direction(f, s_hist, y_hist, rho, coef, newest, stored, gamma, d)
+        slope = _dot(f, d)  # -dU/da at a = 0
+        if not slope > 0.0:  # not a descent direction: drop the memory
+            stored = 0
+            gamma = max_move / fmax
+            for i in range(d.size):
+                d[i] = gamma * f[i]
+            slope = _dot(f, d)
+        step = 1.0
+        dmax = _max_row_norm(d)
+        if dmax > max_move:
+            step = max_move / dmax
+        x0[:] = x
+        f0[:] = f
+        e0 = energy
+        accepted = False
+        for _ in range(MAX_TRIALS):
+            if _trial(x, x0, step, d, ref.reshape(-1)) > half_skin2:
+                before = x.copy()
+                start, neighbours, bounds, ref = rebuild(position, radius, box, level, level_rmax, skin,
+                                                         n_chunks)
+                rebuilds += 1
+                for i in range(x.size):  # shift the step start by the lattice vectors of the wrap
+                    x0[i] += x[i] - before[i]
+            contact_forces(position, velocity, radius, species, box, start, neighbours, bounds, k_n, 0.0,
+                           model, buf, acc, force)
+            sum_accumulators(acc, totals)
+            energy = totals[ACC_ENERGY]
+            evals += 1
+            if not math.isfinite(energy):
+                break
+            if energy <= e0 - C_ARMIJO * step * slope:
+                accepted = True
+                break
+            new_slope = _dot(f, d)
+            if (energy <= e0 + ENERGY_ROUNDOFF * abs(e0) and WOLFE_SIGMA * slope >= new_slope
+                    and new_slope >= (2.0 * WOLFE_DELTA - 1.0) * slope):
+                accepted = True
+                break
+            curvature = energy - e0 + step * slope  # of the quadratic through U(0), U'(0), U(step)
+            shrink = 0.5
+            if curvature > 0.0:
+                shrink = min(0.5, max(0.1, 0.5 * slope * step / curvature))
+            step *= shrink
+        if not accepted:
+            x[:] = x0
+            f[:] = f0
+            stop = STOP_NONFINITE if not math.isfinite(energy) else STOP_LINE_SEARCH
+            energy = e0
+            break
+        iteration += 1
+        k = (newest + 1) % memory
+        s_k = s_hist[k]
+        y_k = y_hist[k]
+        for i in range(x.size):
+            s_k[i] = step * d[i]
+            y_k[i] = f0[i] - f[i]
+        sy = _dot(s_k, y_k)
+        yy = _dot(y_k, y_k)
+        if sy > 1e-12 * math.sqrt(_dot(s_k, s_k) * yy) and yy > 0.0:
+            newest = k
+            stored = min(stored + 1, memory)
+            rho[k] = 1.0 / sy
+            gamma = sy / yy
+    wrap_inplace(position, box)
+    counters[0] = iteration
+    counters[1] = evals
+    counters[2] = rebuilds
+    counters[3] = stop
+    counters[4] = energy
+
+
+def lbfgs_minimize(packing: Packing, law: ContactLaw = DEFAULT_LAW, *, force_tol: float = 1e-12,
+                   max_steps: int = 10**6, params: LbfgsParams = DEFAULT_LBFGS, skin: float | None = None,
+                   energy_tol: float = 0.0, backend: str = "cpu") -> LbfgsResult:
+    """Minimise the elastic energy at fixed box with L-BFGS (module docstring).
+
+    Parameters
+    ----------
+    packing : Packing
+        Start (not modified; velocities are ignored).
+    law : ContactLaw
+    force_tol : float
+        Convergence threshold on max_i |F_i| (units k_n d_L, > 0).
+    max_steps : int
+        Cap on the iterations (>= 0); reaching it returns ``converged=False``.
+    params : LbfgsParams
+    skin : float, optional
+        Verlet skin (default 20 % of the smallest diameter).
+    energy_tol : float
+        Also stop (``stop="energy"``) once the elastic energy is <= this (k_n d_L^2; 0: never).
+    backend : {"cpu", "auto"}
+        CPU only: there is no CUDA L-BFGS ("auto" means the CPU here).
+
+    Returns
+    -------
+    LbfgsResult
+    """
+    from granular.loops_cpu import _threads
+    from granular.simulate import _check_steps, _raise_status, _setup
+
+    if backend not in ("cpu", "auto"):
+        raise ValueError(f"backend must be 'cpu' or 'auto' for L-BFGS (no CUDA loop), got {backend!r}")
+    if not (np.isfinite(force_tol) and force_tol > 0):
+        raise ValueError(f"force_tol must be a finite number > 0, got {force_tol}")
+    if not isinstance(params, LbfgsParams):
+        raise ValueError(f"params must be a granular.LbfgsParams, got {type(params).__name__}")
+    max_steps = _check_steps("max_steps", max_steps)
+    if not (np.isfinite(energy_tol) and energy_tol >= 0):
+        raise ValueError(f"energy_tol must be a finite number >= 0, got {energy_tol}")
+    _, skin, _, _ = _setup(packing, law, None, skin, "cpu")
+    out = packing.copy()
+    out.velocity[:] = 0.0
+    force = np.zeros_like(out.position)
+    counters = np.zeros(5)
+    level, level_rmax = radius_levels(out.radius)
+    max_move = params.max_move * 2.0 * float(out.radius.min())
+    with _threads(out.n) as n_chunks:
+        lbfgs_loop(out.position, force, out.radius, out.species, out.box, level, level_rmax, float(skin),
+                   float(law.k_n), int(law.model_code), int(params.memory), max_move, float(force_tol),
+                   float(energy_tol), int(max_steps), counters, n_chunks)
+    stop = int(counters[3])
+    _raise_status(1 if stop == STOP_NONFINITE else 0, int(counters[0]), "lbfgs_minimize")
+    return LbfgsResult(out, stop == STOP_CONVERGED, int(counters[0]), int(counters[1]),
+                       _max_row_norm(force.reshape(-1)), float(counters[4]), force, int(counters[2]),
+                       STOPS[stop])
