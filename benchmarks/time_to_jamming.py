@@ -69,13 +69,15 @@ def start_packing(system: str | dict, seed: int):
 
 
 def _count_steps(counter) -> None:
-    """Make every FIRE, MD and enthalpy-minimisation call of this process add its steps to
-    ``counter`` (callers look these functions up in their modules at call time)."""
+    """Make every FIRE, MD, enthalpy-minimisation and L-BFGS call of this process add its force
+    evaluations to ``counter`` (callers look these functions up in their modules at call time)."""
     import granular.enthalpy as enth
+    import granular.lbfgs as lbfgs
     import granular.minimize as mini
     import granular.simulate as sim
 
     fire, md, enthalpy = mini.fire_minimize, sim.run_md, enth.enthalpy_minimize
+    quasi_newton = lbfgs.lbfgs_minimize
 
     def fire_counted(*args, **kwargs):
         res = fire(*args, **kwargs)
@@ -95,7 +97,14 @@ def _count_steps(counter) -> None:
             counter.value += int(res.steps)
         return res
 
+    def lbfgs_counted(*args, **kwargs):
+        res = quasi_newton(*args, **kwargs)
+        with counter.get_lock():
+            counter.value += int(res.force_evaluations)
+        return res
+
     mini.fire_minimize, sim.run_md, enth.enthalpy_minimize = fire_counted, md_counted, enthalpy_counted
+    lbfgs.lbfgs_minimize = lbfgs_counted
 
 
 def method_kwargs(method: str) -> dict:
@@ -294,6 +303,7 @@ def _warm_up() -> None:
 
     for method in ("bisection", "ladder", "enthalpy"):
         find_jamming(make_packing(0.5, 0.5, n=120, phi=0.3, seed=0), method=method, backend="cpu")
+    find_jamming(make_packing(0.5, 0.5, n=120, phi=0.3, seed=0), minimizer="lbfgs", backend="cpu")
 
 
 def main(argv=None) -> int:
@@ -305,7 +315,8 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", type=lambda t: _names(t, METHODS, "--methods"),
                         default="bisection,ladder", help=f"comma list of {', '.join(METHODS)}")
     parser.add_argument("--seeds", type=_seeds, default="0,1,2", help="comma list (default: 0,1,2)")
-    parser.add_argument("--minimizer", default="fire", help="relaxation of find_jamming (default: fire)")
+    parser.add_argument("--minimizer", default="fire",
+                        help="comma list of find_jamming's minimisers, fire and lbfgs (default: fire)")
     parser.add_argument("--cap", type=bounded_float(0, lo_open=True), default=1800.0,
                         help="wall-time cap of one run in seconds (default: 1800)")
     parser.add_argument("--threads", type=bounded_int(1), default=1, help="Numba threads (default: 1)")
@@ -315,18 +326,19 @@ def main(argv=None) -> int:
                         ("methods", lambda t: _names(t, METHODS, "--methods")), ("seeds", _seeds)):
         if isinstance(getattr(args, attr), str):
             setattr(args, attr, parse(getattr(args, attr)))
-    minimizer_kwargs(args.minimizer)  # refuse an unknown minimiser before any work
+    minimizers = [m.strip() for m in args.minimizer.split(",") if m.strip()]
+    for minimizer in minimizers:
+        minimizer_kwargs(minimizer)  # refuse an unknown minimiser before any work
     report = Report(args.name, notes={"cap_s": args.cap, "threads": args.threads})
-    for system in args.systems:
-        for method in args.methods:
-            for seed in args.seeds:
-                row = run_one(system, method, seed, minimizer=args.minimizer, threads=args.threads,
-                              cap=args.cap)
-                report.add(**row)
-                print(f"{system} {method} seed {seed}: {row.get('status')}, phi_J = "
-                      f"{row.get('phi_J', math.nan):.6f}, force evaluations {row.get('force_evaluations')}, "
-                      f"wall {row.get('wall_s', math.nan):.1f} s (load {row['load_before']:.1f})", flush=True)
-                write_results(report)  # after every run: an interrupted study keeps what it measured
+    runs = [(s, m, z, seed) for s in args.systems for m in args.methods
+            for z in (minimizers if m != "lammps" else ["fire"]) for seed in args.seeds]
+    for system, method, minimizer, seed in runs:
+        row = run_one(system, method, seed, minimizer=minimizer, threads=args.threads, cap=args.cap)
+        report.add(**row)
+        print(f"{system} {method} {row['minimizer']} seed {seed}: {row.get('status')}, phi_J = "
+              f"{row.get('phi_J', math.nan):.6f}, force evaluations {row.get('force_evaluations')}, "
+              f"wall {row.get('wall_s', math.nan):.1f} s (load {row['load_before']:.1f})", flush=True)
+        write_results(report)  # after every run: an interrupted study keeps what it measured
     summary = summarise(report.rows)
     report.notes["summary"] = summary
     print_table(summary, ["system", "method", "minimizer", "finished", "wall_s", "cpu_s", "force_evals",

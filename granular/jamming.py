@@ -206,7 +206,8 @@ def find_jamming(
                               p_low=p_low, preconditioner=preconditioner, params=fire_params,
                               certify=certify, minimizer=minimizer)
         result, fit = _run_method(method, packing, evaluate, record, law, tol, backend, p_low, p_high,
-                                  phi_step, phi_tol, decompress_from * law.k_n, decompress_step, ladder)
+                                  phi_step, phi_tol, decompress_from * law.k_n, decompress_step, ladder,
+                                  minimizer)
     return _jamming_result(result, fit, method, history, backend)
 
 
@@ -245,12 +246,13 @@ def _jamming_result(result, fit, method: str, history: dict, backend: str) -> Ja
 
 
 def _run_method(method, packing, evaluate, record, law, tol, backend, p_low, p_high, phi_step, phi_tol,
-                decompress_from, decompress_step, ladder):
+                decompress_from, decompress_step, ladder, minimizer="fire"):
     """Dispatch to one method; returns ((phi_j, phi_low, phi_high, criterion, state), fit or None)."""
     if method == "bisection":
         return _bisection(packing, evaluate, p_low, p_high, phi_step, phi_tol), None
     if method == "ladder":
-        *result, fit = _ladder(packing, evaluate, record, law, tol, backend, p_low, p_high, phi_step, ladder)
+        *result, fit = _ladder(packing, evaluate, record, law, tol, backend, p_low, p_high, phi_step, ladder,
+                               minimizer)
         return result, fit
     if method == "enthalpy":
         from granular.enthalpy_ladder import enthalpy_search
@@ -304,12 +306,12 @@ def _check_method(method, ladder, phi_step, phi_tol, force_tol):
     return ladder
 
 
-def _ladder(packing, evaluate, record, law, tol, backend, p_low, p_high, phi_step, ladder):
+def _ladder(packing, evaluate, record, law, tol, backend, p_low, p_high, phi_step, ladder, minimizer):
     """method="ladder": :func:`granular.pressure_ladder.ladder_search` with this module's relaxations."""
     from granular.pressure_ladder import capped_relaxer, ladder_search
 
     capped = capped_relaxer(record, law, force_tol=tol, backend=backend, p_low=p_low, bound=pressure_bound,
-                            freeze=ladder.freeze_rattlers)
+                            freeze=ladder.freeze_rattlers, minimizer=minimizer)
     return ladder_search(packing, evaluate, capped, law, p_low=p_low, p_high=p_high, phi_step=phi_step,
                          settings=ladder)
 

@@ -42,7 +42,13 @@ import numpy as np
 
 from granular.accumulators import ACC_ENERGY, N_ACC
 from granular.contact import DEFAULT_LAW, ContactLaw
-from granular.kernels_cpu import contact_forces, rebuild, sum_accumulators, wrap_inplace
+from granular.kernels_cpu import (
+    contact_forces,
+    pair_contact_stiffness,
+    rebuild,
+    sum_accumulators,
+    wrap_inplace,
+)
 from granular.partition import radius_levels
 from granular.space import Packing
 
@@ -54,6 +60,9 @@ WOLFE_SIGMA = 0.9
 WOLFE_DELTA = 0.1
 ENERGY_ROUNDOFF = 1e-6
 MAX_TRIALS = 40
+JACOBI_REFRESH = 20
+"""Iterations between two refreshes of the Jacobi preconditioner (the stored pairs stay valid)."""
+PRECONDITIONERS = ("none", "jacobi")
 
 
 @dataclass(frozen=True)
@@ -67,10 +76,15 @@ class LbfgsParams:
     max_move : float
         Largest displacement of one particle in one iteration, as a fraction of the smallest
         sphere diameter, in (0, 1].
+    preconditioner : {"jacobi", "none"}
+        H_0 of the recursion: ``"jacobi"`` gamma diag(1 / K_i), K_i the sum of the contact
+        stiffnesses of particle i (at least the mean of one contact), refreshed every
+        ``JACOBI_REFRESH`` iterations; ``"none"`` gamma I.
     """
 
     memory: int = 8
     max_move: float = 0.1
+    preconditioner: str = "jacobi"
 
     def __post_init__(self):
         if isinstance(self.memory, bool) or int(self.memory) != self.memory or not 1 <= self.memory <= 100:
@@ -78,6 +92,8 @@ class LbfgsParams:
         if not (np.isfinite(self.max_move) and 0 < self.max_move <= 1):
             raise ValueError(f"max_move must be in (0, 1] (fraction of the smallest diameter), "
                              f"got {self.max_move!r}")
+        if self.preconditioner not in PRECONDITIONERS:
+            raise ValueError(f"preconditioner must be one of {PRECONDITIONERS}, got {self.preconditioner!r}")
 
 
 DEFAULT_LBFGS = LbfgsParams()
@@ -137,9 +153,10 @@ def _max_row_norm(a):
 
 
 @numba.njit(cache=True)
-def _direction(force, s_hist, y_hist, rho, coef, newest, stored, gamma, out):
-    """out = H F by the two-loop recursion (H_0 = gamma I), flat arrays (s_hist, y_hist:
-    (memory, 3N)); ``newest`` is the ring index of the newest pair, ``stored`` how many are held."""
+def _direction(force, s_hist, y_hist, rho, coef, newest, stored, gamma, inv_diag, out):
+    """out = H F by the two-loop recursion (H_0 = gamma diag(inv_diag), ``inv_diag`` (N,) one value
+    per particle), flat arrays (s_hist, y_hist: (memory, 3N)); ``newest`` is the ring index of the
+    newest pair, ``stored`` how many are held."""
     memory = rho.shape[0]
     out[:] = force
     k = newest
@@ -148,7 +165,7 @@ def _direction(force, s_hist, y_hist, rho, coef, newest, stored, gamma, out):
         _axpy(-coef[k], y_hist[k], out)
         k = (k - 1) % memory
     for i in range(out.size):
-        out[i] *= gamma
+        out[i] *= gamma * inv_diag[i // 3]
     k = (newest - stored + 1) % memory
     for _ in range(stored):
         beta = rho[k] * _dot(y_hist[k], out)
@@ -171,8 +188,29 @@ def _trial(x, x0, step, d, ref):
 
 
 @numba.njit(cache=True)
+def _inverse_stiffness(position, radius, box, start, neighbours, k_n, model, stiffness, inv_diag):
+    """Jacobi preconditioner of H_0: inv_diag_i = 1 / max(sum of the tangent stiffnesses of i's
+    contacts, the mean stiffness of one contact), in units of 1 / k_n (1 for every particle when
+    nothing touches)."""
+    n = position.shape[0]
+    stiffness[:] = 0.0
+    ends = 0.0
+    for i in range(n):
+        for k in range(start[i], start[i + 1]):
+            j = neighbours[k]
+            st, _ = pair_contact_stiffness(position, radius, box, i, j, k_n, model)
+            if st != 0.0:
+                stiffness[i] += st
+                stiffness[j] += st
+                ends += 2.0
+    floor = stiffness.sum() / ends if ends > 0.0 else k_n
+    for i in range(n):
+        inv_diag[i] = k_n / max(stiffness[i], floor)
+
+
+@numba.njit(cache=True)
 def lbfgs_loop(position, force, radius, species, box, level, level_rmax, skin, k_n, model, memory, max_move,
-               force_tol, energy_tol, max_iter, counters, n_chunks):
+               jacobi, force_tol, energy_tol, max_iter, counters, n_chunks):
     """L-BFGS at fixed box, in place on ``position`` (N, 3) and ``force`` (N, 3) (module docstring).
 
     ``counters`` (5,) receives iterations, force evaluations, list builds, the stop code and the
@@ -195,6 +233,8 @@ def lbfgs_loop(position, force, radius, species, box, level, level_rmax, skin, k
     x0 = np.empty(3 * n)
     f0 = np.empty(3 * n)
     newest, stored, gamma = -1, 0, 1.0
+    stiffness = np.zeros(n)
+    inv_diag = np.ones(n)
     contact_forces(position, velocity, radius, species, box, start, neighbours, bounds, k_n, 0.0, model,
                    buf, acc, force)
     sum_accumulators(acc, totals)
@@ -217,15 +257,20 @@ def lbfgs_loop(position, force, radius, species, box, level, level_rmax, skin, k
         if iteration >= max_iter:
             stop = STOP_MAX_ITER
             break
-        if stored == 0:
-            gamma = max_move / fmax  # first step: the largest force moves its particle by max_move
-        _direction(f, s_hist, y_hist, rho, coef, newest, stored, gamma, d)
+        if jacobi and iteration % JACOBI_REFRESH == 0:
+            _inverse_stiffness(position, radius, box, start, neighbours, k_n, model, stiffness, inv_diag)
+        if stored == 0:  # first step: the largest preconditioned force moves its particle by max_move
+            gamma = 1.0
+            _direction(f, s_hist, y_hist, rho, coef, newest, 0, 1.0, inv_diag, d)
+            gamma = max_move / _max_row_norm(d)
+        _direction(f, s_hist, y_hist, rho, coef, newest, stored, gamma, inv_diag, d)
         slope = _dot(f, d)  # -dU/da at a = 0
         if not slope > 0.0:  # not a descent direction: drop the memory
             stored = 0
-            gamma = max_move / fmax
+            _direction(f, s_hist, y_hist, rho, coef, newest, 0, 1.0, inv_diag, d)
+            gamma = max_move / _max_row_norm(d)
             for i in range(d.size):
-                d[i] = gamma * f[i]
+                d[i] *= gamma
             slope = _dot(f, d)
         step = 1.0
         dmax = _max_row_norm(d)
@@ -282,7 +327,10 @@ def lbfgs_loop(position, force, radius, species, box, level, level_rmax, skin, k
             newest = k
             stored = min(stored + 1, memory)
             rho[k] = 1.0 / sy
-            gamma = sy / yy
+            yhy = 0.0  # y . diag(inv_diag) y: the scale of H_0 in the preconditioner's metric
+            for i in range(n):
+                yhy += inv_diag[i] * (y_k[3 * i] ** 2 + y_k[3 * i + 1] ** 2 + y_k[3 * i + 2] ** 2)
+            gamma = sy / yhy
     wrap_inplace(position, box)
     counters[0] = iteration
     counters[1] = evals
@@ -338,7 +386,8 @@ def lbfgs_minimize(packing: Packing, law: ContactLaw = DEFAULT_LAW, *, force_tol
     max_move = params.max_move * 2.0 * float(out.radius.min())
     with _threads(out.n) as n_chunks:
         lbfgs_loop(out.position, force, out.radius, out.species, out.box, level, level_rmax, float(skin),
-                   float(law.k_n), int(law.model_code), int(params.memory), max_move, float(force_tol),
+                   float(law.k_n), int(law.model_code), int(params.memory), max_move,
+                   params.preconditioner == "jacobi", float(force_tol),
                    float(energy_tol), int(max_steps), counters, n_chunks)
     stop = int(counters[3])
     _raise_status(1 if stop == STOP_NONFINITE else 0, int(counters[0]), "lbfgs_minimize")

@@ -189,7 +189,7 @@ class RelaxedState:
 
 
 def capped_relaxer(record: Callable, law, *, force_tol: float, backend: str, p_low: float,
-                   bound: Callable, freeze: bool = True) -> Callable:
+                   bound: Callable, freeze: bool = True, minimizer: str = "fire") -> Callable:
     """``capped(packing, max_steps)`` for :func:`ladder_search`, recording through ``record``.
 
     ``record(phi, pressure, (P_SS, P_SL, P_LL), z, steps)`` appends one history row. A relaxation
@@ -204,12 +204,22 @@ def capped_relaxer(record: Callable, law, *, force_tol: float, backend: str, p_l
     that falls with their number (below X*_S most small spheres rattle). Not while approaching
     jamming from below (``jammed=False``): there most particles are contact-free but many get
     touched, and each touch restarts FIRE on the whole packing, changing the path.
+
+    ``minimizer="lbfgs"`` relaxes by L-BFGS (:func:`granular.lbfgs.lbfgs_minimize`, CPU only; the
+    cap counts its iterations, ``freeze`` does not apply) instead of FIRE.
     """
+    from granular.lbfgs import lbfgs_minimize
     from granular.measure import contacts, pressure
+    from granular.minimize import unjammed_energy
 
     def capped(packing, cap: int, jammed: bool = True):
-        out, steps, converged, energy = relax_frozen(packing, law, force_tol=force_tol, max_steps=cap,
-                                                     backend=backend, freeze=freeze and jammed)
+        if minimizer == "lbfgs":
+            res = lbfgs_minimize(packing, law, force_tol=force_tol, max_steps=cap, backend=backend,
+                                 energy_tol=unjammed_energy(packing, p_low, law))
+            out, steps, converged, energy = res.packing, res.force_evaluations, res.converged, res.energy
+        else:
+            out, steps, converged, energy = relax_frozen(packing, law, force_tol=force_tol, max_steps=cap,
+                                                         backend=backend, freeze=freeze and jammed)
         phi = out.packing_fraction
         if converged or bound(out, energy, law) < p_low:
             split = pressure(out, law, backend=backend)
