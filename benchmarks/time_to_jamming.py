@@ -14,8 +14,8 @@ approach explicitly) and
 ``benchmarks/lammps_jam.lmp`` (compress by dphi, FIRE-minimise, record P; phi_J from the zero of the
 straight-line fit of P(phi) over its jammed states) on the same starting packing, written as a
 LAMMPS data file. It is skipped with a note when ``lmp`` is absent. ``--minimizer`` names the
-relaxation passed to ``find_jamming`` (its ``minimizer`` argument, when it has one; ``fire`` is
-today's FIRE and needs no argument).
+relaxations of ``find_jamming`` (its ``minimizer`` argument: ``fire`` or ``lbfgs``, a comma list
+runs each).
 
 Systems (``--systems``, names below): monodisperse N 1000; the 50:50-by-number mixture of diameter
 ratio 1.4, N 2000; delta 0.5, X_S 0.5, N 4000; delta 0.15 at X_S 0.20 / 0.25 / 0.30 with 40 and 100
@@ -122,6 +122,10 @@ def minimizer_kwargs(minimizer: str) -> dict:
     from granular.jamming import find_jamming
 
     if "minimizer" in inspect.signature(find_jamming).parameters:
+        from granular.jamming import MINIMIZERS
+
+        if minimizer not in MINIMIZERS:
+            raise ValueError(f"--minimizer {minimizer!r}: not one of {', '.join(MINIMIZERS)}")
         return {"minimizer": minimizer}
     if minimizer != "fire":
         raise ValueError(f"--minimizer {minimizer!r}: find_jamming has no minimizer argument (only 'fire')")

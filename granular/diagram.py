@@ -53,6 +53,9 @@ class DiagramSettings:
     method : str
         Jamming method, ``"bisection"``, ``"compress"`` or ``"ladder"``
         (:func:`granular.jamming.find_jamming`).
+    minimizer : str
+        ``"fire"`` or ``"lbfgs"``: the minimiser of the jamming search's and of the followed path's
+        fixed-box relaxations (L-BFGS on the CPU only).
     modulus_method : str
         ``"both"``, ``"strain"`` or ``"linear_response"`` (K on both lines).
     excess_phi : float
@@ -78,6 +81,7 @@ class DiagramSettings:
     n_large: int | None = 50
     n: int | None = None
     method: str = "bisection"
+    minimizer: str = "fire"
     excess_phi: float = 5e-3
     follow_step: float = 5e-3
     follow_range: float = 0.1
@@ -90,10 +94,12 @@ class DiagramSettings:
     threads: int = 1
 
     def __post_init__(self):
-        from granular.jamming import METHODS
+        from granular.jamming import METHODS, MINIMIZERS
 
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.minimizer not in MINIMIZERS:
+            raise ValueError(f"minimizer must be one of {MINIMIZERS}, got {self.minimizer!r}")
 
 
 def check_grid(deltas, x_small_values, seeds) -> tuple[list[float], list[float], list[int]]:

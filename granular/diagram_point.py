@@ -154,13 +154,14 @@ def run_point(delta: float, x_small: float, seed: int, settings, path: str | os.
         return clock[-1] - clock[-2]
 
     _, jammed, jam = jam_run(delta, x_small, n=settings.n, n_large=settings.n_large, seed=seed,
-                             method=settings.method, law=law, force_tol=settings.force_tol,
+                             method=settings.method, minimizer=settings.minimizer, law=law,
+                             force_tol=settings.force_tol,
                              max_steps=settings.max_steps, backend=engine)
     timing = {"jam_s": lap(), "jam_fire_steps": float(np.sum(jam.history.get("steps", [np.nan])))}
     follow = follow_compression(jammed, law, phi_step=settings.follow_step,
                                 phi_max=min(jam.phi_j + settings.follow_range, 0.99),
                                 stop_after_second=True, force_tol=settings.force_tol,
-                                max_steps=settings.max_steps, backend=engine)
+                                max_steps=settings.max_steps, backend=engine, minimizer=settings.minimizer)
     timing["follow_s"] = lap()
     state = compress_to(jammed, jam.phi_j + settings.excess_phi, law, force_tol=settings.force_tol,
                         max_steps=settings.max_steps, backend=engine)

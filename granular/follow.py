@@ -127,6 +127,7 @@ def follow_compression(
     max_steps: int = 10**6,
     backend: str = "auto",
     progress: bool = False,
+    minimizer: str = "fire",
 ) -> FollowResult:
     """Compress a jammed packing quasi-statically and record its state along phi.
 
@@ -147,6 +148,8 @@ def follow_compression(
         FIRE settings (max |F_i| in units of k_n d_L; a relaxation that does not converge raises).
     progress : bool
         Show a tqdm bar.
+    minimizer : {"fire", "lbfgs"}
+        Minimiser of each relaxation (:func:`granular.minimize.relax`; L-BFGS on the CPU only).
     """
     from granular.backend import resolve_backend
     from granular.minimize import relax
@@ -176,7 +179,8 @@ def follow_compression(
         for k in range(int(n_steps) + 1):
             target = phi0 + k * phi_step
             start = state if k == 0 else scale_to_phi(state, target)
-            state = relax(start, law, force_tol=tol, max_steps=max_steps, backend=backend).packing
+            state = relax(start, law, force_tol=tol, max_steps=max_steps, backend=backend,
+                          relaxer=minimizer).packing
             for key, value in measure_state(state, law, backend=backend).items():
                 history[key].append(value)
             if bar is not None:

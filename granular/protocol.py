@@ -78,6 +78,7 @@ def jam_run(
     seed: int = 0,
     out: str | os.PathLike | None = None,
     method: str = "bisection",
+    minimizer: str = "fire",
     excess_phi: float = 0.0,
     law: ContactLaw | None = None,
     phi_start: float = 0.3,
@@ -103,6 +104,8 @@ def jam_run(
         H5MD file to write (atomically; an existing file needs ``overwrite``).
     method : {"bisection", "compress", "ladder", "enthalpy"}
         See :func:`granular.jamming.find_jamming` (ladder and enthalpy with their default settings).
+    minimizer : {"fire", "lbfgs"}
+        Minimiser of find_jamming's fixed-box relaxations (L-BFGS: CPU only).
     excess_phi : float
         After jamming, compress to phi_J + excess_phi and relax (0: keep the packing at phi_J).
     law : ContactLaw, optional
@@ -126,7 +129,8 @@ def jam_run(
         check_writable(out, overwrite=overwrite)
     start = make_packing(delta, x_small, n=n, n_large=n_large, phi=phi_start, seed=seed)
     jam = find_jamming(start, law, method=method, pressure_band=pressure_band, phi_step=phi_step,
-                       force_tol=force_tol, max_steps=max_steps, backend=engine, progress=progress)
+                       force_tol=force_tol, max_steps=max_steps, backend=engine, progress=progress,
+                       minimizer=minimizer)
     state = jam.packing
     history = {key: list(value) for key, value in jam.history.items()}
     if excess_phi > 0:
@@ -139,7 +143,8 @@ def jam_run(
     if out is not None:
         parameters = {
             "delta": float(delta), "x_small": float(x_small), "n": n, "n_large": n_large,
-            "seed": int(seed), "method": method, "excess_phi": float(excess_phi), "law": asdict(law),
+            "seed": int(seed), "method": method, "minimizer": minimizer, "excess_phi": float(excess_phi),
+            "law": asdict(law),
             "phi_start": float(phi_start), "pressure_band": np.asarray(pressure_band, dtype=float),
             "phi_step": float(phi_step), "force_tol": float(force_tol), **engine.record(),
             "version": __version__, "criterion": jam.criterion, **_ladder_parameters(method),

@@ -38,6 +38,16 @@ def test_jam_writes_every_result(jammed_file):
     assert params["law"]["k_n"] == 1.0
 
 
+def test_jam_with_lbfgs_records_the_minimizer(tmp_path):
+    path = tmp_path / "lbfgs.h5"
+    status = main(["granular", "jam", "--delta", "0.714", "--xs", "0.27", "--n", "80", "--seed", "2",
+                   "--out", str(path), "--backend", "cpu", "--minimizer", "lbfgs"])
+    assert status == 0
+    assert read_group(path, "/parameters/jamwave")["minimizer"] == "lbfgs"
+    results = read_group(path, "results")
+    assert 0.60 < results["phi_J"] < 0.68 and 1e-6 <= results["pressure"] <= 2e-6
+
+
 def test_stored_pressure_equals_recomputed(jammed_file):
     results = read_group(jammed_file, "results")
     split = pressure(read_packing(jammed_file))
@@ -68,6 +78,7 @@ def test_existing_output_needs_force(jammed_file, capsys):
         (["--delta", "0.5", "--xs", "0.2", "--n", "100", "--n-large", "10"], "--n-large"),
         (["--delta", "0.5", "--xs", "0.2", "--n", "100", "--excess-phi", "-1"], "--excess-phi"),
         (["--delta", "0.5", "--xs", "0.2", "--n", "100", "--backend", "gpu"], "--backend"),
+        (["--delta", "0.5", "--xs", "0.2", "--n", "100", "--minimizer", "cg"], "--minimizer"),
     ],
 )
 def test_bad_input_exits_2_and_leaves_no_file(tmp_path, capsys, args, word):

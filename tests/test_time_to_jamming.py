@@ -60,4 +60,5 @@ def test_bad_names_and_minimizer_are_refused():
     with pytest.raises(argparse.ArgumentTypeError, match="seeds"):
         ttj._seeds("0,-1")
     with pytest.raises(ValueError, match="minimizer"):
-        ttj.minimizer_kwargs("lbfgs")
+        ttj.minimizer_kwargs("cg")
+    assert ttj.minimizer_kwargs("lbfgs") == {"minimizer": "lbfgs"}
