@@ -19,9 +19,13 @@ One iteration, from x with forces F = -grad U:
    nearly flat energy asks for huge steps that would cross many contacts at once).
 3. Line search, backtracking with quadratic interpolation (factor clamped to [0.1, 0.5]): accept
    a when the Armijo condition U(x + a d) <= U(x) - c1 a F.d holds, or, where the energy change is
-   below its round-off (near a minimum U changes by ~1e-24 on U ~ 1e-10), the approximate Wolfe
-   conditions of Hager and Zhang (SIAM J. Optim. 16, 170, 2005): U(x + a d) <= U(x) + eps |U(x)|
-   and the directional derivative shrank, 0.9 F.d >= F_new.d >= -0.8 F.d.
+   below its round-off (near a minimum U changes by ~1e-24 on U ~ 1e-10), the upper half of the
+   approximate Wolfe conditions of Hager and Zhang (SIAM J. Optim. 16, 170, 2005):
+   U(x + a d) <= U(x) + eps |U(x)| and F_new.d >= -0.8 F.d (no large overshoot). Their lower half
+   (the derivative shrank by 10 %) is not required: a step too short for it still goes downhill,
+   and backtracking would only shorten it (with it, 8.7 force calls per iteration near phi_J at
+   delta 0.15, X_S 0.2, seed 1, and no convergence in 30 000 iterations). An overshoot is
+   shortened by the secant of the directional derivative.
 4. Store (s, y) if s.y > 0 (the energy of frictionless spheres is not convex: the tangential part
    of a compressed contact's Hessian is negative).
 
@@ -299,14 +303,19 @@ def lbfgs_loop(position, force, radius, species, box, level, level_rmax, skin, k
                 accepted = True
                 break
             new_slope = _dot(f, d)
-            if (energy <= e0 + ENERGY_ROUNDOFF * abs(e0) and WOLFE_SIGMA * slope >= new_slope
-                    and new_slope >= (2.0 * WOLFE_DELTA - 1.0) * slope):
+            flat = energy <= e0 + ENERGY_ROUNDOFF * abs(e0)  # the energy change is round-off
+            if flat and new_slope >= (2.0 * WOLFE_DELTA - 1.0) * slope:
+                # approximate Wolfe; a step too short for its curvature part still goes downhill
+                # (new_slope > 0), and shrinking it would only make it shorter: accept it too
                 accepted = True
                 break
-            curvature = energy - e0 + step * slope  # of the quadratic through U(0), U'(0), U(step)
-            shrink = 0.5
-            if curvature > 0.0:
-                shrink = min(0.5, max(0.1, 0.5 * slope * step / curvature))
+            if flat:  # overshot: secant of the directional derivative
+                shrink = min(0.5, max(0.1, slope / (slope - new_slope)))
+            else:  # the quadratic through U(0), U'(0), U(step)
+                curvature = energy - e0 + step * slope
+                shrink = 0.5
+                if curvature > 0.0:
+                    shrink = min(0.5, max(0.1, 0.5 * slope * step / curvature))
             step *= shrink
         if not accepted:
             x[:] = x0
