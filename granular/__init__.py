@@ -53,6 +53,7 @@ from granular.follow import follow_compression, second_transition
 from granular.generate import make_packing
 from granular.h5md import PackingFileError, read_packing, read_results, write_packing
 from granular.jamming import JammingResult, compress_to, find_jamming
+from granular.lbfgs import LbfgsParams, LbfgsResult, lbfgs_minimize
 from granular.measure import (
     Backbone,
     Contacts,
@@ -107,6 +108,9 @@ __all__ = [
     "contact_numbers",
     "contacts",
     "fire_minimize",
+    "lbfgs_minimize",
+    "LbfgsParams",
+    "LbfgsResult",
     "forces",
     "make_packing",
     "pressure",

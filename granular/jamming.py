@@ -177,12 +177,12 @@ def find_jamming(
     minimizer : {"fire", "lbfgs"}
         The minimiser of the fixed-box relaxations: FIRE (:mod:`granular.minimize`, both backends)
         or L-BFGS with a Jacobi preconditioner (:mod:`granular.lbfgs`, CPU only; also the ladder's
-        rungs). Default FIRE: L-BFGS needs 2.2-7x fewer force evaluations per bisection
-        (monodisperse N 1000, 1:1.4 mixture N 2000, delta 0.15 X_S 0.2 n_large 40; benchmarks/
-        RESULTS.md "L-BFGS") and is 1.5-4x faster in wall time, but it is another protocol: its
-        monodisperse phi_J is 0.6361 +- 0.0002 against FIRE's 0.6377 +- 0.0002 (seeds 0-2), outside
-        the seed scatter, so the default keeps today's answers; at the 1:1.4 mixture and at
-        delta 0.15 the two agree within the seed scatter.
+        rungs). Default FIRE: L-BFGS needs 2.4-6.5x fewer force evaluations per bisection
+        (monodisperse N 1000, 1:1.4 mixture N 2000, delta 0.15 X_S 0.2 n_large 40, seeds 0-2;
+        benchmarks/RESULTS.md "L-BFGS relaxations") and is 1.5-3.7x faster in wall time, but it
+        is another protocol: its monodisperse phi_J is 0.6363 +- 0.0003 against FIRE's
+        0.6377 +- 0.0002, outside the seed scatter, so the default keeps today's answers; at the
+        1:1.4 mixture and at delta 0.15 the two agree within the seed scatter.
     ladder : LadderSettings or EnthalpySettings, optional
         Options of ``method="ladder"`` (:class:`granular.pressure_ladder.LadderSettings`) or
         ``"enthalpy"`` (:class:`granular.enthalpy_ladder.EnthalpySettings`); default: their defaults.

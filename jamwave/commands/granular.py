@@ -57,8 +57,8 @@ def _common_args(p: argparse.ArgumentParser) -> None:
                         "the bisection's first jammed state (CPU only) (default: bisection)")
     p.add_argument("--minimizer", choices=("fire", "lbfgs"), default="fire",
                    help="minimiser of the fixed-box relaxations: FIRE 2.0 (both backends) or L-BFGS with a "
-                        "Jacobi preconditioner (CPU only; 5-9x fewer force evaluations at delta 0.15, "
-                        "see benchmarks/RESULTS.md) (default: fire)")
+                        "Jacobi preconditioner (CPU only; 2.4-6.5x fewer force evaluations, a lower "
+                        "monodisperse phi_J: see benchmarks/RESULTS.md) (default: fire)")
 
 
 def _register_jam(sub) -> None:
