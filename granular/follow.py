@@ -144,12 +144,10 @@ def follow_compression(
         Number of compression steps (default: enough to reach ``phi_max``).
     stop_after_second : bool
         Stop once the second transition has been crossed.
-    force_tol, max_steps, backend
-        FIRE settings (max |F_i| in units of k_n d_L; a relaxation that does not converge raises).
+    force_tol, max_steps, backend, minimizer
+        Relaxation settings (max |F_i| in k_n d_L; "fire" or "lbfgs", :func:`granular.minimize.relax`).
     progress : bool
         Show a tqdm bar.
-    minimizer : {"fire", "lbfgs"}
-        Minimiser of each relaxation (:func:`granular.minimize.relax`; L-BFGS on the CPU only).
     """
     from granular.backend import resolve_backend
     from granular.minimize import relax

@@ -32,6 +32,15 @@ reached by minimising the enthalpy U + P V over the positions and the box at eac
 pressure (:mod:`granular.enthalpy`; criterion ``"enthalpy fit"``), descending from the first
 jammed state of the bisection's compression or, as another protocol, from a pressure quench of
 the start at the first target (``EnthalpySettings.approach``).
+
+``minimizer``: the fixed-box relaxations by FIRE (:mod:`granular.minimize`, both backends, the
+default) or L-BFGS with a Jacobi preconditioner (:mod:`granular.lbfgs`, CPU only; also the
+ladder's rungs). L-BFGS needs 2.4-6.5x fewer force evaluations per bisection (monodisperse N 1000,
+1:1.4 mixture N 2000, delta 0.15 X_S 0.2 n_large 40, seeds 0-2; benchmarks/RESULTS.md "L-BFGS
+relaxations") and is 1.5-3.7x faster in wall time, but it is another protocol: its monodisperse
+phi_J is 0.6363 +- 0.0003 against FIRE's 0.6377 +- 0.0002, outside the seed scatter, so the default
+stays FIRE and keeps today's answers; at the 1:1.4 mixture and at delta 0.15 the two agree within
+the seed scatter.
 """
 
 from __future__ import annotations
@@ -162,27 +171,16 @@ def find_jamming(
         Stop when the bracket is narrower than this (bisection).
     force_tol : float
         Convergence of each relaxation, max |F_i| in units of k_n d_L (scaled by law.k_n).
-    max_steps : int
-        Step cap of one relaxation; reaching it is an error, not a result.
-    max_relaxations : int
-        Cap on the number of relaxed states.
+    max_steps, max_relaxations : int
+        Step cap of one relaxation (reaching it is an error, not a result); cap on relaxed states.
     decompress_from, decompress_step : float
         ``method="compress"``: pressure at which compression turns into decompression, and the
         decompression step in packing fraction.
     damping : float
         Background viscous damping of the damped dynamics (``method="compress"``).
-    preconditioner, fire_params, certify : str, FireParams, {"chunk", "step"}
-        FIRE's masses and parameters, and when the unjammed certificate is checked, for every
-        relaxation (:func:`granular.minimize.relax`).
-    minimizer : {"fire", "lbfgs"}
-        The minimiser of the fixed-box relaxations: FIRE (:mod:`granular.minimize`, both backends)
-        or L-BFGS with a Jacobi preconditioner (:mod:`granular.lbfgs`, CPU only; also the ladder's
-        rungs). Default FIRE: L-BFGS needs 2.4-6.5x fewer force evaluations per bisection
-        (monodisperse N 1000, 1:1.4 mixture N 2000, delta 0.15 X_S 0.2 n_large 40, seeds 0-2;
-        benchmarks/RESULTS.md "L-BFGS relaxations") and is 1.5-3.7x faster in wall time, but it
-        is another protocol: its monodisperse phi_J is 0.6363 +- 0.0003 against FIRE's
-        0.6377 +- 0.0002, outside the seed scatter, so the default keeps today's answers; at the
-        1:1.4 mixture and at delta 0.15 the two agree within the seed scatter.
+    preconditioner, fire_params, certify, minimizer : str, FireParams, {"chunk", "step"}, str
+        FIRE's masses and parameters, when the unjammed certificate is checked (:func:`relax`), and
+        the minimiser, "fire" or "lbfgs" (module docstring: why FIRE is the default).
     ladder : LadderSettings or EnthalpySettings, optional
         Options of ``method="ladder"`` (:class:`granular.pressure_ladder.LadderSettings`) or
         ``"enthalpy"`` (:class:`granular.enthalpy_ladder.EnthalpySettings`); default: their defaults.
@@ -199,11 +197,7 @@ def find_jamming(
     law = ContactLaw() if law is None else law
     p_low, p_high = (p * law.k_n for p in check_pressure_band(pressure_band))
     ladder = _check_method(method, ladder, phi_step, phi_tol, force_tol)
-    backend = resolve_backend(backend)
-    if minimizer not in MINIMIZERS:
-        raise ValueError(f"minimizer must be one of {MINIMIZERS}, got {minimizer!r}")
-    if minimizer == "lbfgs" and backend != "cpu":
-        raise ValueError("minimizer 'lbfgs' runs on the CPU only (no CUDA loop yet); use backend='cpu'")
+    backend = _check_minimizer(minimizer, resolve_backend(backend))
     tol = force_tol * law.k_n
     history = {key: [] for key in JAMMING_HISTORY_KEYS}
     with _progress_bar(progress, method) as bar:
@@ -284,6 +278,15 @@ def _recorder(history: dict, bar, max_relaxations: int):
             bar.set_postfix(phi=f"{phi:.6f}", P=f"{p:.3g}")
 
     return record
+
+
+def _check_minimizer(minimizer: str, backend: str) -> str:
+    """Validate find_jamming's minimiser for ``backend``; return the backend."""
+    if minimizer not in MINIMIZERS:
+        raise ValueError(f"minimizer must be one of {MINIMIZERS}, got {minimizer!r}")
+    if minimizer == "lbfgs" and backend != "cpu":
+        raise ValueError("minimizer 'lbfgs' runs on the CPU only (no CUDA loop yet); use backend='cpu'")
+    return backend
 
 
 def _check_method(method, ladder, phi_step, phi_tol, force_tol):

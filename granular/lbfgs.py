@@ -213,6 +213,88 @@ def _inverse_stiffness(position, radius, box, start, neighbours, k_n, model, sti
 
 
 @numba.njit(cache=True)
+def _line_search(position, force, x0, d, slope, e0, step, start, neighbours, bounds, ref, radius, species,
+                 box, level, level_rmax, skin, k_n, model, buf, acc, totals, n_chunks):
+    """Backtracking from x0 along d (module docstring, step 3), moving ``position`` and filling
+    ``force``; rebuilds the list when a particle moved more than half the skin.
+
+    Returns (accepted, step, energy, force calls, list builds, start, neighbours, bounds, ref).
+    """
+    x = position.reshape(-1)
+    f = force.reshape(-1)
+    velocity = np.zeros((1, 3))  # no dashpot (gamma_n = 0): never read
+    half_skin2 = (0.5 * skin) ** 2
+    energy = e0
+    trials = 0
+    builds = 0
+    for _ in range(MAX_TRIALS):
+        if _trial(x, x0, step, d, ref.reshape(-1)) > half_skin2:
+            before = x.copy()
+            start, neighbours, bounds, ref = rebuild(position, radius, box, level, level_rmax, skin, n_chunks)
+            builds += 1
+            for i in range(x.size):  # shift the step start by the lattice vectors of the wrap
+                x0[i] += x[i] - before[i]
+        contact_forces(position, velocity, radius, species, box, start, neighbours, bounds, k_n, 0.0,
+                       model, buf, acc, force)
+        sum_accumulators(acc, totals)
+        energy = totals[ACC_ENERGY]
+        trials += 1
+        if not math.isfinite(energy):
+            break
+        if energy <= e0 - C_ARMIJO * step * slope:
+            return True, step, energy, trials, builds, start, neighbours, bounds, ref
+        new_slope = _dot(f, d)
+        flat = energy <= e0 + ENERGY_ROUNDOFF * abs(e0)  # the energy change is round-off
+        if flat and new_slope >= (2.0 * WOLFE_DELTA - 1.0) * slope:
+            # approximate Wolfe; a step too short for its curvature part still goes downhill
+            # (new_slope > 0), and shrinking it would only make it shorter: accept it too
+            return True, step, energy, trials, builds, start, neighbours, bounds, ref
+        if flat:  # overshot: secant of the directional derivative
+            shrink = min(0.5, max(0.1, slope / (slope - new_slope)))
+        else:  # the quadratic through U(0), U'(0), U(step)
+            curvature = energy - e0 + step * slope
+            shrink = 0.5
+            if curvature > 0.0:
+                shrink = min(0.5, max(0.1, 0.5 * slope * step / curvature))
+        step *= shrink
+    return False, step, energy, trials, builds, start, neighbours, bounds, ref
+
+
+@numba.njit(cache=True)
+def _steepest_scale(force, inv_diag, max_move):
+    """gamma such that the largest |gamma inv_diag_i F_i| is ``max_move``."""
+    largest = 0.0
+    for i in range(inv_diag.size):
+        g = inv_diag[i] * math.sqrt(force[3 * i] ** 2 + force[3 * i + 1] ** 2 + force[3 * i + 2] ** 2)
+        largest = max(largest, g)
+    return max_move / largest
+
+
+@numba.njit(cache=True)
+def _store_pair(s_k, y_k, step, d, f0, f, inv_diag, rho, k):
+    """Write s = step d and y = F_0 - F into the ring slot ``k``; keep it (rho[k] = 1 / s.y, return
+    True) only if s.y > 0 (module docstring, step 4)."""
+    for i in range(s_k.size):
+        s_k[i] = step * d[i]
+        y_k[i] = f0[i] - f[i]
+    sy = _dot(s_k, y_k)
+    yy = _dot(y_k, y_k)
+    if sy > 1e-12 * math.sqrt(_dot(s_k, s_k) * yy) and yy > 0.0:
+        rho[k] = 1.0 / sy
+        return True
+    return False
+
+
+@numba.njit(cache=True)
+def _weighted_norm2(y, inv_diag):
+    """y . diag(inv_diag) y (one weight per particle): the scale of H_0 in the preconditioner's metric."""
+    total = 0.0
+    for i in range(inv_diag.size):
+        total += inv_diag[i] * (y[3 * i] ** 2 + y[3 * i + 1] ** 2 + y[3 * i + 2] ** 2)
+    return total
+
+
+@numba.njit(cache=True)
 def lbfgs_loop(position, force, radius, species, box, level, level_rmax, skin, k_n, model, memory, max_move,
                jacobi, force_tol, energy_tol, max_iter, counters, n_chunks):
     """L-BFGS at fixed box, in place on ``position`` (N, 3) and ``force`` (N, 3) (module docstring).
@@ -229,16 +311,11 @@ def lbfgs_loop(position, force, radius, species, box, level, level_rmax, skin, k
     velocity = np.zeros((1, 3))  # no dashpot (gamma_n = 0): never read
     x = position.reshape(-1)
     f = force.reshape(-1)
-    s_hist = np.zeros((memory, 3 * n))
-    y_hist = np.zeros((memory, 3 * n))
-    rho = np.zeros(memory)
-    coef = np.zeros(memory)
-    d = np.empty(3 * n)
-    x0 = np.empty(3 * n)
-    f0 = np.empty(3 * n)
+    s_hist, y_hist = np.zeros((memory, 3 * n)), np.zeros((memory, 3 * n))
+    rho, coef = np.zeros(memory), np.zeros(memory)
+    d, x0, f0 = np.empty(3 * n), np.empty(3 * n), np.empty(3 * n)
     newest, stored, gamma = -1, 0, 1.0
-    stiffness = np.zeros(n)
-    inv_diag = np.ones(n)
+    stiffness, inv_diag = np.zeros(n), np.ones(n)
     contact_forces(position, velocity, radius, species, box, start, neighbours, bounds, k_n, 0.0, model,
                    buf, acc, force)
     sum_accumulators(acc, totals)
@@ -246,7 +323,6 @@ def lbfgs_loop(position, force, radius, species, box, level, level_rmax, skin, k
     evals = 1
     iteration = 0
     stop = -1
-    half_skin2 = (0.5 * skin) ** 2
     while True:
         fmax = _max_row_norm(f)
         if not (math.isfinite(fmax) and math.isfinite(energy)):
@@ -264,59 +340,24 @@ def lbfgs_loop(position, force, radius, species, box, level, level_rmax, skin, k
         if jacobi and iteration % JACOBI_REFRESH == 0:
             _inverse_stiffness(position, radius, box, start, neighbours, k_n, model, stiffness, inv_diag)
         if stored == 0:  # first step: the largest preconditioned force moves its particle by max_move
-            gamma = 1.0
-            _direction(f, s_hist, y_hist, rho, coef, newest, 0, 1.0, inv_diag, d)
-            gamma = max_move / _max_row_norm(d)
+            gamma = _steepest_scale(f, inv_diag, max_move)
         _direction(f, s_hist, y_hist, rho, coef, newest, stored, gamma, inv_diag, d)
         slope = _dot(f, d)  # -dU/da at a = 0
         if not slope > 0.0:  # not a descent direction: drop the memory
             stored = 0
-            _direction(f, s_hist, y_hist, rho, coef, newest, 0, 1.0, inv_diag, d)
-            gamma = max_move / _max_row_norm(d)
-            for i in range(d.size):
-                d[i] *= gamma
+            gamma = _steepest_scale(f, inv_diag, max_move)
+            _direction(f, s_hist, y_hist, rho, coef, newest, 0, gamma, inv_diag, d)
             slope = _dot(f, d)
-        step = 1.0
         dmax = _max_row_norm(d)
-        if dmax > max_move:
-            step = max_move / dmax
+        step = max_move / dmax if dmax > max_move else 1.0
         x0[:] = x
         f0[:] = f
         e0 = energy
-        accepted = False
-        for _ in range(MAX_TRIALS):
-            if _trial(x, x0, step, d, ref.reshape(-1)) > half_skin2:
-                before = x.copy()
-                start, neighbours, bounds, ref = rebuild(position, radius, box, level, level_rmax, skin,
-                                                         n_chunks)
-                rebuilds += 1
-                for i in range(x.size):  # shift the step start by the lattice vectors of the wrap
-                    x0[i] += x[i] - before[i]
-            contact_forces(position, velocity, radius, species, box, start, neighbours, bounds, k_n, 0.0,
-                           model, buf, acc, force)
-            sum_accumulators(acc, totals)
-            energy = totals[ACC_ENERGY]
-            evals += 1
-            if not math.isfinite(energy):
-                break
-            if energy <= e0 - C_ARMIJO * step * slope:
-                accepted = True
-                break
-            new_slope = _dot(f, d)
-            flat = energy <= e0 + ENERGY_ROUNDOFF * abs(e0)  # the energy change is round-off
-            if flat and new_slope >= (2.0 * WOLFE_DELTA - 1.0) * slope:
-                # approximate Wolfe; a step too short for its curvature part still goes downhill
-                # (new_slope > 0), and shrinking it would only make it shorter: accept it too
-                accepted = True
-                break
-            if flat:  # overshot: secant of the directional derivative
-                shrink = min(0.5, max(0.1, slope / (slope - new_slope)))
-            else:  # the quadratic through U(0), U'(0), U(step)
-                curvature = energy - e0 + step * slope
-                shrink = 0.5
-                if curvature > 0.0:
-                    shrink = min(0.5, max(0.1, 0.5 * slope * step / curvature))
-            step *= shrink
+        accepted, step, energy, trials, builds, start, neighbours, bounds, ref = _line_search(
+            position, force, x0, d, slope, e0, step, start, neighbours, bounds, ref, radius, species, box,
+            level, level_rmax, skin, k_n, model, buf, acc, totals, n_chunks)
+        evals += trials
+        rebuilds += builds
         if not accepted:
             x[:] = x0
             f[:] = f0
@@ -325,27 +366,12 @@ def lbfgs_loop(position, force, radius, species, box, level, level_rmax, skin, k
             break
         iteration += 1
         k = (newest + 1) % memory
-        s_k = s_hist[k]
-        y_k = y_hist[k]
-        for i in range(x.size):
-            s_k[i] = step * d[i]
-            y_k[i] = f0[i] - f[i]
-        sy = _dot(s_k, y_k)
-        yy = _dot(y_k, y_k)
-        if sy > 1e-12 * math.sqrt(_dot(s_k, s_k) * yy) and yy > 0.0:
+        if _store_pair(s_hist[k], y_hist[k], step, d, f0, f, inv_diag, rho, k):
             newest = k
             stored = min(stored + 1, memory)
-            rho[k] = 1.0 / sy
-            yhy = 0.0  # y . diag(inv_diag) y: the scale of H_0 in the preconditioner's metric
-            for i in range(n):
-                yhy += inv_diag[i] * (y_k[3 * i] ** 2 + y_k[3 * i + 1] ** 2 + y_k[3 * i + 2] ** 2)
-            gamma = sy / yhy
+            gamma = 1.0 / (rho[k] * _weighted_norm2(y_hist[k], inv_diag))
     wrap_inplace(position, box)
-    counters[0] = iteration
-    counters[1] = evals
-    counters[2] = rebuilds
-    counters[3] = stop
-    counters[4] = energy
+    counters[:] = np.array([float(iteration), float(evals), float(rebuilds), float(stop), energy])
 
 
 def lbfgs_minimize(packing: Packing, law: ContactLaw = DEFAULT_LAW, *, force_tol: float = 1e-12,

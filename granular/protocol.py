@@ -73,8 +73,7 @@ def jam_run(
     delta: float,
     x_small: float,
     *,
-    n: int | None = None,
-    n_large: int | None = None,
+    n: int | None = None, n_large: int | None = None,
     seed: int = 0,
     out: str | os.PathLike | None = None,
     method: str = "bisection",
@@ -104,15 +103,12 @@ def jam_run(
         H5MD file to write (atomically; an existing file needs ``overwrite``).
     method : {"bisection", "compress", "ladder", "enthalpy"}
         See :func:`granular.jamming.find_jamming` (ladder and enthalpy with their default settings).
-    minimizer : {"fire", "lbfgs"}
-        Minimiser of find_jamming's fixed-box relaxations (L-BFGS: CPU only).
     excess_phi : float
         After jamming, compress to phi_J + excess_phi and relax (0: keep the packing at phi_J).
     law : ContactLaw, optional
-    phi_start, pressure_band, phi_step, force_tol, max_steps, backend
+    phi_start, pressure_band, phi_step, force_tol, max_steps, backend, minimizer
         Passed on to :func:`make_packing` and :func:`find_jamming`.
-    overwrite : bool
-    progress : bool
+    overwrite, progress : bool
 
     Returns
     -------
