@@ -401,17 +401,12 @@ def lbfgs_minimize(packing: Packing, law: ContactLaw = DEFAULT_LAW, *, force_tol
     LbfgsResult
     """
     from granular.loops_cpu import _threads
-    from granular.simulate import _check_steps, _raise_status, _setup
+    from granular.minimize import check_minimize_inputs
+    from granular.simulate import _raise_status, _setup
 
     if backend not in ("cpu", "auto"):
         raise ValueError(f"backend must be 'cpu' or 'auto' for L-BFGS (no CUDA loop), got {backend!r}")
-    if not (np.isfinite(force_tol) and force_tol > 0):
-        raise ValueError(f"force_tol must be a finite number > 0, got {force_tol}")
-    if not isinstance(params, LbfgsParams):
-        raise ValueError(f"params must be a granular.LbfgsParams, got {type(params).__name__}")
-    max_steps = _check_steps("max_steps", max_steps)
-    if not (np.isfinite(energy_tol) and energy_tol >= 0):
-        raise ValueError(f"energy_tol must be a finite number >= 0, got {energy_tol}")
+    max_steps = check_minimize_inputs(force_tol, max_steps, energy_tol, params, LbfgsParams)
     _, skin, _, _ = _setup(packing, law, None, skin, "cpu")
     out = packing.copy()
     out.velocity[:] = 0.0
