@@ -401,8 +401,7 @@ def lbfgs_minimize(packing: Packing, law: ContactLaw = DEFAULT_LAW, *, force_tol
     LbfgsResult
     """
     from granular.loops_cpu import _threads
-    from granular.minimize import check_minimize_inputs
-    from granular.simulate import _raise_status, _setup
+    from granular.simulate import _raise_status, _setup, check_minimize_inputs
 
     if backend not in ("cpu", "auto"):
         raise ValueError(f"backend must be 'cpu' or 'auto' for L-BFGS (no CUDA loop), got {backend!r}")

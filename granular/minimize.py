@@ -248,20 +248,6 @@ def start_dt(packing: Packing, law: ContactLaw, preconditioner: str, dt: float |
     return law.default_dt(radius, mass) if dt is None else law.check_dt(dt, radius, mass)
 
 
-def check_minimize_inputs(force_tol, max_steps, energy_tol, params, params_type) -> int:
-    """Validate a minimiser's common arguments (errors name the parameter); return max_steps."""
-    from granular.simulate import _check_steps
-
-    if not (np.isfinite(force_tol) and force_tol > 0):
-        raise ValueError(f"force_tol must be a finite number > 0, got {force_tol}")
-    if not isinstance(params, params_type):
-        raise ValueError(f"params must be a granular.{params_type.__name__}, got {type(params).__name__}")
-    max_steps = _check_steps("max_steps", max_steps)
-    if not (np.isfinite(energy_tol) and energy_tol >= 0):
-        raise ValueError(f"energy_tol must be a finite number >= 0, got {energy_tol}")
-    return max_steps
-
-
 def fire_minimize(packing: Packing, law: ContactLaw = DEFAULT_LAW, *, force_tol: float = 1e-12,
                   max_steps: int = 10**6, dt: float | None = None, skin: float | None = None,
                   preconditioner: str = DEFAULT_PRECONDITIONER, params: FireParams = DEFAULT_FIRE,
@@ -300,7 +286,7 @@ def fire_minimize(packing: Packing, law: ContactLaw = DEFAULT_LAW, *, force_tol:
         The relaxed packing (zero velocities), ``converged``, ``steps``, ``max_force``, the elastic
         ``energy``, the ``backend`` used, the forces (N, 3) and the counters.
     """
-    from granular.simulate import _raise_status, _setup
+    from granular.simulate import _raise_status, _setup, check_minimize_inputs
 
     max_steps = check_minimize_inputs(force_tol, max_steps, energy_tol, params, FireParams)
     _, skin, name, layer = _setup(packing, law, None, skin, backend)

@@ -92,6 +92,18 @@ def _check_steps(name: str, value) -> int:
     return int(value)
 
 
+def check_minimize_inputs(force_tol, max_steps, energy_tol, params, params_type) -> int:
+    """Validate a minimiser's common arguments (errors name the parameter); return max_steps."""
+    if not (np.isfinite(force_tol) and force_tol > 0):
+        raise ValueError(f"force_tol must be a finite number > 0, got {force_tol}")
+    if not isinstance(params, params_type):
+        raise ValueError(f"params must be a granular.{params_type.__name__}, got {type(params).__name__}")
+    max_steps = _check_steps("max_steps", max_steps)
+    if not (np.isfinite(energy_tol) and energy_tol >= 0):
+        raise ValueError(f"energy_tol must be a finite number >= 0, got {energy_tol}")
+    return max_steps
+
+
 def _integrate(packing, law, *, dt, steps, damping, log_scale, record_every, skin, backend, progress,
                what):
     """Shared driver of run_md and compress: runs in blocks (for progress) and concatenates."""
