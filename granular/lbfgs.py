@@ -48,11 +48,11 @@ from granular.accumulators import ACC_ENERGY, N_ACC
 from granular.contact import DEFAULT_LAW, ContactLaw
 from granular.kernels_cpu import (
     contact_forces,
-    pair_contact_stiffness,
     rebuild,
     sum_accumulators,
     wrap_inplace,
 )
+from granular.loops_cpu import jacobi_refresh
 from granular.partition import radius_levels
 from granular.space import Packing
 
@@ -192,27 +192,6 @@ def _trial(x, x0, step, d, ref):
 
 
 @numba.njit(cache=True)
-def _inverse_stiffness(position, radius, box, start, neighbours, k_n, model, stiffness, inv_diag):
-    """Jacobi preconditioner of H_0: inv_diag_i = 1 / max(sum of the tangent stiffnesses of i's
-    contacts, the mean stiffness of one contact), in units of 1 / k_n (1 for every particle when
-    nothing touches)."""
-    n = position.shape[0]
-    stiffness[:] = 0.0
-    ends = 0.0
-    for i in range(n):
-        for k in range(start[i], start[i + 1]):
-            j = neighbours[k]
-            st, _ = pair_contact_stiffness(position, radius, box, i, j, k_n, model)
-            if st != 0.0:
-                stiffness[i] += st
-                stiffness[j] += st
-                ends += 2.0
-    floor = stiffness.sum() / ends if ends > 0.0 else k_n
-    for i in range(n):
-        inv_diag[i] = k_n / max(stiffness[i], floor)
-
-
-@numba.njit(cache=True)
 def _line_search(position, force, x0, d, slope, e0, step, start, neighbours, bounds, ref, radius, species,
                  box, level, level_rmax, skin, k_n, model, buf, acc, totals, n_chunks):
     """Backtracking from x0 along d (module docstring, step 3), moving ``position`` and filling
@@ -338,7 +317,8 @@ def lbfgs_loop(position, force, radius, species, box, level, level_rmax, skin, k
             stop = STOP_MAX_ITER
             break
         if jacobi and iteration % JACOBI_REFRESH == 0:
-            _inverse_stiffness(position, radius, box, start, neighbours, k_n, model, stiffness, inv_diag)
+            jacobi_refresh(position, radius, box, start, neighbours, k_n, model, 1.0, stiffness, inv_diag)
+            inv_diag *= k_n  # H_0 in units of 1 / k_n
         if stored == 0:  # first step: the largest preconditioned force moves its particle by max_move
             gamma = _steepest_scale(f, inv_diag, max_move)
         _direction(f, s_hist, y_hist, rho, coef, newest, stored, gamma, inv_diag, d)

@@ -213,7 +213,7 @@ def _fire_update(position, velocity, force, inv_mass, reference, box, dt, alpha,
 
 
 @numba.njit(cache=True)
-def _jacobi_refresh(position, radius, box, start, neighbours, k_n, model, floor_fraction, stiffness,
+def jacobi_refresh(position, radius, box, start, neighbours, k_n, model, floor_fraction, stiffness,
                     inv_mass):
     """Jacobi preconditioner: m_i = max(sum of the tangent stiffnesses of i's contacts, floor),
     floor = ``floor_fraction`` x the mean stiffness of one contact; ``inv_mass`` = 1 / m.
@@ -266,7 +266,7 @@ def fire_loop(position, velocity, force, radius, species, inv_mass, box, level, 
         if state[S_HALT] != HALT_RUNNING:
             break
         if jacobi and state[S_UPHILL] != 0.0:
-            state[S_STIFFNESS], state[S_CONTACTS] = _jacobi_refresh(
+            state[S_STIFFNESS], state[S_CONTACTS] = jacobi_refresh(
                 position, radius, box, start, neighbours, k_n, model, par[P_JACOBI_FLOOR], stiffness,
                 inv_mass)
         _fire_kick(position, velocity, force, inv_mass, state, half_back, consistent, partial, sums)
