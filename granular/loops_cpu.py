@@ -214,7 +214,7 @@ def _fire_update(position, velocity, force, inv_mass, reference, box, dt, alpha,
 
 @numba.njit(cache=True)
 def jacobi_refresh(position, radius, box, start, neighbours, k_n, model, floor_fraction, stiffness,
-                    inv_mass):
+                   inv_mass):
     """Jacobi preconditioner: m_i = max(sum of the tangent stiffnesses of i's contacts, floor),
     floor = ``floor_fraction`` x the mean stiffness of one contact; ``inv_mass`` = 1 / m.
     Returns the total stiffness and the number of contact ends."""
